@@ -1,0 +1,344 @@
+//! `KubeDevopsInstall` (devops.stochastic.io/v1alpha1): the whole installation, as one
+//! cluster-scoped singleton named `default`.
+
+// kube's `printcolumn(...)` attributes repeat keys by design; clippy reads them as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
+use k8s_openapi::api::core::v1::{LocalObjectReference, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The only name a KubeDevopsInstall may have: one installation per cluster.
+pub const INSTALL_NAME: &str = "default";
+
+/// Describes a kube-devops installation; the bootstrap operator makes the cluster match it.
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "devops.stochastic.io",
+    version = "v1alpha1",
+    kind = "KubeDevopsInstall",
+    plural = "kubedevopsinstalls",
+    singular = "kubedevopsinstall",
+    status = "KubeDevopsInstallStatus",
+    shortname = "kdi",
+    category = "kube-devops",
+    derive = "PartialEq",
+    doc = "A kube-devops installation. Cluster-scoped singleton: the only accepted name is 'default'.",
+    validation = Rule::new("self.metadata.name == 'default'").message("KubeDevopsInstall is a singleton: metadata.name must be 'default'").reason(kube::core::Reason::FieldValueForbidden),
+    printcolumn(name = "Version", type_ = "string", json_path = ".status.version", description = "Installed kube-devops version"),
+    printcolumn(name = "Available", type_ = "string", json_path = ".status.conditions[?(@.type==\"Available\")].status", description = "Every enabled component has its replicas ready"),
+    printcolumn(name = "Progressing", type_ = "string", json_path = ".status.conditions[?(@.type==\"Progressing\")].status", description = "A rollout is under way"),
+    printcolumn(name = "Degraded", type_ = "string", json_path = ".status.conditions[?(@.type==\"Degraded\")].status", description = "Something could not be reconciled"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeDevopsInstallSpec {
+    /// The container image every component runs.
+    #[serde(default)]
+    pub image: ImageSpec,
+    /// Replicas of each component unless the component sets its own.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 10))]
+    pub replicas: i32,
+    /// Resources of each component's container unless the component sets its own.
+    #[serde(default = "default_resources")]
+    pub resources: ResourceRequirements,
+    /// The watch controller (scores pods, exports metrics).
+    #[serde(default)]
+    pub watch: ComponentSpec,
+    /// The reconcile operator (evaluates DevOpsPolicies, writes status and audit results).
+    #[serde(default)]
+    pub reconcile: ComponentSpec,
+    /// The validating admission webhook.
+    #[serde(default)]
+    pub webhook: WebhookSpec,
+    /// PodDisruptionBudgets for the components.
+    #[serde(default)]
+    pub pdb: PdbSpec,
+    /// Prometheus Operator ServiceMonitors for the components' metrics.
+    #[serde(default)]
+    pub service_monitor: ServiceMonitorSpec,
+    /// The Grafana dashboard ConfigMap.
+    #[serde(default)]
+    pub grafana_dashboard: GrafanaDashboardSpec,
+    /// Node labels the components' pods must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations of the components' pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+}
+
+impl Default for KubeDevopsInstallSpec {
+    fn default() -> Self {
+        KubeDevopsInstallSpec {
+            image: ImageSpec::default(),
+            replicas: default_replicas(),
+            resources: default_resources(),
+            watch: ComponentSpec::default(),
+            reconcile: ComponentSpec::default(),
+            webhook: WebhookSpec::default(),
+            pdb: PdbSpec::default(),
+            service_monitor: ServiceMonitorSpec::default(),
+            grafana_dashboard: GrafanaDashboardSpec::default(),
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+        }
+    }
+}
+
+/// Which image to run and how to pull it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageSpec {
+    /// Image repository, without tag.
+    #[serde(default = "default_image_repository")]
+    pub repository: String,
+    /// Image tag; unset means the operator's own version, so upgrading the operator upgrades
+    /// the components.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// When to pull the image.
+    #[serde(default)]
+    pub pull_policy: PullPolicy,
+    /// Secrets (in the kube-devops namespace) to pull the image with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pull_secrets: Vec<LocalObjectReference>,
+}
+
+impl Default for ImageSpec {
+    fn default() -> Self {
+        ImageSpec {
+            repository: default_image_repository(),
+            tag: None,
+            pull_policy: PullPolicy::default(),
+            pull_secrets: Vec::new(),
+        }
+    }
+}
+
+/// Kubernetes image pull policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PullPolicy {
+    Always,
+    #[default]
+    IfNotPresent,
+    Never,
+}
+
+/// Settings of one component (watch or reconcile).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentSpec {
+    /// Whether the component is installed.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Replicas of this component; default spec.replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10))]
+    pub replicas: Option<i32>,
+    /// Resources of this component's container; default spec.resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+impl Default for ComponentSpec {
+    fn default() -> Self {
+        ComponentSpec { enabled: true, replicas: None, resources: None }
+    }
+}
+
+/// Settings of the admission webhook.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSpec {
+    /// Whether the webhook (Deployment and ValidatingWebhookConfiguration) is installed.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Replicas of the webhook; default spec.replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10))]
+    pub replicas: Option<i32>,
+    /// Resources of the webhook's container; default spec.resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// What the API server does when the webhook cannot answer: Ignore (fail open) or Fail.
+    #[serde(default)]
+    pub failure_policy: FailurePolicy,
+    /// Seconds the API server waits for the webhook.
+    #[serde(default = "default_webhook_timeout")]
+    #[schemars(range(min = 1, max = 30))]
+    pub timeout_seconds: i32,
+}
+
+impl Default for WebhookSpec {
+    fn default() -> Self {
+        WebhookSpec {
+            enabled: true,
+            replicas: None,
+            resources: None,
+            failure_policy: FailurePolicy::default(),
+            timeout_seconds: default_webhook_timeout(),
+        }
+    }
+}
+
+/// Admission webhook failure policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum FailurePolicy {
+    #[default]
+    Ignore,
+    Fail,
+}
+
+/// PodDisruptionBudget settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PdbSpec {
+    /// Whether each component gets a PodDisruptionBudget.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Pods of each component that must stay available during voluntary disruptions.
+    #[serde(default = "default_min_available")]
+    #[schemars(range(min = 0))]
+    pub min_available: i32,
+}
+
+impl Default for PdbSpec {
+    fn default() -> Self {
+        PdbSpec { enabled: true, min_available: default_min_available() }
+    }
+}
+
+/// ServiceMonitor settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceMonitorSpec {
+    /// Whether ServiceMonitors are created (needs the Prometheus Operator's CRDs).
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Scrape interval, a Prometheus duration.
+    #[serde(default = "default_scrape_interval")]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m|h)$"))]
+    pub interval: String,
+}
+
+impl Default for ServiceMonitorSpec {
+    fn default() -> Self {
+        ServiceMonitorSpec { enabled: true, interval: default_scrape_interval() }
+    }
+}
+
+/// Grafana dashboard settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrafanaDashboardSpec {
+    /// Whether the dashboard ConfigMap (label grafana_dashboard=1) is created.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+}
+
+impl Default for GrafanaDashboardSpec {
+    fn default() -> Self {
+        GrafanaDashboardSpec { enabled: true }
+    }
+}
+
+/// Observed state of the installation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeDevopsInstallStatus {
+    /// Available, Progressing and Degraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The metadata.generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The kube-devops version installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Replicas of each component.
+    #[serde(default)]
+    pub components: ComponentsStatus,
+}
+
+/// Replicas of each component.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ComponentsStatus {
+    /// The watch controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<ComponentStatus>,
+    /// The reconcile operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<ComponentStatus>,
+    /// The admission webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<ComponentStatus>,
+}
+
+/// Desired and ready replicas of one component.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    /// Replicas the component should have.
+    pub desired_replicas: i32,
+    /// Replicas that are ready.
+    pub ready_replicas: i32,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+fn default_replicas() -> i32 {
+    2
+}
+
+fn default_webhook_timeout() -> i32 {
+    3
+}
+
+fn default_min_available() -> i32 {
+    1
+}
+
+fn default_scrape_interval() -> String {
+    "15s".to_string()
+}
+
+/// The image repository when the install resource names none.
+pub const DEFAULT_IMAGE_REPOSITORY: &str = "ghcr.io/stochastic/kube-devops";
+
+fn default_image_repository() -> String {
+    DEFAULT_IMAGE_REPOSITORY.to_string()
+}
+
+impl ImageSpec {
+    /// `repository:tag`, with this release's version when no tag is set.
+    pub fn reference(&self) -> String {
+        match &self.tag {
+            Some(tag) => format!("{}:{tag}", self.repository),
+            None => format!("{}:v{}", self.repository, env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// Requests 64Mi/100m, limits 128Mi/250m.
+pub fn default_resources() -> ResourceRequirements {
+    let quantities = |memory: &str, cpu: &str| {
+        BTreeMap::from([
+            ("cpu".to_string(), Quantity(cpu.to_string())),
+            ("memory".to_string(), Quantity(memory.to_string())),
+        ])
+    };
+    ResourceRequirements {
+        requests: Some(quantities("64Mi", "100m")),
+        limits: Some(quantities("128Mi", "250m")),
+        ..Default::default()
+    }
+}

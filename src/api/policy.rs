@@ -1,0 +1,197 @@
+//! `DevOpsPolicy` (devops.stochastic.io/v1): which checks apply in a namespace, and how.
+
+// kube's `printcolumn(...)` attributes repeat keys by design; clippy reads them as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
+use crate::governance::{Classification, Severity};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A governance policy for the workloads of its namespace. A missing or `false` check field
+/// turns that check off.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "devops.stochastic.io",
+    version = "v1",
+    kind = "DevOpsPolicy",
+    plural = "devopspolicies",
+    singular = "devopspolicy",
+    namespaced,
+    status = "DevOpsPolicyStatus",
+    shortname = "dop",
+    shortname = "devpol",
+    category = "kube-devops",
+    derive = "Default",
+    derive = "PartialEq",
+    doc = "A DevOps governance policy: the checks that apply to the workloads of its namespace, their severities, and whether violations are only audited or also enforced.",
+    printcolumn(
+        name = "Mode",
+        type_ = "string",
+        json_path = ".spec.enforcementMode",
+        description = "audit or enforce"
+    ),
+    printcolumn(
+        name = "Score",
+        type_ = "integer",
+        json_path = ".status.healthScore",
+        description = "Health score 0-100 of the namespace under this policy"
+    ),
+    printcolumn(
+        name = "Class",
+        type_ = "string",
+        json_path = ".status.classification",
+        description = "Healthy, Stable, Degraded or Critical"
+    ),
+    printcolumn(
+        name = "Violations",
+        type_ = "integer",
+        json_path = ".status.violations",
+        description = "Number of violations found"
+    ),
+    printcolumn(
+        name = "Evaluated",
+        type_ = "date",
+        json_path = ".status.lastEvaluated",
+        description = "When the policy was last evaluated"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DevOpsPolicySpec {
+    /// Flag containers whose image is `:latest` or has no tag at all (digests are pinned and pass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forbid_latest_tag: Option<bool>,
+    /// Flag long-running containers without a liveness probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_liveness_probe: Option<bool>,
+    /// Flag long-running containers without a readiness probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_readiness_probe: Option<bool>,
+    /// Flag containers that do not set cpu and memory requests and limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_resources: Option<bool>,
+    /// Flag containers that restarted more often than this. Unset turns the check off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_restart_count: Option<i32>,
+    /// Flag pods that have been Pending for longer than this many seconds. Unset turns the check off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub forbid_pending_duration: Option<u64>,
+    /// `audit` only reports violations; `enforce` also patches the owning workloads. Default audit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforcement_mode: Option<EnforcementMode>,
+    /// Severities that replace the checks' defaults; a severity changes how much a violation costs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity_overrides: Option<SeverityOverrides>,
+    /// The probe that enforce mode adds to containers that have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_probe: Option<DefaultProbe>,
+    /// The resources that enforce mode sets on containers that have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_resources: Option<DefaultResources>,
+}
+
+/// Whether a policy only reports (`audit`) or also remediates (`enforce`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EnforcementMode {
+    #[default]
+    Audit,
+    Enforce,
+}
+
+/// Per-check severities that replace the defaults (latestTag high, missingLiveness medium,
+/// missingReadiness low, missingResources medium, highRestarts critical, pending medium).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SeverityOverrides {
+    /// Severity of `latest_tag` findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_tag: Option<Severity>,
+    /// Severity of `missing_liveness` findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_liveness: Option<Severity>,
+    /// Severity of `missing_readiness` findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_readiness: Option<Severity>,
+    /// Severity of `missing_resources` findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_resources: Option<Severity>,
+    /// Severity of `high_restarts` findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_restarts: Option<Severity>,
+    /// Severity of `pending` findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Severity>,
+}
+
+/// The TCP probe enforce mode injects.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DefaultProbe {
+    /// Port to probe; default the container's first declared port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub tcp_port: Option<i32>,
+    /// Seconds before the first probe; default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub initial_delay_seconds: Option<i32>,
+    /// Seconds between probes; default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub period_seconds: Option<i32>,
+}
+
+/// The resources enforce mode injects, as Kubernetes quantities.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DefaultResources {
+    /// CPU request; default `100m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_request: Option<String>,
+    /// CPU limit; default `500m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_limit: Option<String>,
+    /// Memory request; default `128Mi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_request: Option<String>,
+    /// Memory limit; default `256Mi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<String>,
+}
+
+/// What the last evaluation of the policy found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DevOpsPolicyStatus {
+    /// Health score 0-100 of the namespace's workloads under this policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub health_score: Option<u32>,
+    /// Healthy (score ≥ 80), Stable (≥ 60), Degraded (≥ 40) or Critical.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<Classification>,
+    /// Number of violations found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub violations: Option<u32>,
+    /// True when the score is at least 80.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
+    /// One-line summary of the evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the policy was last evaluated (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_evaluated: Option<String>,
+    /// The metadata.generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Standard conditions (Ready, Degraded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}

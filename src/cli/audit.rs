@@ -1,0 +1,88 @@
+//! `audit` (manifests) and `analyze` (cluster): evaluate, report, gate.
+
+use super::{AuditOptions, exit};
+use crate::api::DevOpsPolicy;
+use crate::audit::input::{Inputs, SourcedWorkload};
+use crate::audit::render::render;
+use crate::audit::report::AuditReport;
+use crate::governance::{Rules, bundles};
+use crate::workload::Workload;
+use anyhow::{Context, anyhow, bail};
+use k8s_openapi::jiff::Timestamp;
+use std::path::{Path, PathBuf};
+
+pub fn audit(paths: &[PathBuf], opts: &AuditOptions) -> anyhow::Result<u8> {
+    let (label, rules) = select_policy(opts)?;
+    let inputs = Inputs::read(paths, &mut std::io::stdin().lock());
+    let mut report = AuditReport::build(label, &rules, &inputs.workloads, Timestamp::now());
+    report.other_objects = inputs.others;
+    report.errors = inputs.errors;
+    Ok(finish(&report, opts))
+}
+
+pub fn analyze(namespace: Option<&str>, opts: &AuditOptions) -> anyhow::Result<u8> {
+    let (label, rules) = select_policy(opts)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let pods = runtime.block_on(async {
+        let client = crate::cluster::client().await?;
+        crate::cluster::list_pods(client, namespace)
+            .await
+            .map_err(|e| anyhow!("cannot list pods from the cluster: {e}"))
+    })?;
+    let workloads: Vec<SourcedWorkload> = pods
+        .into_iter()
+        .filter_map(Workload::from_pod)
+        .map(|workload| SourcedWorkload {
+            source: format!("pod/{}/{}", workload.namespace_or_default(), workload.name),
+            workload,
+        })
+        .collect();
+    let report = AuditReport::build(label, &rules, &workloads, Timestamp::now());
+    Ok(finish(&report, opts))
+}
+
+/// Prints the report and errors, and picks the exit code: input errors beat a low score, so a
+/// CI gate never passes on input it could not read.
+fn finish(report: &AuditReport, opts: &AuditOptions) -> u8 {
+    print!("{}", render(report, opts.output));
+    for e in &report.errors {
+        eprintln!("error: {}: {}", e.source, e.message);
+    }
+    if !report.errors.is_empty() {
+        eprintln!("error: {} input problem(s); the audit is incomplete", report.errors.len());
+        return exit::ERROR;
+    }
+    match opts.fail_below {
+        Some(threshold) if report.summary.score < threshold => {
+            eprintln!("score {} is below --fail-below {threshold}", report.summary.score);
+            exit::BELOW_THRESHOLD
+        }
+        _ => exit::OK,
+    }
+}
+
+/// The policy to apply: `--policy FILE`, `--bundle NAME`, or the baseline bundle.
+fn select_policy(opts: &AuditOptions) -> anyhow::Result<(String, Rules)> {
+    if let Some(path) = &opts.policy {
+        let policy = read_policy(path)?;
+        let name = policy.metadata.name.as_deref().unwrap_or("unnamed");
+        return Ok((format!("DevOpsPolicy {name} from {}", path.display()), Rules::from_spec(&policy.spec)));
+    }
+    let name = opts.bundle.as_deref().unwrap_or("baseline");
+    let bundle = bundles::find(name).ok_or_else(|| anyhow!(bundles::unknown_bundle_message(name)))?;
+    Ok((format!("bundle {}", bundle.name), Rules::from_spec(&bundle.spec)))
+}
+
+/// The first DevOpsPolicy document of a YAML file.
+fn read_policy(path: &Path) -> anyhow::Result<DevOpsPolicy> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read policy file {}", path.display()))?;
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&text).with_context(|| format!("{}: not valid YAML", path.display()))?;
+    for (i, doc) in docs.iter().enumerate() {
+        if doc.get("kind").and_then(|k| k.as_str()) == Some("DevOpsPolicy") {
+            return serde_json::from_value(doc.clone())
+                .with_context(|| format!("{}#{}: invalid DevOpsPolicy", path.display(), i + 1));
+        }
+    }
+    bail!("{}: no DevOpsPolicy document found", path.display())
+}

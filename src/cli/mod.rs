@@ -1,0 +1,134 @@
+//! The command line: argument parsing and dispatch to the commands.
+
+mod audit;
+mod crd;
+mod policy;
+
+use crate::audit::render::OutputFormat;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Process exit codes, documented in the README.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// The score is under `--fail-below`.
+    pub const BELOW_THRESHOLD: u8 = 1;
+    /// Bad input, bad usage, or the cluster could not be read.
+    pub const ERROR: u8 = 2;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kube-devops",
+    version,
+    about = "Kubernetes DevOps governance: scores workloads against best practices"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Audit manifests offline (files, folders, or - for stdin), e.g. `helm template . | kube-devops audit -`.
+    Audit {
+        /// YAML or JSON files, folders (walked for .yaml/.yml/.json), or - for stdin.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        opts: AuditOptions,
+    },
+    /// Audit the pods of the cluster in KUBECONFIG (read-only).
+    Analyze {
+        /// Only this namespace (default: every namespace).
+        #[arg(short, long)]
+        namespace: Option<String>,
+        #[command(flatten)]
+        opts: AuditOptions,
+    },
+    /// Built-in policy bundles.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// The CustomResourceDefinitions of kube-devops.
+    Crd {
+        #[command(subcommand)]
+        command: CrdCommand,
+    },
+    /// Print the version.
+    Version,
+}
+
+/// Options shared by `audit` and `analyze`.
+#[derive(Debug, Args)]
+pub struct AuditOptions {
+    /// A file holding the DevOpsPolicy to apply.
+    #[arg(long, conflicts_with = "bundle")]
+    pub policy: Option<PathBuf>,
+    /// A built-in bundle to apply: baseline, restricted or permissive.
+    #[arg(long)]
+    pub bundle: Option<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Exit with code 1 when the overall score is under N (0-100).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub fail_below: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// List the built-in bundles.
+    BundleList,
+    /// Print a bundle as a ready-to-apply DevOpsPolicy.
+    BundleShow {
+        /// Bundle name (case-insensitive).
+        name: String,
+        /// Namespace of the printed policy.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        /// Name of the printed policy (default: the bundle name).
+        #[arg(long)]
+        policy_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CrdCommand {
+    /// Print every CRD as multi-document YAML, or write one file per CRD with --out-dir.
+    Generate {
+        /// Write `<plural>.yaml` files into this folder instead of printing.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+}
+
+/// Parses the process arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ExitCode::from(run(cli))
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> u8 {
+    let result = match cli.command {
+        Command::Audit { paths, opts } => audit::audit(&paths, &opts),
+        Command::Analyze { namespace, opts } => audit::analyze(namespace.as_deref(), &opts),
+        Command::Policy { command } => policy::run(command),
+        Command::Crd { command: CrdCommand::Generate { out_dir } } => crd::generate(out_dir.as_deref()),
+        Command::Version => {
+            println!("kube-devops version {}", env!("CARGO_PKG_VERSION"));
+            Ok(exit::OK)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::ERROR
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! `policy bundle-list` and `policy bundle-show`.
+
+use super::{PolicyCommand, exit};
+use crate::api::DevOpsPolicy;
+use crate::governance::bundles;
+use anyhow::anyhow;
+use std::collections::BTreeMap;
+
+pub fn run(command: PolicyCommand) -> anyhow::Result<u8> {
+    match command {
+        PolicyCommand::BundleList => {
+            println!("{:<15}DESCRIPTION", "NAME");
+            for bundle in bundles::all() {
+                println!("{:<15}{}", bundle.name, bundle.description);
+            }
+        }
+        PolicyCommand::BundleShow { name, namespace, policy_name } => {
+            let bundle = bundles::find(&name).ok_or_else(|| anyhow!(bundles::unknown_bundle_message(&name)))?;
+            print!(
+                "# {}: {}\n{}",
+                bundle.name,
+                bundle.description,
+                crate::yaml::to_yaml(&bundle_policy(&bundle, &namespace, policy_name))?
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// A bundle as a DevOpsPolicy manifest, labelled with the bundle it came from.
+pub fn bundle_policy(bundle: &bundles::Bundle, namespace: &str, name: Option<String>) -> DevOpsPolicy {
+    let mut policy = DevOpsPolicy::new(&name.unwrap_or_else(|| bundle.name.to_string()), bundle.spec.clone());
+    policy.metadata.namespace = Some(namespace.to_string());
+    policy.metadata.labels = Some(BTreeMap::from([
+        ("devops.stochastic.io/bundle".to_string(), bundle.name.to_string()),
+        ("app.kubernetes.io/managed-by".to_string(), "kube-devops".to_string()),
+    ]));
+    policy
+}

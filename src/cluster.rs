@@ -1,0 +1,37 @@
+//! Reading the cluster (read-only): the thin I/O shell of `analyze`.
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use kube::{Client, Config};
+use std::time::Duration;
+
+/// Pods are listed in pages of this size so a large cluster never needs one huge response.
+const PAGE_SIZE: u32 = 500;
+
+/// A client for the cluster in `KUBECONFIG` (or the in-cluster config), with bounded timeouts
+/// so an unreachable cluster is an error within seconds rather than a hang.
+pub async fn client() -> anyhow::Result<Client> {
+    let mut config =
+        Config::infer().await.map_err(|e| anyhow::anyhow!("no usable kubeconfig or in-cluster config: {e}"))?;
+    config.connect_timeout = Some(Duration::from_secs(10));
+    config.read_timeout = Some(Duration::from_secs(60));
+    Client::try_from(config).map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))
+}
+
+/// Every pod of `namespace` (or of the whole cluster), page by page.
+pub async fn list_pods(client: Client, namespace: Option<&str>) -> Result<Vec<Pod>, kube::Error> {
+    let api: Api<Pod> = match namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
+    let mut pods = Vec::new();
+    let mut params = ListParams::default().limit(PAGE_SIZE);
+    loop {
+        let page = api.list(&params).await?;
+        pods.extend(page.items);
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => return Ok(pods),
+        }
+    }
+}

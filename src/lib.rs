@@ -1,0 +1,10 @@
+//! kube-devops: a Kubernetes governance platform. The library holds everything; the binary
+//! only calls [`cli::main`].
+
+pub mod api;
+pub mod audit;
+pub mod cli;
+pub mod cluster;
+pub mod governance;
+pub mod workload;
+pub mod yaml;
