@@ -2,6 +2,7 @@
 //! only calls [`cli::main`].
 
 pub mod api;
+pub mod artefacts;
 pub mod audit;
 pub mod cli;
 pub mod cluster;

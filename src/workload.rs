@@ -218,3 +218,69 @@ fn json_type_name(value: &Value) -> &'static str {
         Value::Object(_) => "a mapping",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn classify(doc: serde_json::Value) -> Result<Classified, ObjectError> {
+        Workload::classify(&doc)
+    }
+
+    fn template(kind: &str, api_version: &str, spec: serde_json::Value) -> serde_json::Value {
+        json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "w", "namespace": "ns"}, "spec": spec})
+    }
+
+    #[test]
+    fn every_workload_kind_yields_its_pod_template() {
+        let pod_template = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "img:1"}]}});
+        let selector = json!({"matchLabels": {"a": "b"}});
+        let cases = [
+            template("Deployment", "apps/v1", json!({"selector": selector, "template": pod_template})),
+            template("StatefulSet", "apps/v1", json!({"selector": selector, "serviceName": "s", "template": pod_template})),
+            template("DaemonSet", "apps/v1", json!({"selector": selector, "template": pod_template})),
+            template("ReplicaSet", "apps/v1", json!({"selector": selector, "template": pod_template})),
+            template("ReplicationController", "v1", json!({"template": pod_template})),
+            template("Job", "batch/v1", json!({"template": pod_template})),
+            template("CronJob", "batch/v1", json!({"schedule": "* * * * *", "jobTemplate": {"spec": {"template": pod_template}}})),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "w", "namespace": "ns"}, "spec": pod_template["spec"]}),
+        ];
+        for doc in cases {
+            let kind = doc["kind"].as_str().unwrap().to_string();
+            match classify(doc) {
+                Ok(Classified::Workload(w)) => {
+                    assert_eq!(w.kind.as_str(), kind);
+                    assert_eq!((w.name.as_str(), w.namespace_or_default()), ("w", "ns"));
+                    assert_eq!(w.spec.containers[0].image.as_deref(), Some("img:1"));
+                }
+                other => panic!("{kind}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn non_workloads_and_custom_resources_are_other_objects() {
+        for (api_version, kind) in [("v1", "Service"), ("v1", "ConfigMap"), ("networking.k8s.io/v1", "Ingress"), ("example.com/v1", "Widget")] {
+            let doc = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}});
+            assert!(matches!(classify(doc), Ok(Classified::Other { .. })), "{kind}");
+        }
+    }
+
+    #[test]
+    fn bad_documents_get_clear_errors() {
+        assert_eq!(classify(json!("hello")).unwrap_err().to_string(), "not a Kubernetes object: expected a mapping, found a string");
+        assert_eq!(classify(json!([1, 2])).unwrap_err().to_string(), "not a Kubernetes object: expected a mapping, found a list");
+        assert_eq!(classify(json!({"kind": "Pod"})).unwrap_err().to_string(), "not a Kubernetes object: missing 'apiVersion'");
+        assert_eq!(
+            classify(json!({"apiVersion": "apps/v1", "kind": "Deploymnet"})).unwrap_err().to_string(),
+            "unknown kind 'Deploymnet' in apps/v1"
+        );
+        let err = classify(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {"replicas": "two"}})).unwrap_err();
+        assert!(err.to_string().starts_with("invalid Deployment: "), "{err}");
+        assert_eq!(
+            classify(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}})).unwrap_err().to_string(),
+            "Pod 'p' has no pod template"
+        );
+    }
+}

@@ -124,3 +124,70 @@ fn manifest_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: 'nginx:1.27'}]\n";
+
+    fn read_text(text: &str) -> Inputs {
+        let mut inputs = Inputs::default();
+        inputs.add_text("in.yaml", text);
+        inputs
+    }
+
+    #[test]
+    fn multi_document_streams_are_numbered_and_empty_documents_skipped() {
+        let text = format!("# comment\n---\n{DEPLOYMENT}---\napiVersion: v1\nkind: Service\nmetadata: {{name: web}}\n---\n");
+        let inputs = read_text(&text);
+        assert_eq!(inputs.errors, []);
+        assert_eq!(inputs.workloads.len(), 1);
+        assert_eq!(inputs.workloads[0].source, "in.yaml#1");
+        assert_eq!(inputs.others, [OtherObject { source: "in.yaml#2".into(), api_version: "v1".into(), kind: "Service".into() }]);
+    }
+
+    #[test]
+    fn lists_are_expanded() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: a}\n- 42\n";
+        let inputs = read_text(text);
+        assert_eq!(inputs.others.len(), 1);
+        assert_eq!(inputs.errors, [InputError { source: "in.yaml#1 items[1]".into(), message: "not a Kubernetes object: expected a mapping, found a number".into() }]);
+    }
+
+    #[test]
+    fn invalid_yaml_names_the_file() {
+        let inputs = read_text("apiVersion: v1\nkind: [unclosed\n");
+        assert_eq!(inputs.errors.len(), 1);
+        assert_eq!(inputs.errors[0].source, "in.yaml");
+        assert!(inputs.errors[0].message.starts_with("not valid YAML"), "{}", inputs.errors[0].message);
+    }
+
+    #[test]
+    fn json_documents_are_read_too() {
+        let inputs = read_text(r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x:1"}]}}"#);
+        assert_eq!(inputs.workloads.len(), 1);
+    }
+
+    #[test]
+    fn folders_are_walked_in_order_and_missing_paths_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("b.yaml"), DEPLOYMENT).unwrap();
+        std::fs::write(dir.path().join("sub/a.yml"), DEPLOYMENT).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not yaml: [").unwrap();
+        let missing = dir.path().join("missing.yaml");
+        let inputs = Inputs::read(&[dir.path().to_path_buf(), missing.clone()], &mut std::io::empty());
+        let sources: Vec<_> = inputs.workloads.iter().map(|w| w.source.rsplit('/').next().unwrap().to_string()).collect();
+        assert_eq!(sources, ["b.yaml#1", "a.yml#1"]);
+        assert_eq!(inputs.errors.len(), 1);
+        assert!(inputs.errors[0].source.ends_with("missing.yaml"));
+        assert!(inputs.errors[0].message.starts_with("cannot read"));
+    }
+
+    #[test]
+    fn stdin_is_read_for_dash() {
+        let inputs = Inputs::read(&[PathBuf::from("-")], &mut DEPLOYMENT.as_bytes());
+        assert_eq!(inputs.workloads[0].source, "<stdin>#1");
+    }
+}

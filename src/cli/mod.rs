@@ -4,6 +4,8 @@ mod audit;
 mod crd;
 mod policy;
 
+pub use policy::bundle_policy;
+
 use crate::audit::render::OutputFormat;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

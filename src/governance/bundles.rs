@@ -94,3 +94,35 @@ pub fn find(name: &str) -> Option<Bundle> {
 pub fn unknown_bundle_message(name: &str) -> String {
     format!("Unknown bundle '{name}'. Available bundles: {}", BUNDLE_NAMES.join(", "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::governance::{CheckId, Rules};
+
+    #[test]
+    fn lookup_ignores_case_and_rejects_unknown_names() {
+        assert_eq!(find("BaseLine").unwrap().name, "baseline");
+        assert_eq!(find("RESTRICTED").unwrap().name, "restricted");
+        assert!(find("strict").is_none());
+        assert_eq!(unknown_bundle_message("strict"), "Unknown bundle 'strict'. Available bundles: baseline, restricted, permissive");
+        assert_eq!(all().len(), 3);
+    }
+
+    #[test]
+    fn bundles_keep_the_original_contents() {
+        let baseline = Rules::from_spec(&find("baseline").unwrap().spec);
+        let enabled: Vec<_> = CheckId::ALL.into_iter().filter(|c| baseline.enabled(*c)).collect();
+        assert_eq!(enabled, [CheckId::LatestTag, CheckId::MissingReadiness]);
+
+        let restricted = find("restricted").unwrap().spec;
+        assert_eq!(restricted.enforcement_mode, Some(EnforcementMode::Enforce));
+        assert_eq!((restricted.max_restart_count, restricted.forbid_pending_duration), (Some(3), Some(300)));
+        assert!(CheckId::ALL.into_iter().all(|c| Rules::from_spec(&restricted).enabled(c)));
+
+        let permissive = Rules::from_spec(&find("permissive").unwrap().spec);
+        assert_eq!((permissive.max_restart_count, permissive.forbid_pending_seconds), (Some(10), Some(600)));
+        assert_eq!(permissive.severity(CheckId::HighRestarts), Severity::Medium);
+        assert_eq!(permissive.severity(CheckId::LatestTag), Severity::Low);
+    }
+}

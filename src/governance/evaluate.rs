@@ -134,3 +134,157 @@ fn missing_resources(container: &Container) -> MissingResources {
     }
     MissingResources::from_bits(bits)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::policy::DevOpsPolicySpec;
+    use crate::governance::severity::Severity;
+    use k8s_openapi::api::core::v1::Pod;
+    use serde_json::json;
+
+    fn all_checks() -> Rules {
+        Rules::from_spec(&DevOpsPolicySpec {
+            forbid_latest_tag: Some(true),
+            require_liveness_probe: Some(true),
+            require_readiness_probe: Some(true),
+            require_resources: Some(true),
+            max_restart_count: Some(3),
+            forbid_pending_duration: Some(300),
+            ..Default::default()
+        })
+    }
+
+    fn pod(value: serde_json::Value) -> Pod {
+        serde_json::from_value(value).expect("test pod is valid")
+    }
+
+    fn ids(findings: &[Finding<'_>]) -> Vec<(&'static str, Option<String>)> {
+        findings.iter().map(|f| (f.check.as_str(), f.container.map(str::to_string))).collect()
+    }
+
+    fn now() -> Timestamp {
+        "2026-11-26T12:00:00Z".parse().unwrap()
+    }
+
+    fn eval(pod: &Pod, rules: &Rules) -> Vec<(&'static str, Option<String>)> {
+        let subject = Subject { spec: pod.spec.as_ref().unwrap(), status: pod.status.as_ref(), created: pod.metadata.creation_timestamp.as_ref() };
+        ids(&evaluate(subject, rules, now()))
+    }
+
+    const GOOD_CONTAINER: &str = r#"{"name": "app", "image": "nginx:1.27.3",
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 80}},
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": 80}},
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}}}"#;
+
+    fn good_container() -> serde_json::Value {
+        serde_json::from_str(GOOD_CONTAINER).unwrap()
+    }
+
+    #[test]
+    fn a_compliant_pod_has_no_findings() {
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [good_container()]}}));
+        assert_eq!(eval(&p, &all_checks()), []);
+    }
+
+    #[test]
+    fn a_bare_container_violates_every_spec_check() {
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "web", "image": "nginx:latest"}]}}));
+        let c = Some("web".to_string());
+        assert_eq!(
+            eval(&p, &all_checks()),
+            [("latest_tag", c.clone()), ("missing_liveness", c.clone()), ("missing_readiness", c.clone()), ("missing_resources", c)]
+        );
+    }
+
+    #[test]
+    fn disabled_checks_report_nothing() {
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "web", "image": "nginx:latest"}]}}));
+        assert_eq!(eval(&p, &Rules::from_spec(&DevOpsPolicySpec::default())), []);
+    }
+
+    #[test]
+    fn untagged_images_and_init_containers_are_checked_and_digests_pass() {
+        let mut pinned = good_container();
+        pinned["image"] = json!("ghcr.io/org/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+        let mut untagged_init = good_container();
+        untagged_init["name"] = json!("init");
+        untagged_init["image"] = json!("registry:5000/tools");
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [pinned], "initContainers": [untagged_init]}}));
+        assert_eq!(eval(&p, &all_checks()), [("latest_tag", Some("init".to_string()))]);
+    }
+
+    #[test]
+    fn init_containers_need_resources_but_not_probes() {
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {
+            "containers": [good_container()],
+            "initContainers": [{"name": "setup", "image": "busybox:1.36"}]}}));
+        assert_eq!(eval(&p, &all_checks()), [("missing_resources", Some("setup".to_string()))]);
+    }
+
+    #[test]
+    fn run_to_completion_pods_need_no_probes() {
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "job", "image": "busybox:1.36",
+            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}}));
+        assert_eq!(eval(&p, &all_checks()), []);
+    }
+
+    #[test]
+    fn a_limit_implies_the_request_but_not_the_other_way_round() {
+        let mut c = good_container();
+        c["resources"] = json!({"requests": {"cpu": "100m", "memory": "64Mi"}});
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [c]}}));
+        let findings: Vec<String> = {
+            let subject = Subject::template(p.spec.as_ref().unwrap());
+            evaluate(subject, &all_checks(), now()).iter().map(|f| f.message()).collect()
+        };
+        assert_eq!(findings, ["container 'app' missing resources: limits.cpu, limits.memory"]);
+    }
+
+    #[test]
+    fn restarts_above_the_threshold_are_flagged_per_container() {
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [good_container()]},
+            "status": {"phase": "Running", "containerStatuses": [
+                {"name": "app", "restartCount": 4, "ready": true, "image": "nginx:1.27.3", "imageID": ""},
+                {"name": "other", "restartCount": 3, "ready": true, "image": "nginx:1.27.3", "imageID": ""}]}}));
+        assert_eq!(eval(&p, &all_checks()), [("high_restarts", Some("app".to_string()))]);
+    }
+
+    #[test]
+    fn pending_is_flagged_only_after_the_configured_duration() {
+        let pending_since = |created: &str| {
+            pod(json!({"metadata": {"name": "p", "creationTimestamp": created}, "spec": {"containers": [good_container()]},
+                "status": {"phase": "Pending"}}))
+        };
+        // 5 minutes limit: 4 minutes pending passes, 6 minutes fails.
+        assert_eq!(eval(&pending_since("2026-11-26T11:56:00Z"), &all_checks()), []);
+        assert_eq!(eval(&pending_since("2026-11-26T11:54:00Z"), &all_checks()), [("pending", None)]);
+        let p = pending_since("2026-11-26T11:54:00Z");
+        let findings = evaluate(Subject { spec: p.spec.as_ref().unwrap(), status: p.status.as_ref(), created: p.metadata.creation_timestamp.as_ref() }, &all_checks(), now());
+        assert_eq!(findings[0].message(), "pod is in Pending phase for 360s (limit: 300s)");
+        // A running pod of the same age is fine.
+        let running = pod(json!({"metadata": {"name": "p", "creationTimestamp": "2026-11-26T10:00:00Z"}, "spec": {"containers": [good_container()]},
+            "status": {"phase": "Running"}}));
+        assert_eq!(eval(&running, &all_checks()), []);
+    }
+
+    #[test]
+    fn templates_are_judged_on_their_spec_only() {
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}));
+        let findings = evaluate(Subject::template(p.spec.as_ref().unwrap()), &all_checks(), now());
+        assert_eq!(findings.len(), 4);
+        assert!(findings.iter().all(|f| f.check != CheckId::HighRestarts && f.check != CheckId::Pending));
+    }
+
+    #[test]
+    fn findings_carry_the_policy_severity() {
+        let spec = DevOpsPolicySpec {
+            forbid_latest_tag: Some(true),
+            severity_overrides: Some(crate::api::policy::SeverityOverrides { latest_tag: Some(Severity::Critical), ..Default::default() }),
+            ..Default::default()
+        };
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "web", "image": "nginx:latest"}]}}));
+        let findings = evaluate(Subject::template(p.spec.as_ref().unwrap()), &Rules::from_spec(&spec), now());
+        assert_eq!(findings[0].severity, Severity::Critical);
+    }
+}

@@ -118,3 +118,104 @@ impl Tally {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::governance::checks::{Detail, MissingResources};
+
+    fn finding(check: CheckId, severity: Severity, detail: Detail<'static>) -> Finding<'static> {
+        Finding { check, severity, container: Some("c"), detail }
+    }
+
+    fn default(check: CheckId) -> Finding<'static> {
+        let detail = match check {
+            CheckId::LatestTag => Detail::LatestTag { image: "nginx:latest", explicit: true },
+            CheckId::MissingResources => Detail::MissingResources(MissingResources::from_bits(15)),
+            CheckId::HighRestarts => Detail::Restarts { count: 10, threshold: 3 },
+            CheckId::Pending => Detail::Pending { seconds: 600, limit: 300 },
+            _ => Detail::MissingProbe,
+        };
+        finding(check, check.default_severity(), detail)
+    }
+
+    #[test]
+    fn nothing_evaluated_scores_100() {
+        let tally = Tally::default();
+        assert_eq!(tally.score(), 100);
+        assert_eq!(tally.classification(), Classification::Healthy);
+    }
+
+    #[test]
+    fn the_original_worked_examples_still_hold() {
+        // 1 pod, 1 container, :latest, no probes: 5 + 3 + 2 = 10 points -> 90.
+        let mut tally = Tally::default();
+        tally.add(&[default(CheckId::LatestTag), default(CheckId::MissingLiveness), default(CheckId::MissingReadiness)]);
+        assert_eq!(tally.points(), 10);
+        assert_eq!(tally.score(), 90);
+        // Add 10 restarts over a threshold of 3: capped at 5 units x 6 = 30 -> 60, Stable.
+        let mut tally = Tally::default();
+        tally.add(&[
+            default(CheckId::LatestTag),
+            default(CheckId::MissingLiveness),
+            default(CheckId::MissingReadiness),
+            default(CheckId::HighRestarts),
+        ]);
+        assert_eq!(tally.points(), 40);
+        assert_eq!(tally.score(), 60);
+        assert_eq!(tally.classification(), Classification::Stable);
+    }
+
+    #[test]
+    fn points_are_divided_by_subjects_and_rounded_down() {
+        let mut tally = Tally::default();
+        tally.add(&[default(CheckId::LatestTag)]); // 5
+        tally.add(&[default(CheckId::MissingLiveness)]); // 3
+        tally.add(&[]);
+        // 8 points over 3 subjects = 2.67 -> 2 -> 98.
+        assert_eq!(tally.score(), 98);
+        assert_eq!(tally.subjects(), 3);
+        assert_eq!(tally.violations(), 2);
+        assert_eq!(tally.count(CheckId::LatestTag), 1);
+    }
+
+    #[test]
+    fn the_score_never_goes_below_zero() {
+        let mut tally = Tally::default();
+        let many: Vec<_> = (0..40).map(|_| default(CheckId::HighRestarts)).collect();
+        tally.add(&many);
+        assert_eq!(tally.score(), 0);
+        assert_eq!(tally.classification(), Classification::Critical);
+    }
+
+    #[test]
+    fn a_severity_override_changes_the_score() {
+        let score_with = |severity| {
+            let mut tally = Tally::default();
+            let findings: Vec<_> = (0..6)
+                .map(|_| finding(CheckId::LatestTag, severity, Detail::LatestTag { image: "x", explicit: true }))
+                .collect();
+            tally.add(&findings);
+            tally.score()
+        };
+        // Six :latest containers in one pod: 30 points at the default (high).
+        assert_eq!(score_with(Severity::High), 70);
+        // critical x4/3 -> 40 points; medium x2/3 -> 20; low x1/3 -> 10.
+        assert_eq!(score_with(Severity::Critical), 60);
+        assert_eq!(score_with(Severity::Medium), 80);
+        assert_eq!(score_with(Severity::Low), 90);
+    }
+
+    #[test]
+    fn merged_tallies_equal_one_tally_over_everything() {
+        let (mut a, mut b, mut all) = (Tally::default(), Tally::default(), Tally::default());
+        a.add(&[default(CheckId::LatestTag)]);
+        b.add(&[default(CheckId::Pending), default(CheckId::MissingResources)]);
+        all.add(&[default(CheckId::LatestTag)]);
+        all.add(&[default(CheckId::Pending), default(CheckId::MissingResources)]);
+        a.merge(&b);
+        assert_eq!(a, all);
+        assert_eq!(a.summary().by_severity.medium, 2);
+        assert_eq!(a.count_by_severity(Severity::High), 1);
+    }
+}

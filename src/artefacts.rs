@@ -1,0 +1,20 @@
+//! Every checked-in file that is generated from the code, with its path in the repository.
+//! `tests/generated.rs` fails when a file drifts; `KUBE_DEVOPS_REGENERATE=1 cargo test --test
+//! generated` rewrites them.
+
+use crate::governance::bundles;
+use crate::yaml::to_yaml_stream;
+
+/// `(path relative to the repository root, contents)` of every generated artefact.
+pub fn all() -> anyhow::Result<Vec<(String, String)>> {
+    let mut files = Vec::new();
+    for (file, crd) in crate::api::crds() {
+        files.push((format!("crds/{file}"), to_yaml_stream(&[crd])?));
+    }
+    for bundle in bundles::all() {
+        let policy = crate::cli::bundle_policy(&bundle, "default", None);
+        let header = format!("# Generated from the built-in '{}' bundle: {}\n", bundle.name, bundle.description);
+        files.push((format!("examples/policies/{}.yaml", bundle.name), header + &to_yaml_stream(&[policy])?));
+    }
+    Ok(files)
+}
