@@ -234,16 +234,25 @@ mod tests {
 
     #[test]
     fn every_workload_kind_yields_its_pod_template() {
-        let pod_template = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "img:1"}]}});
+        let pod_template =
+            json!({"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "img:1"}]}});
         let selector = json!({"matchLabels": {"a": "b"}});
         let cases = [
             template("Deployment", "apps/v1", json!({"selector": selector, "template": pod_template})),
-            template("StatefulSet", "apps/v1", json!({"selector": selector, "serviceName": "s", "template": pod_template})),
+            template(
+                "StatefulSet",
+                "apps/v1",
+                json!({"selector": selector, "serviceName": "s", "template": pod_template}),
+            ),
             template("DaemonSet", "apps/v1", json!({"selector": selector, "template": pod_template})),
             template("ReplicaSet", "apps/v1", json!({"selector": selector, "template": pod_template})),
             template("ReplicationController", "v1", json!({"template": pod_template})),
             template("Job", "batch/v1", json!({"template": pod_template})),
-            template("CronJob", "batch/v1", json!({"schedule": "* * * * *", "jobTemplate": {"spec": {"template": pod_template}}})),
+            template(
+                "CronJob",
+                "batch/v1",
+                json!({"schedule": "* * * * *", "jobTemplate": {"spec": {"template": pod_template}}}),
+            ),
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "w", "namespace": "ns"}, "spec": pod_template["spec"]}),
         ];
         for doc in cases {
@@ -261,7 +270,9 @@ mod tests {
 
     #[test]
     fn non_workloads_and_custom_resources_are_other_objects() {
-        for (api_version, kind) in [("v1", "Service"), ("v1", "ConfigMap"), ("networking.k8s.io/v1", "Ingress"), ("example.com/v1", "Widget")] {
+        for (api_version, kind) in
+            [("v1", "Service"), ("v1", "ConfigMap"), ("networking.k8s.io/v1", "Ingress"), ("example.com/v1", "Widget")]
+        {
             let doc = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}});
             assert!(matches!(classify(doc), Ok(Classified::Other { .. })), "{kind}");
         }
@@ -269,9 +280,18 @@ mod tests {
 
     #[test]
     fn bad_documents_get_clear_errors() {
-        assert_eq!(classify(json!("hello")).unwrap_err().to_string(), "not a Kubernetes object: expected a mapping, found a string");
-        assert_eq!(classify(json!([1, 2])).unwrap_err().to_string(), "not a Kubernetes object: expected a mapping, found a list");
-        assert_eq!(classify(json!({"kind": "Pod"})).unwrap_err().to_string(), "not a Kubernetes object: missing 'apiVersion'");
+        assert_eq!(
+            classify(json!("hello")).unwrap_err().to_string(),
+            "not a Kubernetes object: expected a mapping, found a string"
+        );
+        assert_eq!(
+            classify(json!([1, 2])).unwrap_err().to_string(),
+            "not a Kubernetes object: expected a mapping, found a list"
+        );
+        assert_eq!(
+            classify(json!({"kind": "Pod"})).unwrap_err().to_string(),
+            "not a Kubernetes object: missing 'apiVersion'"
+        );
         assert_eq!(
             classify(json!({"apiVersion": "apps/v1", "kind": "Deploymnet"})).unwrap_err().to_string(),
             "unknown kind 'Deploymnet' in apps/v1"

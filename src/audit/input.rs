@@ -139,20 +139,31 @@ mod tests {
 
     #[test]
     fn multi_document_streams_are_numbered_and_empty_documents_skipped() {
-        let text = format!("# comment\n---\n{DEPLOYMENT}---\napiVersion: v1\nkind: Service\nmetadata: {{name: web}}\n---\n");
+        let text =
+            format!("# comment\n---\n{DEPLOYMENT}---\napiVersion: v1\nkind: Service\nmetadata: {{name: web}}\n---\n");
         let inputs = read_text(&text);
         assert_eq!(inputs.errors, []);
         assert_eq!(inputs.workloads.len(), 1);
         assert_eq!(inputs.workloads[0].source, "in.yaml#1");
-        assert_eq!(inputs.others, [OtherObject { source: "in.yaml#2".into(), api_version: "v1".into(), kind: "Service".into() }]);
+        assert_eq!(
+            inputs.others,
+            [OtherObject { source: "in.yaml#2".into(), api_version: "v1".into(), kind: "Service".into() }]
+        );
     }
 
     #[test]
     fn lists_are_expanded() {
-        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: a}\n- 42\n";
+        let text =
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: a}\n- 42\n";
         let inputs = read_text(text);
         assert_eq!(inputs.others.len(), 1);
-        assert_eq!(inputs.errors, [InputError { source: "in.yaml#1 items[1]".into(), message: "not a Kubernetes object: expected a mapping, found a number".into() }]);
+        assert_eq!(
+            inputs.errors,
+            [InputError {
+                source: "in.yaml#1 items[1]".into(),
+                message: "not a Kubernetes object: expected a mapping, found a number".into()
+            }]
+        );
     }
 
     #[test]
@@ -165,7 +176,9 @@ mod tests {
 
     #[test]
     fn json_documents_are_read_too() {
-        let inputs = read_text(r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x:1"}]}}"#);
+        let inputs = read_text(
+            r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x:1"}]}}"#,
+        );
         assert_eq!(inputs.workloads.len(), 1);
     }
 
@@ -178,7 +191,8 @@ mod tests {
         std::fs::write(dir.path().join("notes.txt"), "not yaml: [").unwrap();
         let missing = dir.path().join("missing.yaml");
         let inputs = Inputs::read(&[dir.path().to_path_buf(), missing.clone()], &mut std::io::empty());
-        let sources: Vec<_> = inputs.workloads.iter().map(|w| w.source.rsplit('/').next().unwrap().to_string()).collect();
+        let sources: Vec<_> =
+            inputs.workloads.iter().map(|w| w.source.rsplit('/').next().unwrap().to_string()).collect();
         assert_eq!(sources, ["b.yaml#1", "a.yml#1"]);
         assert_eq!(inputs.errors.len(), 1);
         assert!(inputs.errors[0].source.ends_with("missing.yaml"));

@@ -105,7 +105,10 @@ mod tests {
         assert_eq!(find("BaseLine").unwrap().name, "baseline");
         assert_eq!(find("RESTRICTED").unwrap().name, "restricted");
         assert!(find("strict").is_none());
-        assert_eq!(unknown_bundle_message("strict"), "Unknown bundle 'strict'. Available bundles: baseline, restricted, permissive");
+        assert_eq!(
+            unknown_bundle_message("strict"),
+            "Unknown bundle 'strict'. Available bundles: baseline, restricted, permissive"
+        );
         assert_eq!(all().len(), 3);
     }
 

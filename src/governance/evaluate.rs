@@ -168,7 +168,11 @@ mod tests {
     }
 
     fn eval(pod: &Pod, rules: &Rules) -> Vec<(&'static str, Option<String>)> {
-        let subject = Subject { spec: pod.spec.as_ref().unwrap(), status: pod.status.as_ref(), created: pod.metadata.creation_timestamp.as_ref() };
+        let subject = Subject {
+            spec: pod.spec.as_ref().unwrap(),
+            status: pod.status.as_ref(),
+            created: pod.metadata.creation_timestamp.as_ref(),
+        };
         ids(&evaluate(subject, rules, now()))
     }
 
@@ -189,28 +193,38 @@ mod tests {
 
     #[test]
     fn a_bare_container_violates_every_spec_check() {
-        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "web", "image": "nginx:latest"}]}}));
+        let p =
+            pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "web", "image": "nginx:latest"}]}}));
         let c = Some("web".to_string());
         assert_eq!(
             eval(&p, &all_checks()),
-            [("latest_tag", c.clone()), ("missing_liveness", c.clone()), ("missing_readiness", c.clone()), ("missing_resources", c)]
+            [
+                ("latest_tag", c.clone()),
+                ("missing_liveness", c.clone()),
+                ("missing_readiness", c.clone()),
+                ("missing_resources", c)
+            ]
         );
     }
 
     #[test]
     fn disabled_checks_report_nothing() {
-        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "web", "image": "nginx:latest"}]}}));
+        let p =
+            pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "web", "image": "nginx:latest"}]}}));
         assert_eq!(eval(&p, &Rules::from_spec(&DevOpsPolicySpec::default())), []);
     }
 
     #[test]
     fn untagged_images_and_init_containers_are_checked_and_digests_pass() {
         let mut pinned = good_container();
-        pinned["image"] = json!("ghcr.io/org/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+        pinned["image"] =
+            json!("ghcr.io/org/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
         let mut untagged_init = good_container();
         untagged_init["name"] = json!("init");
         untagged_init["image"] = json!("registry:5000/tools");
-        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [pinned], "initContainers": [untagged_init]}}));
+        let p = pod(
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [pinned], "initContainers": [untagged_init]}}),
+        );
         assert_eq!(eval(&p, &all_checks()), [("latest_tag", Some("init".to_string()))]);
     }
 
@@ -224,8 +238,10 @@ mod tests {
 
     #[test]
     fn run_to_completion_pods_need_no_probes() {
-        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "job", "image": "busybox:1.36",
-            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}}));
+        let p = pod(
+            json!({"metadata": {"name": "p"}, "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "job", "image": "busybox:1.36",
+            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}}),
+        );
         assert_eq!(eval(&p, &all_checks()), []);
     }
 
@@ -253,18 +269,30 @@ mod tests {
     #[test]
     fn pending_is_flagged_only_after_the_configured_duration() {
         let pending_since = |created: &str| {
-            pod(json!({"metadata": {"name": "p", "creationTimestamp": created}, "spec": {"containers": [good_container()]},
-                "status": {"phase": "Pending"}}))
+            pod(
+                json!({"metadata": {"name": "p", "creationTimestamp": created}, "spec": {"containers": [good_container()]},
+                "status": {"phase": "Pending"}}),
+            )
         };
         // 5 minutes limit: 4 minutes pending passes, 6 minutes fails.
         assert_eq!(eval(&pending_since("2026-11-26T11:56:00Z"), &all_checks()), []);
         assert_eq!(eval(&pending_since("2026-11-26T11:54:00Z"), &all_checks()), [("pending", None)]);
         let p = pending_since("2026-11-26T11:54:00Z");
-        let findings = evaluate(Subject { spec: p.spec.as_ref().unwrap(), status: p.status.as_ref(), created: p.metadata.creation_timestamp.as_ref() }, &all_checks(), now());
+        let findings = evaluate(
+            Subject {
+                spec: p.spec.as_ref().unwrap(),
+                status: p.status.as_ref(),
+                created: p.metadata.creation_timestamp.as_ref(),
+            },
+            &all_checks(),
+            now(),
+        );
         assert_eq!(findings[0].message(), "pod is in Pending phase for 360s (limit: 300s)");
         // A running pod of the same age is fine.
-        let running = pod(json!({"metadata": {"name": "p", "creationTimestamp": "2026-11-26T10:00:00Z"}, "spec": {"containers": [good_container()]},
-            "status": {"phase": "Running"}}));
+        let running = pod(
+            json!({"metadata": {"name": "p", "creationTimestamp": "2026-11-26T10:00:00Z"}, "spec": {"containers": [good_container()]},
+            "status": {"phase": "Running"}}),
+        );
         assert_eq!(eval(&running, &all_checks()), []);
     }
 
@@ -280,10 +308,14 @@ mod tests {
     fn findings_carry_the_policy_severity() {
         let spec = DevOpsPolicySpec {
             forbid_latest_tag: Some(true),
-            severity_overrides: Some(crate::api::policy::SeverityOverrides { latest_tag: Some(Severity::Critical), ..Default::default() }),
+            severity_overrides: Some(crate::api::policy::SeverityOverrides {
+                latest_tag: Some(Severity::Critical),
+                ..Default::default()
+            }),
             ..Default::default()
         };
-        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "web", "image": "nginx:latest"}]}}));
+        let p =
+            pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "web", "image": "nginx:latest"}]}}));
         let findings = evaluate(Subject::template(p.spec.as_ref().unwrap()), &Rules::from_spec(&spec), now());
         assert_eq!(findings[0].severity, Severity::Critical);
     }

@@ -150,7 +150,11 @@ mod tests {
     fn the_original_worked_examples_still_hold() {
         // 1 pod, 1 container, :latest, no probes: 5 + 3 + 2 = 10 points -> 90.
         let mut tally = Tally::default();
-        tally.add(&[default(CheckId::LatestTag), default(CheckId::MissingLiveness), default(CheckId::MissingReadiness)]);
+        tally.add(&[
+            default(CheckId::LatestTag),
+            default(CheckId::MissingLiveness),
+            default(CheckId::MissingReadiness),
+        ]);
         assert_eq!(tally.points(), 10);
         assert_eq!(tally.score(), 90);
         // Add 10 restarts over a threshold of 3: capped at 5 units x 6 = 30 -> 60, Stable.

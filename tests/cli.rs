@@ -1,0 +1,237 @@
+//! The `kube-devops` binary as a user runs it: outputs, exit codes and error messages.
+
+mod common;
+
+use common::repo_path;
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn kube_devops(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kube-devops")).args(args).current_dir(common::repo_root()).output().unwrap()
+}
+
+fn with_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-devops"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json_report(args: &[&str]) -> Value {
+    let out = kube_devops(args);
+    assert!(out.status.code().is_some(), "killed by a signal: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
+}
+
+fn namespace<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["namespace"] == name)
+        .unwrap_or_else(|| panic!("no namespace {name}"))
+}
+
+/// `(workload, check)` pairs of a namespace's violations, as `Kind/name container check`.
+fn violations(report: &Value, ns: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for w in namespace(report, ns)["workloads"].as_array().unwrap() {
+        for v in w["violations"].as_array().unwrap() {
+            out.push(format!(
+                "{}/{} {} {}",
+                w["kind"].as_str().unwrap(),
+                w["name"].as_str().unwrap(),
+                v["container"].as_str().unwrap_or("-"),
+                v["check"].as_str().unwrap()
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_readme_audit_of_the_examples_prints_a_table_by_namespace() {
+    let out = kube_devops(&["audit", "examples/"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(table.starts_with("Policy: bundle baseline\n"), "{table}");
+    for ns in ["batch", "legacy", "payments", "shop", "TOTAL"] {
+        assert!(table.lines().any(|l| l.starts_with(ns)), "no row for {ns}:\n{table}");
+    }
+    assert!(!table.contains("kube-system"), "system namespaces are not evaluated:\n{table}");
+    assert!(table.contains("Deployment/old-frontend  nginx"), "{table}");
+    assert!(table.contains("workload(s) in system namespaces"), "{table}");
+}
+
+#[test]
+fn the_restricted_bundle_finds_what_the_examples_do_wrong() {
+    let report = json_report(&["audit", "examples/workloads", "--bundle", "RESTRICTED", "-o", "json"]);
+    assert_eq!(report["policy"], "bundle restricted");
+    assert_eq!(
+        violations(&report, "legacy"),
+        [
+            "Deployment/old-frontend nginx latest_tag",
+            "Deployment/old-frontend nginx missing_liveness",
+            "Deployment/old-frontend nginx missing_readiness",
+            "Deployment/old-frontend nginx missing_resources",
+            "Deployment/billing billing latest_tag",
+            "Deployment/billing billing missing_liveness",
+            "Deployment/billing billing missing_resources",
+            "DaemonSet/log-agent fluent-bit missing_resources",
+        ]
+    );
+    assert_eq!(violations(&report, "shop"), Vec::<String>::new());
+    assert_eq!(namespace(&report, "shop")["score"], 100);
+    assert_eq!(
+        violations(&report, "batch"),
+        ["Job/db-migrate migrate latest_tag", "Job/db-migrate migrate missing_resources"]
+    );
+    assert_eq!(
+        violations(&report, "payments"),
+        ["Deployment/payments-api envoy missing_liveness", "Deployment/payments-api envoy missing_resources"]
+    );
+    // legacy under restricted (critical tags, high probes/resources): 3 workloads,
+    // points 2x(5*4/3) + 2x(3*3/2) + 1x(2*3/1) + 3x(4*3/2) = 13.33 + 9 + 6 + 18 = 46.33 -> 15 per workload -> 85.
+    assert_eq!(namespace(&report, "legacy")["score"], 85);
+    assert_eq!(report["skippedSystemWorkloads"], 1);
+    assert_eq!(report["errors"], Value::Array(vec![]));
+}
+
+#[test]
+fn a_severity_override_in_a_policy_file_changes_the_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = |severity: &str| {
+        let path = dir.path().join(format!("{severity}.yaml"));
+        std::fs::write(&path, format!("apiVersion: devops.stochastic.io/v1\nkind: DevOpsPolicy\nmetadata: {{name: tags}}\nspec:\n  forbidLatestTag: true\n  severityOverrides: {{latestTag: {severity}}}\n")).unwrap();
+        path
+    };
+    let score = |severity: &str| {
+        let path = policy(severity);
+        let report =
+            json_report(&["audit", "examples/workloads/legacy.yaml", "--policy", path.to_str().unwrap(), "-o", "json"]);
+        assert_eq!(report["policy"], format!("DevOpsPolicy tags from {}", path.display()));
+        namespace(&report, "legacy")["score"].as_u64().unwrap()
+    };
+    // Two :latest deployments of three: 10 points at high -> 3 per workload -> 97.
+    assert_eq!(score("high"), 97);
+    assert_eq!(score("critical"), 96);
+    assert_eq!(score("low"), 99);
+}
+
+#[test]
+fn fail_below_turns_the_audit_into_a_ci_gate() {
+    let pass = kube_devops(&["audit", "examples/workloads", "--bundle", "restricted", "--fail-below", "50"]);
+    assert_eq!(pass.status.code(), Some(0), "{}", stderr(&pass));
+    let fail = kube_devops(&["audit", "examples/workloads", "--bundle", "restricted", "--fail-below", "99"]);
+    assert_eq!(fail.status.code(), Some(1));
+    assert!(stderr(&fail).contains("is below --fail-below 99"), "{}", stderr(&fail));
+    let bad = kube_devops(&["audit", "examples/workloads", "--fail-below", "101"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn stdin_is_audited_with_dash_and_yaml_output_parses() {
+    let manifest = std::fs::read_to_string(repo_path("examples/workloads/legacy.yaml")).unwrap();
+    let out = with_stdin(&["audit", "-", "--output", "yaml"], &manifest);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_saphyr::from_str(&stdout(&out)).unwrap();
+    let sources: Vec<_> = report["namespaces"][0]["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["source"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sources, ["<stdin>#1", "<stdin>#3", "<stdin>#4"]);
+}
+
+#[test]
+fn bad_input_is_named_by_file_and_document_and_fails_the_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mixed.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: apps/v1\nkind: Deploymnet\nmetadata: {name: typo}\n---\n- just\n- a list\n---\nkind: Pod\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec:\n  containers: [{name: c, image: 'nginx:1.27'}]\n",
+    )
+    .unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "kind: [unclosed\n").unwrap();
+    let out = kube_devops(&["audit", file.to_str().unwrap(), broken.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    let f = file.display();
+    assert!(err.contains(&format!("{f}#1: unknown kind 'Deploymnet' in apps/v1")), "{err}");
+    assert!(err.contains(&format!("{f}#2: not a Kubernetes object: expected a mapping, found a list")), "{err}");
+    assert!(err.contains(&format!("{f}#3: not a Kubernetes object: missing 'apiVersion'")), "{err}");
+    assert!(err.contains(&format!("{}: not valid YAML", broken.display())), "{err}");
+    // The rest is still audited and reported.
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["subjects"], 1);
+    assert_eq!(report["errors"].as_array().unwrap().len(), 4);
+
+    let missing = kube_devops(&["audit", "does/not/exist.yaml"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("does/not/exist.yaml: cannot read"), "{}", stderr(&missing));
+}
+
+#[test]
+fn unknown_bundles_and_missing_policy_files_are_clear_errors() {
+    let out = kube_devops(&["audit", "examples/workloads", "--bundle", "strict"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("Unknown bundle 'strict'. Available bundles: baseline, restricted, permissive"));
+    let out = kube_devops(&["audit", "examples/workloads", "--policy", "examples/install.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("examples/install.yaml: no DevOpsPolicy document found"), "{}", stderr(&out));
+}
+
+#[test]
+fn bundles_are_listed_and_shown_as_ready_policies() {
+    let list = stdout(&kube_devops(&["policy", "bundle-list"]));
+    let names: Vec<_> = list.lines().skip(1).map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(names, ["baseline", "restricted", "permissive"]);
+
+    let out = kube_devops(&["policy", "bundle-show", "Permissive", "--namespace", "shop", "--policy-name", "lenient"]);
+    assert_eq!(out.status.code(), Some(0));
+    let policy: kube_devops::api::DevOpsPolicy = serde_saphyr::from_str(&stdout(&out)).unwrap();
+    assert_eq!(policy.metadata.name.as_deref(), Some("lenient"));
+    assert_eq!(policy.metadata.namespace.as_deref(), Some("shop"));
+    assert_eq!(policy.spec, kube_devops::governance::bundles::find("permissive").unwrap().spec);
+
+    let unknown = kube_devops(&["policy", "bundle-show", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+}
+
+#[test]
+fn crd_generate_prints_all_three_crds() {
+    let out = stdout(&kube_devops(&["crd", "generate"]));
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&out).unwrap();
+    let names: Vec<_> =
+        docs.iter().filter(|d| !d.is_null()).map(|d| d["metadata"]["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(
+        names,
+        [
+            "devopspolicies.devops.stochastic.io",
+            "policyauditresults.devops.stochastic.io",
+            "kubedevopsinstalls.devops.stochastic.io"
+        ]
+    );
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    assert_eq!(stdout(&kube_devops(&["version"])), format!("kube-devops version {}\n", env!("CARGO_PKG_VERSION")));
+}
