@@ -73,8 +73,7 @@ fn walk(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
                     walk(child_schema, child, &child_path, errors);
                 } else if let Some(additional) = additional.filter(|a| a.is_object()) {
                     walk(additional, child, &child_path, errors);
-                } else if !preserve && !(path.is_empty() && ["apiVersion", "kind", "metadata"].contains(&key.as_str()))
-                {
+                } else if !preserve && !is_envelope(path, key) {
                     errors.push(format!("{child_path}: unknown field (the API server would prune it)"));
                 }
             }
@@ -93,4 +92,9 @@ fn walk(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
         }
         _ => {}
     }
+}
+
+/// `apiVersion`, `kind` and `metadata` of the object itself are checked by the API server, not the schema.
+fn is_envelope(path: &str, key: &str) -> bool {
+    path.is_empty() && ["apiVersion", "kind", "metadata"].contains(&key)
 }
