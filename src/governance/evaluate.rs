@@ -37,22 +37,12 @@ pub fn evaluate_into<'a>(subject: Subject<'a>, rules: &Rules, now: Timestamp, ou
     let init = spec.init_containers.as_deref().unwrap_or_default();
     let ephemeral = spec.ephemeral_containers.as_deref().unwrap_or_default();
 
-    if rules.forbid_latest_tag {
-        let images = spec.containers.iter().chain(init).map(|c| (c.name.as_str(), c.image.as_deref()));
-        let ephemeral_images = ephemeral.iter().map(|c| (c.name.as_str(), c.image.as_deref()));
-        for (name, image) in images.chain(ephemeral_images) {
-            let image = image.unwrap_or("");
-            let explicit = match image_version(image) {
-                ImageVersion::Latest => true,
-                ImageVersion::Untagged => false,
-                ImageVersion::Digest | ImageVersion::Tag(_) => continue,
-            };
-            out.push(finding(rules, CheckId::LatestTag, Some(name), Detail::LatestTag { image, explicit }));
-        }
-    }
-
-    if !subject.runs_to_completion() {
-        for container in &spec.containers {
+    // One pass per container, findings grouped by container: each container's fields are
+    // fetched from memory once, which is what bounds the cost of large pod lists.
+    let probes_expected = !subject.runs_to_completion();
+    for container in &spec.containers {
+        check_image(rules, &container.name, container.image.as_deref(), out);
+        if probes_expected {
             if rules.require_liveness_probe && container.liveness_probe.is_none() {
                 out.push(finding(rules, CheckId::MissingLiveness, Some(&container.name), Detail::MissingProbe));
             }
@@ -60,20 +50,15 @@ pub fn evaluate_into<'a>(subject: Subject<'a>, rules: &Rules, now: Timestamp, ou
                 out.push(finding(rules, CheckId::MissingReadiness, Some(&container.name), Detail::MissingProbe));
             }
         }
+        check_resources(rules, container, out);
     }
-
-    if rules.require_resources {
-        for container in spec.containers.iter().chain(init) {
-            let missing = missing_resources(container);
-            if !missing.is_empty() {
-                out.push(finding(
-                    rules,
-                    CheckId::MissingResources,
-                    Some(&container.name),
-                    Detail::MissingResources(missing),
-                ));
-            }
-        }
+    // Init containers run before the pod is ready: probes do not apply, tags and resources do.
+    for container in init {
+        check_image(rules, &container.name, container.image.as_deref(), out);
+        check_resources(rules, container, out);
+    }
+    for container in ephemeral {
+        check_image(rules, &container.name, container.image.as_deref(), out);
     }
 
     let Some(status) = subject.status else { return };
@@ -107,6 +92,29 @@ pub fn evaluate<'a>(subject: Subject<'a>, rules: &Rules, now: Timestamp) -> Vec<
     out
 }
 
+fn check_image<'a>(rules: &Rules, name: &'a str, image: Option<&'a str>, out: &mut Vec<Finding<'a>>) {
+    if !rules.forbid_latest_tag {
+        return;
+    }
+    let image = image.unwrap_or("");
+    let explicit = match image_version(image) {
+        ImageVersion::Latest => true,
+        ImageVersion::Untagged => false,
+        ImageVersion::Digest | ImageVersion::Tag(_) => return,
+    };
+    out.push(finding(rules, CheckId::LatestTag, Some(name), Detail::LatestTag { image, explicit }));
+}
+
+fn check_resources<'a>(rules: &Rules, container: &'a Container, out: &mut Vec<Finding<'a>>) {
+    if !rules.require_resources {
+        return;
+    }
+    let missing = missing_resources(container);
+    if !missing.is_empty() {
+        out.push(finding(rules, CheckId::MissingResources, Some(&container.name), Detail::MissingResources(missing)));
+    }
+}
+
 fn finding<'a>(rules: &Rules, check: CheckId, container: Option<&'a str>, detail: Detail<'a>) -> Finding<'a> {
     Finding { check, severity: rules.severity(check), container, detail }
 }
@@ -118,18 +126,24 @@ fn missing_resources(container: &Container) -> MissingResources {
         Some(ResourceRequirements { requests, limits, .. }) => (requests.as_ref(), limits.as_ref()),
         None => (None, None),
     };
-    let has = |map: Option<&std::collections::BTreeMap<String, _>>, key: &str| map.is_some_and(|m| m.contains_key(key));
-    let mut bits = 0;
-    for (key, request_bit, limit_bit) in [
-        ("cpu", MissingResources::REQUESTS_CPU, MissingResources::LIMITS_CPU),
-        ("memory", MissingResources::REQUESTS_MEMORY, MissingResources::LIMITS_MEMORY),
-    ] {
-        let limited = has(limits, key);
-        if !limited {
-            bits |= limit_bit;
+    // Iterate each (small, sorted) map once rather than looking keys up one by one.
+    let mut bits = MissingResources::REQUESTS_CPU
+        | MissingResources::REQUESTS_MEMORY
+        | MissingResources::LIMITS_CPU
+        | MissingResources::LIMITS_MEMORY;
+    for key in limits.into_iter().flat_map(|m| m.keys()) {
+        match key.as_str() {
+            // A limit without a request: the API server defaults the request to the limit.
+            "cpu" => bits &= !(MissingResources::LIMITS_CPU | MissingResources::REQUESTS_CPU),
+            "memory" => bits &= !(MissingResources::LIMITS_MEMORY | MissingResources::REQUESTS_MEMORY),
+            _ => {}
         }
-        if !limited && !has(requests, key) {
-            bits |= request_bit;
+    }
+    for key in requests.into_iter().flat_map(|m| m.keys()) {
+        match key.as_str() {
+            "cpu" => bits &= !MissingResources::REQUESTS_CPU,
+            "memory" => bits &= !MissingResources::REQUESTS_MEMORY,
+            _ => {}
         }
     }
     MissingResources::from_bits(bits)

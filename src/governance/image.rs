@@ -16,15 +16,25 @@ pub enum ImageVersion<'a> {
 /// Parses the version part of an image reference. The tag is the part after the last `:` of the
 /// last path component, so a registry port (`registry:5000/app`) is not mistaken for a tag.
 pub fn image_version(image: &str) -> ImageVersion<'_> {
-    if image.contains('@') {
+    // One backwards scan over the bytes: the last ':' before any '/' is the tag separator.
+    let bytes = image.as_bytes();
+    if bytes.contains(&b'@') {
         return ImageVersion::Digest;
     }
-    let last_component = image.rsplit('/').next().unwrap_or(image);
-    match last_component.rsplit_once(':') {
-        Some((_, "latest")) => ImageVersion::Latest,
-        Some((_, tag)) if !tag.is_empty() => ImageVersion::Tag(tag),
-        _ => ImageVersion::Untagged,
+    for (i, &b) in bytes.iter().enumerate().rev() {
+        match b {
+            b'/' => break,
+            b':' => {
+                return match &image[i + 1..] {
+                    "latest" => ImageVersion::Latest,
+                    "" => ImageVersion::Untagged,
+                    tag => ImageVersion::Tag(tag),
+                };
+            }
+            _ => {}
+        }
     }
+    ImageVersion::Untagged
 }
 
 #[cfg(test)]

@@ -1,0 +1,129 @@
+//! `kube-devops analyze` against an API server: a reachable one is audited page by page with
+//! the same report as `audit`; an unreachable one is an error, never an empty report.
+//! The server here is a minimal stand-in that answers only the pod list (the full testkit
+//! API server comes with its own crate).
+
+mod common;
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+/// Serves `GET /api/v1/pods` in two pages; records every request line.
+fn serve_pods(pages: Vec<Value>) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(pages.len() + 4) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap() == 0 || header == "\r\n" {
+                    break;
+                }
+            }
+            seen.lock().unwrap().push(request_line.trim().to_string());
+            let page = if request_line.contains("continue=page2") { &pages[1] } else { &pages[0] };
+            let body = page.to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (address, requests)
+}
+
+fn kubeconfig(dir: &std::path::Path, server: &str) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster: {{server: '{server}'}}\nusers:\n- name: test\n  user: {{token: test-token}}\ncontexts:\n- name: test\n  context: {{cluster: test, user: test}}\ncurrent-context: test\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn analyze(kubeconfig: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kube-devops"))
+        .arg("analyze")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap()
+}
+
+fn pod(namespace: &str, name: &str, image: &str, restarts: i32) -> Value {
+    json!({
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"containers": [{"name": "app", "image": image, "readinessProbe": {"tcpSocket": {"port": 80}}}]},
+        "status": {"phase": "Running", "containerStatuses": [{"name": "app", "image": image, "imageID": "", "ready": true, "restartCount": restarts}]}
+    })
+}
+
+fn pod_list(items: Vec<Value>, continue_token: Option<&str>) -> Value {
+    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "10", "continue": continue_token}, "items": items})
+}
+
+#[test]
+fn a_cluster_is_audited_across_pages_with_live_status() {
+    let pages = vec![
+        pod_list(
+            vec![pod("shop", "web-1", "nginx:1.27.3", 0), pod("kube-system", "dns", "coredns:latest", 0)],
+            Some("page2"),
+        ),
+        pod_list(vec![pod("shop", "web-2", "nginx:latest", 12)], None),
+    ];
+    let (server, requests) = serve_pods(pages);
+    let dir = tempfile::tempdir().unwrap();
+    let config = kubeconfig(dir.path(), &server);
+
+    let out = analyze(&config, &["--bundle", "restricted", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shop = &report["namespaces"][0];
+    assert_eq!(shop["namespace"], "shop");
+    assert_eq!(shop["subjects"], 2);
+    assert_eq!(report["skippedSystemWorkloads"], 1);
+    let checks: Vec<_> =
+        shop["workloads"][1]["violations"].as_array().unwrap().iter().map(|v| v["check"].as_str().unwrap()).collect();
+    assert_eq!(checks, ["latest_tag", "missing_liveness", "missing_resources", "high_restarts"]);
+    assert_eq!(shop["workloads"][1]["source"], "pod/shop/web-2");
+
+    let requests = requests.lock().unwrap().clone();
+    assert!(requests.iter().all(|r| r.starts_with("GET /api/v1/pods?")), "read-only: {requests:?}");
+    assert!(requests[0].contains("limit=500"), "{requests:?}");
+    assert!(requests.iter().any(|r| r.contains("continue=page2")), "second page fetched: {requests:?}");
+}
+
+#[test]
+fn an_unreachable_cluster_is_an_error_not_an_empty_report() {
+    // Bind and drop a listener to get a loopback port nobody listens on.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = kubeconfig(dir.path(), &format!("http://127.0.0.1:{port}"));
+    let out = analyze(&config, &["-o", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "no report: {}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot list pods from the cluster"), "{err}");
+}
+
+#[test]
+fn a_missing_kubeconfig_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = analyze(&dir.path().join("nope"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kubeconfig"));
+}
