@@ -7,6 +7,7 @@
 
 use super::checks::{CheckId, Finding};
 use super::severity::{Classification, Severity};
+use crate::api::SeverityCounts;
 use serde::Serialize;
 
 /// Points are counted in units of 1/12 (the lcm of the severity factors 1-4), so scaling by any
@@ -37,16 +38,7 @@ pub struct Summary {
     pub classification: Classification,
     pub subjects: u32,
     pub violations: u32,
-    pub by_severity: SeverityBreakdown,
-}
-
-/// Violations counted per severity.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct SeverityBreakdown {
-    pub critical: u32,
-    pub high: u32,
-    pub medium: u32,
-    pub low: u32,
+    pub by_severity: SeverityCounts,
 }
 
 impl Tally {
@@ -114,7 +106,7 @@ impl Tally {
             classification: self.classification(),
             subjects: self.subjects,
             violations: self.violations,
-            by_severity: SeverityBreakdown { critical, high, medium, low },
+            by_severity: SeverityCounts { critical, high, medium, low },
         }
     }
 }
