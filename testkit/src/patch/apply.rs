@@ -1,0 +1,1 @@
+//! Server-side apply (see the module docs in patch/mod.rs).

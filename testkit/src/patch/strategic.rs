@@ -1,0 +1,1 @@
+//! Strategic merge patch (see the module docs in patch/mod.rs).

@@ -1,0 +1,1 @@
+//! RBAC authorization with the real semantics of the Kubernetes RBAC authorizer.
