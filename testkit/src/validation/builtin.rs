@@ -1,0 +1,167 @@
+//! Built-in kinds: decoded into their k8s-openapi types (which drops unknown fields, reported
+//! back so `fieldValidation=Strict` can refuse them), plus the validations this project's code
+//! paths rely on.
+
+use crate::selectors::LabelSelector;
+use crate::status::ApiError;
+use base64::Engine;
+use k8s_openapi::api::{
+    admissionregistration::v1 as admission, apps::v1 as apps, batch::v1 as batch, coordination::v1 as coordination,
+    core::v1 as core, events::v1 as events, policy::v1 as policy, rbac::v1 as rbac,
+};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+use serde_json::Value;
+
+fn roundtrip<T: serde::de::DeserializeOwned + serde::Serialize>(kind: &str, object: &Value) -> Result<Value, ApiError> {
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    let typed: T = serde_json::from_value(object.clone())
+        .map_err(|e| ApiError::invalid(kind, name, vec![("<body>".into(), format!("cannot decode {kind}: {e}"))]))?;
+    Ok(serde_json::to_value(typed).expect("typed objects serialize"))
+}
+
+/// Decodes into the typed form; returns it and the paths of unknown fields that were dropped.
+pub fn normalise(kind: &str, mut object: Value) -> Result<(Value, Vec<String>), ApiError> {
+    if kind == "Secret" {
+        fold_string_data(&mut object);
+    }
+    let typed = match kind {
+        "Namespace" => roundtrip::<core::Namespace>(kind, &object)?,
+        "Pod" => roundtrip::<core::Pod>(kind, &object)?,
+        "Service" => roundtrip::<core::Service>(kind, &object)?,
+        "Endpoints" => roundtrip::<core::Endpoints>(kind, &object)?,
+        "ServiceAccount" => roundtrip::<core::ServiceAccount>(kind, &object)?,
+        "Secret" => roundtrip::<core::Secret>(kind, &object)?,
+        "ConfigMap" => roundtrip::<core::ConfigMap>(kind, &object)?,
+        "Event" if object["apiVersion"] == "events.k8s.io/v1" => roundtrip::<events::Event>(kind, &object)?,
+        "Event" => roundtrip::<core::Event>(kind, &object)?,
+        "Deployment" => roundtrip::<apps::Deployment>(kind, &object)?,
+        "ReplicaSet" => roundtrip::<apps::ReplicaSet>(kind, &object)?,
+        "StatefulSet" => roundtrip::<apps::StatefulSet>(kind, &object)?,
+        "DaemonSet" => roundtrip::<apps::DaemonSet>(kind, &object)?,
+        "Job" => roundtrip::<batch::Job>(kind, &object)?,
+        "CronJob" => roundtrip::<batch::CronJob>(kind, &object)?,
+        "PodDisruptionBudget" => roundtrip::<policy::PodDisruptionBudget>(kind, &object)?,
+        "Lease" => roundtrip::<coordination::Lease>(kind, &object)?,
+        "ClusterRole" => roundtrip::<rbac::ClusterRole>(kind, &object)?,
+        "ClusterRoleBinding" => roundtrip::<rbac::ClusterRoleBinding>(kind, &object)?,
+        "Role" => roundtrip::<rbac::Role>(kind, &object)?,
+        "RoleBinding" => roundtrip::<rbac::RoleBinding>(kind, &object)?,
+        "ValidatingWebhookConfiguration" => roundtrip::<admission::ValidatingWebhookConfiguration>(kind, &object)?,
+        "CustomResourceDefinition" => roundtrip::<apiextensions::CustomResourceDefinition>(kind, &object)?,
+        other => return Err(ApiError::bad_request(format!("no decoder for kind {other}"))),
+    };
+    let mut unknown = Vec::new();
+    dropped_fields(&object, &typed, "", &mut unknown);
+    Ok((typed, unknown))
+}
+
+/// Paths present (non-null) in `original` but missing from `typed`.
+fn dropped_fields(original: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
+    match (original, typed) {
+        (Value::Object(o), Value::Object(t)) => {
+            for (k, v) in o {
+                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                match t.get(k) {
+                    Some(tv) => dropped_fields(v, tv, &child, out),
+                    None if !v.is_null() => out.push(child),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(o), Value::Array(t)) => {
+            for (i, (a, b)) in o.iter().zip(t).enumerate() {
+                dropped_fields(a, b, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `stringData` is write-only: the API server folds it into `data`.
+fn fold_string_data(secret: &mut Value) {
+    let Some(Value::Object(string_data)) = secret.as_object_mut().and_then(|s| s.remove("stringData")) else { return };
+    if !secret["data"].is_object() {
+        secret["data"] = Value::Object(Default::default());
+    }
+    for (k, v) in string_data {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(v.as_str().unwrap_or_default());
+        secret["data"][k] = Value::String(encoded);
+    }
+}
+
+/// The semantic checks the real API server makes that this project's code paths can trip.
+pub fn validate(kind: &str, name: &str, object: &Value) -> Result<(), ApiError> {
+    let mut causes = Vec::new();
+    match kind {
+        "Pod" => check_pod_spec(&object["spec"], "spec", &mut causes),
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
+            let spec = &object["spec"];
+            if !spec["selector"].is_object() {
+                causes.push(("spec.selector".into(), "Required value".into()));
+            } else {
+                let selector = LabelSelector::from_object(&spec["selector"]);
+                if selector.is_empty() {
+                    causes.push((
+                        "spec.selector".into(),
+                        "Invalid value: empty selector is invalid for deployment".into(),
+                    ));
+                } else if !selector.matches(&spec["template"]["metadata"]["labels"]) {
+                    causes.push((
+                        "spec.template.metadata.labels".into(),
+                        "Invalid value: `selector` does not match template `labels`".into(),
+                    ));
+                }
+            }
+            if let Some(r) = spec["replicas"].as_i64()
+                && r < 0
+            {
+                causes.push(("spec.replicas".into(), "Invalid value: must be greater than or equal to 0".into()));
+            }
+            check_pod_spec(&spec["template"]["spec"], "spec.template.spec", &mut causes);
+        }
+        "Job" => check_pod_spec(&object["spec"]["template"]["spec"], "spec.template.spec", &mut causes),
+        "CronJob" => check_pod_spec(
+            &object["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+            "spec.jobTemplate.spec.template.spec",
+            &mut causes,
+        ),
+        "Service" => {
+            for (i, port) in object["spec"]["ports"].as_array().into_iter().flatten().enumerate() {
+                if port["port"].as_i64().is_none_or(|p| !(1..=65535).contains(&p)) {
+                    causes.push((format!("spec.ports[{i}].port"), "Invalid value: must be between 1 and 65535".into()));
+                }
+            }
+        }
+        "PodDisruptionBudget" => {
+            let spec = &object["spec"];
+            if !spec["minAvailable"].is_null() && !spec["maxUnavailable"].is_null() {
+                causes
+                    .push(("spec".into(), "Invalid value: minAvailable and maxUnavailable cannot be both set".into()));
+            }
+        }
+        _ => {}
+    }
+    if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(kind, name, causes)) }
+}
+
+fn check_pod_spec(spec: &Value, path: &str, causes: &mut Vec<(String, String)>) {
+    let containers = spec["containers"].as_array().map(Vec::as_slice).unwrap_or_default();
+    if containers.is_empty() {
+        causes.push((format!("{path}.containers"), "Required value".into()));
+    }
+    let init = spec["initContainers"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let mut names = std::collections::BTreeSet::new();
+    for (list, field) in [(containers, "containers"), (init, "initContainers")] {
+        for (i, c) in list.iter().enumerate() {
+            let name = c["name"].as_str().unwrap_or_default();
+            if name.is_empty() {
+                causes.push((format!("{path}.{field}[{i}].name"), "Required value".into()));
+            } else if !names.insert(name.to_string()) {
+                causes.push((format!("{path}.{field}[{i}].name"), format!("Duplicate value: \"{name}\"")));
+            }
+            if c["image"].as_str().is_none_or(str::is_empty) {
+                causes.push((format!("{path}.{field}[{i}].image"), "Required value".into()));
+            }
+        }
+    }
+}

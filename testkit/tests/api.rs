@@ -1,0 +1,276 @@
+//! The API semantics the project relies on, driven through kube-rs and real kubectl.
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::runtime::watcher;
+use serde_json::json;
+use std::time::Duration;
+use testkit::harness::TestCluster;
+use testkit::observe::Fault;
+
+fn cm(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": "v"}})).unwrap()
+}
+
+async fn eventually<F: Fn() -> Fut, Fut: std::future::Future<Output = bool>>(what: &str, f: F) {
+    for _ in 0..100 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn a_stale_update_is_a_409_conflict() {
+    let cluster = TestCluster::start();
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client().await, "default");
+    let created = api.create(&PostParams::default(), &cm("a")).await.unwrap();
+    let mut first = created.clone();
+    first.data = Some([("k".to_string(), "1".to_string())].into());
+    let updated = api.replace("a", &PostParams::default(), &first).await.unwrap();
+    assert_ne!(updated.metadata.resource_version, created.metadata.resource_version);
+    let mut stale = created.clone();
+    stale.data = Some([("k".to_string(), "2".to_string())].into());
+    match api.replace("a", &PostParams::default(), &stale).await {
+        Err(kube::Error::Api(e)) => {
+            assert_eq!(e.code, 409);
+            assert_eq!(e.reason, "Conflict");
+        }
+        other => panic!("expected 409, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn resource_versions_are_cluster_wide_and_metadata_is_set() {
+    let cluster = TestCluster::start();
+    let client = cluster.client().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let a = cms.create(&PostParams::default(), &cm("a")).await.unwrap();
+    let ns: Api<Namespace> = Api::all(client);
+    let n = ns
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "shop"}})).unwrap())
+        .await
+        .unwrap();
+    let rv = |o: &Option<String>| o.as_ref().unwrap().parse::<u64>().unwrap();
+    assert!(rv(&n.metadata.resource_version) > rv(&a.metadata.resource_version));
+    assert!(a.metadata.uid.is_some() && a.metadata.creation_timestamp.is_some());
+    assert_ne!(a.metadata.uid, n.metadata.uid);
+}
+
+#[tokio::test]
+async fn a_watch_survives_a_dropped_stream_without_missing_an_event() {
+    let cluster = TestCluster::start();
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client().await, "default");
+    let mut events = watcher(api.clone(), watcher::Config::default()).boxed();
+    let mut seen = std::collections::BTreeSet::new();
+    let writer = api.clone();
+    let cluster_ref = &cluster;
+    let produce = async move {
+        for i in 0..20 {
+            writer.create(&PostParams::default(), &cm(&format!("cm-{i}"))).await.unwrap();
+            if i % 5 == 4 {
+                cluster_ref.drop_watches();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let consume = async {
+        while seen.len() < 20 {
+            match tokio::time::timeout(Duration::from_secs(20), events.next()).await {
+                Ok(Some(Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)))) => {
+                    seen.insert(o.metadata.name.unwrap());
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("watcher ended"),
+                Err(_) => panic!("saw only {seen:?}"),
+            }
+        }
+    };
+    tokio::join!(produce, consume);
+    assert_eq!(seen.len(), 20);
+    let watches = cluster.requests().iter().filter(|r| r.verb == "watch").count();
+    assert!(watches >= 4, "the watch was resumed after each drop ({watches} watch requests)");
+}
+
+#[tokio::test]
+async fn a_watch_from_a_compacted_version_gets_410_gone() {
+    let cluster = TestCluster::start();
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client().await, "default");
+    let a = api.create(&PostParams::default(), &cm("a")).await.unwrap();
+    api.create(&PostParams::default(), &cm("b")).await.unwrap();
+    cluster.compact();
+    let rv = a.metadata.resource_version.unwrap();
+    let mut stream = api.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
+    match stream.next().await {
+        Some(Ok(WatchEvent::Error(e))) => assert_eq!(e.code, 410),
+        other => panic!("expected a 410 error event, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn lists_page_and_select() {
+    let cluster = TestCluster::start();
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client().await, "default");
+    for i in 0..7 {
+        let mut c = cm(&format!("cm-{i}"));
+        c.metadata.labels = Some([("parity".to_string(), if i % 2 == 0 { "even" } else { "odd" }.to_string())].into());
+        api.create(&PostParams::default(), &c).await.unwrap();
+    }
+    let mut names = Vec::new();
+    let mut params = ListParams::default().limit(3);
+    let mut pages = 0;
+    loop {
+        let page = api.list(&params).await.unwrap();
+        pages += 1;
+        names.extend(page.items.into_iter().map(|c| c.metadata.name.unwrap()));
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = ListParams::default().limit(3).continue_token(&token),
+            _ => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(names, (0..7).map(|i| format!("cm-{i}")).collect::<Vec<_>>());
+    let odd = api.list(&ListParams::default().labels("parity=odd")).await.unwrap();
+    assert_eq!(odd.items.len(), 3);
+    let one = api.list(&ListParams::default().fields("metadata.name=cm-4")).await.unwrap();
+    assert_eq!(one.items.len(), 1);
+}
+
+#[tokio::test]
+async fn finalizers_hold_deletion_until_they_are_removed() {
+    let cluster = TestCluster::start();
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client().await, "default");
+    let mut c = cm("held");
+    c.metadata.finalizers = Some(vec!["example.com/hold".into(), "example.com/other".into()]);
+    api.create(&PostParams::default(), &c).await.unwrap();
+    api.delete("held", &DeleteParams::default()).await.unwrap();
+    let held = api.get("held").await.unwrap();
+    assert!(held.metadata.deletion_timestamp.is_some());
+    // Removing one finalizer with a JSON patch keeps the other (and the object).
+    let patch = json!([{"op": "remove", "path": "/metadata/finalizers/0"}]);
+    api.patch("held", &PatchParams::default(), &Patch::<()>::Json(serde_json::from_value(patch).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(api.get("held").await.unwrap().metadata.finalizers.unwrap(), ["example.com/other"]);
+    api.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
+    assert!(api.get_opt("held").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn owned_objects_are_garbage_collected_even_across_scopes() {
+    let cluster = TestCluster::start();
+    let client = cluster.client().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let owner = cms.create(&PostParams::default(), &cm("owner")).await.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let owned = |name: &str, kind: &str, api_version: &str, owner_name: &str, uid: &str| -> Secret {
+        serde_json::from_value(json!({"metadata": {"name": name, "ownerReferences": [
+            {"apiVersion": api_version, "kind": kind, "name": owner_name, "uid": uid}]}}))
+        .unwrap()
+    };
+    secrets
+        .create(
+            &PostParams::default(),
+            &owned("dependent", "ConfigMap", "v1", "owner", owner.metadata.uid.as_deref().unwrap()),
+        )
+        .await
+        .unwrap();
+    // A cluster-scoped owner of a namespaced object.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns_owner = namespaces
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "owner-ns"}})).unwrap())
+        .await
+        .unwrap();
+    secrets
+        .create(
+            &PostParams::default(),
+            &owned("cluster-owned", "Namespace", "v1", "owner-ns", ns_owner.metadata.uid.as_deref().unwrap()),
+        )
+        .await
+        .unwrap();
+
+    cms.delete("owner", &DeleteParams::default()).await.unwrap();
+    eventually("the dependent to be collected", || async { secrets.get_opt("dependent").await.unwrap().is_none() })
+        .await;
+    assert!(secrets.get_opt("cluster-owned").await.unwrap().is_some());
+    namespaces.delete("owner-ns", &DeleteParams::default()).await.unwrap();
+    eventually("the object owned by a namespace to be collected", || async {
+        secrets.get_opt("cluster-owned").await.unwrap().is_none()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_deletes_what_is_in_it() {
+    let cluster = TestCluster::start();
+    let client = cluster.client().await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "doomed"}})).unwrap())
+        .await
+        .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "doomed");
+    cms.create(&PostParams::default(), &cm("a")).await.unwrap();
+    namespaces.delete("doomed", &DeleteParams::default()).await.unwrap();
+    // While terminating, nothing new may be created in it.
+    if let Err(kube::Error::Api(e)) = cms.create(&PostParams::default(), &cm("b")).await {
+        assert!(e.code == 403 || e.code == 404, "{e:?}");
+    }
+    eventually("the namespace to go", || async { namespaces.get_opt("doomed").await.unwrap().is_none() }).await;
+    let in_ns = Api::<ConfigMap>::all(client).list(&ListParams::default()).await.unwrap();
+    assert!(in_ns.items.iter().all(|c| c.metadata.namespace.as_deref() != Some("doomed")));
+}
+
+#[tokio::test]
+async fn invalid_built_in_objects_get_422_and_unknown_fields_are_refused_when_strict() {
+    let cluster = TestCluster::start();
+    let bad = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: other}}\n    spec:\n      containers: [{name: web, image: 'nginx:1.27'}]\n";
+    let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(bad));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is invalid") && err.contains("selector` does not match template `labels"), "{err}");
+    let unknown = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {a: b}\nbogus: 1\n";
+    let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(unknown));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown field \"bogus\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let client = cluster.client().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    match api
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "Bad_Name"}})).unwrap())
+        .await
+    {
+        Err(kube::Error::Api(e)) => assert_eq!((e.code, e.reason.as_str()), (422, "Invalid")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn faults_are_injected_and_every_request_is_logged() {
+    let cluster = TestCluster::start();
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client().await, "default");
+    // 500, not 503: kube-rs retries 429/503/504 by itself.
+    cluster.inject(Fault::error(Some("create"), Some("configmaps"), 500).every(2));
+    let results: Vec<bool> = {
+        let mut r = Vec::new();
+        for i in 0..4 {
+            r.push(api.create(&PostParams::default(), &cm(&format!("c{i}"))).await.is_ok());
+        }
+        r
+    };
+    assert_eq!(results, [true, false, true, false]);
+    let creates: Vec<u16> = cluster
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "create" && r.resource == "configmaps")
+        .map(|r| r.code)
+        .collect();
+    assert_eq!(creates, [201, 500, 201, 500]);
+    assert!(cluster.requests().iter().all(|r| r.user == "admin"));
+}

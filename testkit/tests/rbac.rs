@@ -1,0 +1,86 @@
+//! Authentication and RBAC as a service account experiences them.
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::json;
+use testkit::harness::TestCluster;
+
+fn role(verbs: &[&str]) -> Role {
+    serde_json::from_value(json!({"metadata": {"name": "reader", "namespace": "default"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs}]}))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_service_account_is_refused_what_its_role_lacks_until_the_role_grants_it() {
+    let cluster = TestCluster::start();
+    let admin = cluster.client().await;
+    let roles: Api<Role> = Api::namespaced(admin.clone(), "default");
+    roles.create(&PostParams::default(), &role(&["get"])).await.unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({"metadata": {"name": "reader", "namespace": "default"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": "default"}]}))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), "default").create(&PostParams::default(), &binding).await.unwrap();
+
+    let sa = cluster.client_for(&cluster.service_account_kubeconfig("default", "app")).await;
+    let cms: Api<ConfigMap> = Api::namespaced(sa, "default");
+    match cms.list(&ListParams::default()).await {
+        Err(kube::Error::Api(e)) => {
+            assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
+            assert!(e.message.contains("User \"system:serviceaccount:default:app\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"default\""), "{}", e.message);
+        }
+        other => panic!("expected 403, got {other:?}"),
+    }
+    let mut granted = roles.get("reader").await.unwrap();
+    granted.rules = role(&["get", "list"]).rules;
+    roles.replace("reader", &PostParams::default(), &granted).await.unwrap();
+    assert!(cms.list(&ListParams::default()).await.is_ok());
+    let denied: Vec<_> = cluster.requests().into_iter().filter(|r| r.code == 403).collect();
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0].user, "system:serviceaccount:default:app");
+}
+
+#[tokio::test]
+async fn kubectl_shows_the_denial_and_unknown_tokens_are_401() {
+    let cluster = TestCluster::start();
+    let kubeconfig = cluster.service_account_kubeconfig("default", "nobody");
+    let out = cluster.kubectl_as(&kubeconfig, &["get", "configmaps"], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is forbidden: User \"system:serviceaccount:default:nobody\" cannot list resource \"configmaps\""),
+        "{err}"
+    );
+    let bad = std::fs::read_to_string(&kubeconfig).unwrap().replace("token: ", "token: x");
+    let bad_path = kubeconfig.with_extension("bad");
+    std::fs::write(&bad_path, bad).unwrap();
+    let out = cluster.kubectl_as(&bad_path, &["get", "configmaps"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Unauthorized"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn granting_more_than_one_holds_is_refused() {
+    let cluster = TestCluster::start();
+    let admin = cluster.client().await;
+    // The service account may manage roles but holds no configmap permissions itself.
+    let manage: Role = serde_json::from_value(json!({"metadata": {"name": "role-admin", "namespace": "default"},
+        "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["create", "get"]}]}))
+    .unwrap();
+    Api::<Role>::namespaced(admin.clone(), "default").create(&PostParams::default(), &manage).await.unwrap();
+    let binding: RoleBinding =
+        serde_json::from_value(json!({"metadata": {"name": "role-admin", "namespace": "default"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "role-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "ops", "namespace": "default"}]}))
+        .unwrap();
+    Api::<RoleBinding>::namespaced(admin, "default").create(&PostParams::default(), &binding).await.unwrap();
+    let ops = cluster.client_for(&cluster.service_account_kubeconfig("default", "ops")).await;
+    match Api::<Role>::namespaced(ops, "default").create(&PostParams::default(), &role(&["get"])).await {
+        Err(kube::Error::Api(e)) => {
+            assert_eq!(e.code, 403);
+            assert!(e.message.contains("attempting to grant RBAC permissions not currently held"), "{}", e.message);
+        }
+        other => panic!("expected an escalation refusal, got {other:?}"),
+    }
+}
