@@ -85,8 +85,13 @@ pub fn serve(
         fields,
         table,
     };
-    let requested: Option<u64> =
-        query.get("resourceVersion").filter(|v| !v.is_empty() && *v != "0").and_then(|v| v.parse().ok());
+    // A streaming list (`sendInitialEvents=true`) starts with the current state whatever the
+    // version, and marks its end with a bookmark annotated `k8s.io/initial-events-end`.
+    let initial_events = query.get("sendInitialEvents").is_some_and(|s| s == "true");
+    let requested: Option<u64> = query
+        .get("resourceVersion")
+        .filter(|v| !v.is_empty() && *v != "0" && !initial_events)
+        .and_then(|v| v.parse().ok());
     let timeout = query.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).unwrap_or(1800);
     let mut pending = VecDeque::new();
     let (rx, last_rv) = {
@@ -100,6 +105,14 @@ pub fn serve(
                     if filter.matches_object(object) {
                         pending.push_back(filter.line("ADDED", object));
                     }
+                }
+                if initial_events {
+                    let mut object = json!({"kind": filter.rt.kind, "apiVersion": filter.rt.api_version(),
+                        "metadata": {"resourceVersion": now.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
+                    if filter.table {
+                        object = table::table(&filter.rt, &[], &now.to_string());
+                    }
+                    pending.push_back(Bytes::from(format!("{}\n", json!({"type": "BOOKMARK", "object": object}))));
                 }
                 let (_, rx) = store.watch_from(now).expect("current version is watchable");
                 (Some(rx), now)

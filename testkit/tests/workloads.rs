@@ -1,0 +1,218 @@
+//! The controllers and the kubelet: Deployments roll out through ReplicaSets to Ready pods,
+//! real processes are run and probed, restarts are counted, deletion terminates them, and
+//! evictions honour PodDisruptionBudgets.
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+use testkit::harness::TestCluster;
+
+async fn eventually<T, F: Fn() -> Fut, Fut: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    seconds: u64,
+    f: F,
+) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn deployment(name: &str, image: &str, replicas: i32, container: Value) -> Deployment {
+    let mut c = json!({"name": "app", "image": image});
+    for (k, v) in container.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"replicas": replicas,
+        "selector": {"matchLabels": {"app": name}},
+        "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [c]}}}}))
+    .unwrap()
+}
+
+fn ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+#[tokio::test]
+async fn a_deployment_rolls_out_to_ready_pods_and_rolls_over_on_a_template_change() {
+    let cluster = TestCluster::start();
+    let client = cluster.client().await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    deploys.create(&PostParams::default(), &deployment("web", "nginx:1.27", 3, json!({}))).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    eventually("3 ready replicas", 10, || async {
+        let d = deploys.get("web").await.unwrap();
+        (d.status.as_ref()?.ready_replicas? == 3).then_some(())
+    })
+    .await;
+    let listed = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
+    assert_eq!(listed.items.len(), 3);
+    let ips: std::collections::BTreeSet<_> =
+        listed.items.iter().map(|p| p.status.as_ref().unwrap().pod_ip.clone().unwrap()).collect();
+    assert_eq!(ips.len(), 3, "each pod has its own loopback address");
+    assert!(ips.iter().all(|ip| ip.starts_with("127.0.0.")));
+
+    // A new template rolls over to a new ReplicaSet; the old one is scaled to zero.
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:1.28"}]}}}});
+    deploys.patch("web", &PatchParams::default(), &Patch::Strategic(patch)).await.unwrap();
+    eventually("the rollout to finish", 15, || async {
+        let d = deploys.get("web").await.unwrap();
+        let s = d.status.as_ref()?;
+        let done = s.updated_replicas == Some(3)
+            && s.ready_replicas == Some(3)
+            && s.replicas == Some(3)
+            && s.observed_generation == d.metadata.generation;
+        done.then_some(())
+    })
+    .await;
+    let sets = Api::<ReplicaSet>::namespaced(client.clone(), "default").list(&ListParams::default()).await.unwrap();
+    let mut replicas: Vec<i32> = sets.items.iter().map(|r| r.spec.as_ref().unwrap().replicas.unwrap()).collect();
+    replicas.sort();
+    assert_eq!(replicas, [0, 3]);
+    let images: Vec<String> = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| p.spec.as_ref().unwrap().containers[0].image.clone().unwrap())
+        .collect();
+    assert_eq!(images, ["nginx:1.28"; 3]);
+    // kubectl sees the rollout as complete.
+    let out = cluster.kubectl(&["rollout", "status", "deployment/web", "--timeout=10s"]);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+
+    // Deleting the deployment collects its replica sets and pods.
+    deploys.delete("web", &DeleteParams::default()).await.unwrap();
+    eventually("pods to be collected", 10, || async {
+        pods.list(&ListParams::default()).await.unwrap().items.is_empty().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn evictions_honour_the_disruption_budget() {
+    let cluster = TestCluster::start();
+    let client = cluster.client().await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    deploys.create(&PostParams::default(), &deployment("api", "example/api:1", 2, json!({}))).await.unwrap();
+    let pdb: PodDisruptionBudget = serde_json::from_value(
+        json!({"metadata": {"name": "api"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "api"}}}}),
+    )
+    .unwrap();
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    pdbs.create(&PostParams::default(), &pdb).await.unwrap();
+    eventually("one disruption allowed", 10, || async {
+        let s = pdbs.get("api").await.unwrap().status?;
+        (s.current_healthy == 2 && s.disruptions_allowed == 1 && s.desired_healthy == 1).then_some(())
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let names: Vec<String> =
+        pods.list(&ListParams::default()).await.unwrap().items.into_iter().map(|p| p.metadata.name.unwrap()).collect();
+    pods.evict(&names[0], &EvictParams::default()).await.expect("the first eviction is allowed");
+    // While the replacement is not ready the budget allows no more.
+    match pods.evict(&names[1], &EvictParams::default()).await {
+        Err(kube::Error::Api(e)) => assert_eq!(e.code, 429, "{e:?}"),
+        Ok(_) => {
+            // The replacement may already be Ready: then the eviction was legitimately allowed.
+            let s = pdbs.get("api").await.unwrap().status.unwrap();
+            assert!(s.expected_pods >= 1);
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn pods_can_stay_pending_when_a_test_asks() {
+    let cluster = TestCluster::start();
+    let pods: Api<Pod> = Api::namespaced(cluster.client().await, "default");
+    let pod: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "stuck", "annotations": {"testkit.stochastic.io/stay-pending": "true"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}),
+    )
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let p = pods.get("stuck").await.unwrap();
+    assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
+    pods.delete("stuck", &DeleteParams::default()).await.unwrap();
+    assert!(pods.get_opt("stuck").await.unwrap().is_none(), "an unscheduled pod is deleted at once");
+}
+
+fn python() -> &'static Path {
+    Path::new("/usr/bin/python3")
+}
+
+/// A real process: python's HTTP server, bound to the pod's own address.
+fn http_server_container(liveness_path: &str) -> Value {
+    json!({
+        "args": ["-m", "http.server", "--bind", "$(POD_IP)", "8080"],
+        "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
+        "livenessProbe": {"httpGet": {"path": liveness_path, "port": 8080}, "periodSeconds": 1, "failureThreshold": 2},
+    })
+}
+
+#[tokio::test]
+async fn real_processes_become_ready_through_their_probes_and_stop_on_deletion() {
+    let cluster = TestCluster::start();
+    cluster.run_image("example/python-http", python());
+    let client = cluster.client().await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    deploys
+        .create(&PostParams::default(), &deployment("http", "example/python-http:1", 2, http_server_container("/")))
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let ready_pods = eventually("2 ready pods", 20, || async {
+        let list = pods.list(&ListParams::default().labels("app=http")).await.unwrap().items;
+        (list.len() == 2 && list.iter().all(ready)).then_some(list)
+    })
+    .await;
+    // The process really serves on the pod's address.
+    let ip = ready_pods[0].status.as_ref().unwrap().pod_ip.clone().unwrap();
+    assert!(std::net::TcpStream::connect((ip.as_str(), 8080)).is_ok());
+    // Deleting the pod sends SIGTERM: the server stops and the pod goes well before the grace period.
+    let name = ready_pods[0].metadata.name.clone().unwrap();
+    let started = std::time::Instant::now();
+    pods.delete(&name, &DeleteParams::default()).await.unwrap();
+    eventually("the pod to go", 10, || async { pods.get_opt(&name).await.unwrap().is_none().then_some(()) }).await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(std::net::TcpStream::connect((ip.as_str(), 8080)).is_err(), "the process is gone");
+}
+
+#[tokio::test]
+async fn a_failing_liveness_probe_restarts_the_container_and_counts_it() {
+    let cluster = TestCluster::start();
+    cluster.run_image("example/python-http", python());
+    let pods: Api<Pod> = Api::namespaced(cluster.client().await, "default");
+    let mut c = http_server_container("/no-such-page");
+    c["name"] = json!("app");
+    c["image"] = json!("example/python-http:1");
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "flaky"}, "spec": {"containers": [c]}})).unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let restarts = eventually("a restart", 30, || async {
+        let p = pods.get("flaky").await.unwrap();
+        let n = p.status?.container_statuses?.first()?.restart_count;
+        (n >= 1).then_some(n)
+    })
+    .await;
+    assert!(restarts >= 1);
+    let out = cluster.kubectl(&["get", "pod", "flaky"]);
+    let row: Vec<String> =
+        String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap().split_whitespace().map(String::from).collect();
+    assert!(row[3].parse::<i32>().unwrap() >= 1, "kubectl shows the restarts: {row:?}");
+}
