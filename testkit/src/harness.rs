@@ -8,32 +8,82 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-/// A running stand-in cluster. Dropping it stops the server and everything it runs.
+/// Set to a kubeconfig to run the end-to-end suites against a real cluster (kind, k3d).
+pub const REAL_CLUSTER_ENV: &str = "KUBE_DEVOPS_E2E_KUBECONFIG";
+
+enum Backend {
+    StandIn(RunningServer),
+    Real { kubeconfig: PathBuf },
+}
+
+/// A cluster for one test: a fresh stand-in, or the real cluster named by
+/// `KUBE_DEVOPS_E2E_KUBECONFIG` (then each test works in a namespace of its own). Dropping it
+/// stops the stand-in and everything it runs, or deletes the test's namespace.
 pub struct TestCluster {
-    server: RunningServer,
+    backend: Backend,
     dir: PathBuf,
+    namespace: String,
 }
 
 impl TestCluster {
-    /// Starts a fresh server on a free loopback port.
+    /// The real cluster when `KUBE_DEVOPS_E2E_KUBECONFIG` is set, else a fresh stand-in.
     pub fn start() -> TestCluster {
-        let dir = std::env::temp_dir().join(format!("testkit-{}-{}", std::process::id(), crate::tls::random_token()));
-        std::fs::create_dir_all(&dir).expect("temporary folder");
-        let server = server::start(0, Some(&dir.join("admin.kubeconfig"))).expect("testkit API server starts");
-        TestCluster { server, dir }
+        match std::env::var_os(REAL_CLUSTER_ENV) {
+            Some(kubeconfig) => TestCluster::real(PathBuf::from(kubeconfig)),
+            None => TestCluster::stand_in(),
+        }
     }
 
+    /// Always a fresh stand-in on a free loopback port.
+    pub fn stand_in() -> TestCluster {
+        let dir = temp_dir();
+        let server = server::start(0, Some(&dir.join("admin.kubeconfig"))).expect("testkit API server starts");
+        TestCluster { backend: Backend::StandIn(server), dir, namespace: "default".into() }
+    }
+
+    fn real(kubeconfig: PathBuf) -> TestCluster {
+        let dir = temp_dir();
+        let namespace = format!("kdtest-{}", &crate::tls::random_token()[..10]);
+        let cluster = TestCluster { backend: Backend::Real { kubeconfig }, dir, namespace };
+        let out = cluster.kubectl(&["create", "namespace", &cluster.namespace]);
+        assert!(out.status.success(), "cannot create the test namespace: {}", String::from_utf8_lossy(&out.stderr));
+        cluster
+    }
+
+    /// The namespace a test should work in ("default" on the stand-in, a fresh one on a real cluster).
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn is_stand_in(&self) -> bool {
+        matches!(self.backend, Backend::StandIn(_))
+    }
+
+    /// For tests that need the stand-in's inspection hooks: false (and a note) on a real cluster.
+    pub fn has_hooks(&self, what: &str) -> bool {
+        if !self.is_stand_in() {
+            eprintln!("skipped on a real cluster: needs the stand-in's {what}");
+        }
+        self.is_stand_in()
+    }
+
+    /// The stand-in's state (store, request log, faults). Panics on a real cluster: guard with
+    /// [`TestCluster::has_hooks`].
     pub fn state(&self) -> &Arc<State> {
-        &self.server.state
+        match &self.backend {
+            Backend::StandIn(server) => &server.state,
+            Backend::Real { .. } => {
+                panic!("the stand-in's hooks are not available on a real cluster (check has_hooks first)")
+            }
+        }
     }
 
     /// The admin kubeconfig (allowed everything).
     pub fn kubeconfig(&self) -> &Path {
-        &self.server.admin_kubeconfig
-    }
-
-    pub fn address(&self) -> &str {
-        self.server.address()
+        match &self.backend {
+            Backend::StandIn(server) => &server.admin_kubeconfig,
+            Backend::Real { kubeconfig } => kubeconfig,
+        }
     }
 
     /// A kube client with the admin kubeconfig.
@@ -68,7 +118,7 @@ impl TestCluster {
     pub fn kubectl_as(&self, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         use std::io::Write;
         let mut cmd = Command::new(kubectl_binary());
-        cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
+        cmd.arg("--kubeconfig").arg(kubeconfig).arg("--namespace").arg(&self.namespace).args(args);
         cmd.env("HOME", &self.dir).env_remove("KUBECONFIG");
         cmd.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -121,8 +171,17 @@ impl TestCluster {
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
+        if !self.is_stand_in() {
+            let _ = self.kubectl(&["delete", "namespace", &self.namespace, "--wait=false"]);
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("testkit-{}-{}", std::process::id(), crate::tls::random_token()));
+    std::fs::create_dir_all(&dir).expect("temporary folder");
+    dir
 }
 
 pub fn service_account_user(namespace: &str, name: &str) -> UserInfo {

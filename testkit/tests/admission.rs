@@ -88,7 +88,7 @@ fn cm(name: &str, labels: Value) -> ConfigMap {
 
 #[tokio::test]
 async fn kubectl_shows_a_webhook_denial_and_its_warnings() {
-    let cluster = TestCluster::start();
+    let cluster = TestCluster::stand_in();
     let hook = start_webhook();
     let config = json!({"url": format!("https://127.0.0.1:{}/validate", hook.port), "caBundle": hook.ca_bundle});
     let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(&vwc(config, "Fail", 5)));
@@ -127,7 +127,7 @@ async fn kubectl_shows_a_webhook_denial_and_its_warnings() {
 
 #[tokio::test]
 async fn failure_policy_decides_what_an_unreachable_or_slow_webhook_means() {
-    let cluster = TestCluster::start();
+    let cluster = TestCluster::stand_in();
     let hook = start_webhook();
     let client = cluster.client().await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
@@ -164,7 +164,7 @@ async fn failure_policy_decides_what_an_unreachable_or_slow_webhook_means() {
 
 #[tokio::test]
 async fn a_service_reference_reaches_a_ready_pod_of_the_service() {
-    let cluster = TestCluster::start();
+    let cluster = TestCluster::stand_in();
     let hook = start_webhook();
     let client = cluster.client().await;
     // A pod that is Ready at 127.0.0.1 and a Service selecting it.

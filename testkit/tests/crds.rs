@@ -39,7 +39,7 @@ async fn applied_crds_are_served_with_short_names_and_printer_columns() {
     let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(policy));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let client = cluster.client().await;
-    let policies = api(client, "DevOpsPolicy", "v1", "devopspolicies", Some("default"));
+    let policies = api(client, "DevOpsPolicy", "v1", "devopspolicies", Some(cluster.namespace()));
     let status = json!({"status": {"healthScore": 87, "classification": "Healthy", "violations": 3}});
     policies.patch_status("baseline", &PatchParams::default(), &Patch::Merge(status)).await.unwrap();
     let out = cluster.kubectl(&["get", "dop"]);
@@ -60,7 +60,8 @@ async fn applied_crds_are_served_with_short_names_and_printer_columns() {
 
 #[tokio::test]
 async fn the_singleton_rule_defaults_and_pruning_apply_to_the_install_resource() {
-    let cluster = TestCluster::start();
+    // The install resource is a cluster-wide singleton: a shared real cluster may have one.
+    let cluster = TestCluster::stand_in();
     install_crds(&cluster);
     let installs = api(cluster.client().await, "KubeDevopsInstall", "v1alpha1", "kubedevopsinstalls", None);
     let install = |name: &str| {
@@ -94,7 +95,7 @@ async fn the_singleton_rule_defaults_and_pruning_apply_to_the_install_resource()
 async fn status_writes_touch_only_status_and_generation_counts_spec_changes() {
     let cluster = TestCluster::start();
     install_crds(&cluster);
-    let policies = api(cluster.client().await, "DevOpsPolicy", "v1", "devopspolicies", Some("default"));
+    let policies = api(cluster.client().await, "DevOpsPolicy", "v1", "devopspolicies", Some(cluster.namespace()));
     let created = policies
         .create(
             &PostParams::default(),
@@ -126,7 +127,7 @@ async fn status_writes_touch_only_status_and_generation_counts_spec_changes() {
 async fn server_side_apply_twice_changes_nothing_and_conflicts_are_reported() {
     let cluster = TestCluster::start();
     install_crds(&cluster);
-    let policies = api(cluster.client().await, "DevOpsPolicy", "v1", "devopspolicies", Some("default"));
+    let policies = api(cluster.client().await, "DevOpsPolicy", "v1", "devopspolicies", Some(cluster.namespace()));
     let config =
         object(json!({"apiVersion": "devops.stochastic.io/v1", "kind": "DevOpsPolicy", "metadata": {"name": "p"},
         "spec": {"forbidLatestTag": true, "maxRestartCount": 3}}));
@@ -134,9 +135,11 @@ async fn server_side_apply_twice_changes_nothing_and_conflicts_are_reported() {
     let second = policies.patch("p", &PatchParams::apply("operator"), &Patch::Apply(&config)).await.unwrap();
     assert_eq!(first.metadata.resource_version, second.metadata.resource_version, "an identical apply is no write");
     assert_eq!(first.metadata.managed_fields, second.metadata.managed_fields);
-    let changes = cluster.state().cluster.lock().unwrap().store.resource_version();
-    policies.patch("p", &PatchParams::apply("operator"), &Patch::Apply(&config)).await.unwrap();
-    assert_eq!(cluster.state().cluster.lock().unwrap().store.resource_version(), changes);
+    if cluster.has_hooks("store") {
+        let changes = cluster.state().cluster.lock().unwrap().store.resource_version();
+        policies.patch("p", &PatchParams::apply("operator"), &Patch::Apply(&config)).await.unwrap();
+        assert_eq!(cluster.state().cluster.lock().unwrap().store.resource_version(), changes, "nothing was written");
+    }
 
     let other = object(
         json!({"apiVersion": "devops.stochastic.io/v1", "kind": "DevOpsPolicy", "metadata": {"name": "p"}, "spec": {"maxRestartCount": 9}}),

@@ -14,7 +14,7 @@ fn role(verbs: &[&str]) -> Role {
 
 #[tokio::test]
 async fn a_service_account_is_refused_what_its_role_lacks_until_the_role_grants_it() {
-    let cluster = TestCluster::start();
+    let cluster = TestCluster::stand_in();
     let admin = cluster.client().await;
     let roles: Api<Role> = Api::namespaced(admin.clone(), "default");
     roles.create(&PostParams::default(), &role(&["get"])).await.unwrap();
@@ -44,7 +44,7 @@ async fn a_service_account_is_refused_what_its_role_lacks_until_the_role_grants_
 
 #[tokio::test]
 async fn kubectl_shows_the_denial_and_unknown_tokens_are_401() {
-    let cluster = TestCluster::start();
+    let cluster = TestCluster::stand_in();
     let kubeconfig = cluster.service_account_kubeconfig("default", "nobody");
     let out = cluster.kubectl_as(&kubeconfig, &["get", "configmaps"], None);
     assert!(!out.status.success());
@@ -62,7 +62,7 @@ async fn kubectl_shows_the_denial_and_unknown_tokens_are_401() {
 
 #[tokio::test]
 async fn granting_more_than_one_holds_is_refused() {
-    let cluster = TestCluster::start();
+    let cluster = TestCluster::stand_in();
     let admin = cluster.client().await;
     // The service account may manage roles but holds no configmap permissions itself.
     let manage: Role = serde_json::from_value(json!({"metadata": {"name": "role-admin", "namespace": "default"},

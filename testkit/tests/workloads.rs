@@ -48,9 +48,9 @@ fn ready(p: &Pod) -> bool {
 async fn a_deployment_rolls_out_to_ready_pods_and_rolls_over_on_a_template_change() {
     let cluster = TestCluster::start();
     let client = cluster.client().await;
-    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), cluster.namespace());
     deploys.create(&PostParams::default(), &deployment("web", "nginx:1.27", 3, json!({}))).await.unwrap();
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), cluster.namespace());
     eventually("3 ready replicas", 10, || async {
         let d = deploys.get("web").await.unwrap();
         (d.status.as_ref()?.ready_replicas? == 3).then_some(())
@@ -76,7 +76,8 @@ async fn a_deployment_rolls_out_to_ready_pods_and_rolls_over_on_a_template_chang
         done.then_some(())
     })
     .await;
-    let sets = Api::<ReplicaSet>::namespaced(client.clone(), "default").list(&ListParams::default()).await.unwrap();
+    let sets =
+        Api::<ReplicaSet>::namespaced(client.clone(), cluster.namespace()).list(&ListParams::default()).await.unwrap();
     let mut replicas: Vec<i32> = sets.items.iter().map(|r| r.spec.as_ref().unwrap().replicas.unwrap()).collect();
     replicas.sort();
     assert_eq!(replicas, [0, 3]);
@@ -105,20 +106,20 @@ async fn a_deployment_rolls_out_to_ready_pods_and_rolls_over_on_a_template_chang
 async fn evictions_honour_the_disruption_budget() {
     let cluster = TestCluster::start();
     let client = cluster.client().await;
-    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), cluster.namespace());
     deploys.create(&PostParams::default(), &deployment("api", "example/api:1", 2, json!({}))).await.unwrap();
     let pdb: PodDisruptionBudget = serde_json::from_value(
         json!({"metadata": {"name": "api"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "api"}}}}),
     )
     .unwrap();
-    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), cluster.namespace());
     pdbs.create(&PostParams::default(), &pdb).await.unwrap();
     eventually("one disruption allowed", 10, || async {
         let s = pdbs.get("api").await.unwrap().status?;
         (s.current_healthy == 2 && s.disruptions_allowed == 1 && s.desired_healthy == 1).then_some(())
     })
     .await;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), cluster.namespace());
     let names: Vec<String> =
         pods.list(&ListParams::default()).await.unwrap().items.into_iter().map(|p| p.metadata.name.unwrap()).collect();
     pods.evict(&names[0], &EvictParams::default()).await.expect("the first eviction is allowed");
@@ -136,8 +137,8 @@ async fn evictions_honour_the_disruption_budget() {
 
 #[tokio::test]
 async fn pods_can_stay_pending_when_a_test_asks() {
-    let cluster = TestCluster::start();
-    let pods: Api<Pod> = Api::namespaced(cluster.client().await, "default");
+    let cluster = TestCluster::stand_in();
+    let pods: Api<Pod> = Api::namespaced(cluster.client().await, cluster.namespace());
     let pod: Pod = serde_json::from_value(
         json!({"metadata": {"name": "stuck", "annotations": {"testkit.stochastic.io/stay-pending": "true"}},
         "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}),
@@ -168,15 +169,16 @@ fn http_server_container(liveness_path: &str) -> Value {
 
 #[tokio::test]
 async fn real_processes_become_ready_through_their_probes_and_stop_on_deletion() {
-    let cluster = TestCluster::start();
+    // Real processes need the stand-in's kubelet.
+    let cluster = TestCluster::stand_in();
     cluster.run_image("example/python-http", python());
     let client = cluster.client().await;
-    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), cluster.namespace());
     deploys
         .create(&PostParams::default(), &deployment("http", "example/python-http:1", 2, http_server_container("/")))
         .await
         .unwrap();
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), cluster.namespace());
     let ready_pods = eventually("2 ready pods", 20, || async {
         let list = pods.list(&ListParams::default().labels("app=http")).await.unwrap().items;
         (list.len() == 2 && list.iter().all(ready)).then_some(list)
@@ -196,9 +198,10 @@ async fn real_processes_become_ready_through_their_probes_and_stop_on_deletion()
 
 #[tokio::test]
 async fn a_failing_liveness_probe_restarts_the_container_and_counts_it() {
-    let cluster = TestCluster::start();
+    // Real processes need the stand-in's kubelet.
+    let cluster = TestCluster::stand_in();
     cluster.run_image("example/python-http", python());
-    let pods: Api<Pod> = Api::namespaced(cluster.client().await, "default");
+    let pods: Api<Pod> = Api::namespaced(cluster.client().await, cluster.namespace());
     let mut c = http_server_container("/no-such-page");
     c["name"] = json!("app");
     c["image"] = json!("example/python-http:1");
