@@ -1,4 +1,5 @@
-//! Every checked-in file that is generated from the code, with its path in the repository.
+//! Every checked-in file that is generated from the code, with its path in the repository:
+//! `crds/`, `examples/policies/`, `config/` and the generated files of `helm/kube-devops/`.
 //! `tests/generated.rs` fails when a file drifts; `KUBE_DEVOPS_REGENERATE=1 cargo test --test
 //! generated` rewrites them.
 
@@ -16,5 +17,7 @@ pub fn all() -> anyhow::Result<Vec<(String, String)>> {
         let header = format!("# Generated from the built-in '{}' bundle: {}\n", bundle.name, bundle.description);
         files.push((format!("examples/policies/{}.yaml", bundle.name), header + &to_yaml_stream(&[policy])?));
     }
+    files.extend(crate::manifests::kustomize::files()?);
+    files.extend(crate::manifests::chart::files()?);
     Ok(files)
 }

@@ -7,5 +7,7 @@ pub mod audit;
 pub mod cli;
 pub mod cluster;
 pub mod governance;
+pub mod manifests;
+pub mod metrics_catalog;
 pub mod workload;
 pub mod yaml;

@@ -2,8 +2,10 @@
 
 mod audit;
 mod crd;
+mod deploy;
 mod policy;
 
+pub use deploy::{DeployCommand, DeployOptions};
 pub use policy::bundle_policy;
 
 use crate::audit::render::OutputFormat;
@@ -59,6 +61,11 @@ pub enum Command {
     Crd {
         #[command(subcommand)]
         command: CrdCommand,
+    },
+    /// Installation manifests (pipe into kubectl apply -f -).
+    Deploy {
+        #[command(subcommand)]
+        command: DeployCommand,
     },
     /// Print the version.
     Version,
@@ -121,6 +128,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Analyze { namespace, opts } => audit::analyze(namespace.as_deref(), &opts),
         Command::Policy { command } => policy::run(command),
         Command::Crd { command: CrdCommand::Generate { out_dir } } => crd::generate(out_dir.as_deref()),
+        Command::Deploy { command } => deploy::run(command),
         Command::Version => {
             println!("kube-devops version {}", env!("CARGO_PKG_VERSION"));
             Ok(exit::OK)

@@ -1,0 +1,172 @@
+//! `deploy generate-*`: an installation's objects as multi-document YAML for `kubectl apply
+//! -f -`, rendered from a KubeDevopsInstall (`-f`, defaults otherwise). The webhook's CA and
+//! serving certificate are generated with OpenSSL at render time, so two renderings differ
+//! only in that key material.
+
+use super::exit;
+use crate::api::{KubeDevopsInstall, KubeDevopsInstallSpec};
+use crate::manifests::{self, Object, webhook};
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Subcommand)]
+pub enum DeployCommand {
+    /// Every object: namespace, RBAC, TLS Secret, dashboard, Services, Deployments, PDBs,
+    /// ServiceMonitors and the ValidatingWebhookConfiguration (apply the CRDs first).
+    GenerateAll(DeployOptions),
+    /// ServiceAccount, ClusterRole and ClusterRoleBinding, and the Role and RoleBinding for
+    /// leader-election leases.
+    GenerateRbac(DeployOptions),
+    /// The Deployments of the enabled components.
+    GenerateDeployments(DeployOptions),
+    /// Services, ServiceMonitors and the Grafana dashboard ConfigMap.
+    GenerateObservability(DeployOptions),
+    /// A new TLS Secret and the ValidatingWebhookConfiguration trusting it (rotates the
+    /// webhook's certificate when applied).
+    GenerateWebhook(DeployOptions),
+}
+
+/// What every `deploy generate-*` command takes.
+#[derive(Debug, Args)]
+pub struct DeployOptions {
+    /// A KubeDevopsInstall manifest to render (- for stdin); default: every default.
+    #[arg(short = 'f', long = "file", value_name = "INSTALL.yaml")]
+    pub file: Option<PathBuf>,
+    /// The image every component runs, REPOSITORY[:TAG] (no tag: this release's version).
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// Replicas of each component that does not set its own (spec.replicas).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..=10))]
+    pub replicas: Option<i32>,
+}
+
+/// Renders one part of an installation.
+type Render = fn(&KubeDevopsInstallSpec) -> anyhow::Result<Vec<Object>>;
+
+pub fn run(command: DeployCommand) -> anyhow::Result<u8> {
+    let (options, render): (_, Render) = match command {
+        DeployCommand::GenerateAll(o) => (o, |s| Ok(manifests::all(s, &webhook::generate_tls()?))),
+        DeployCommand::GenerateRbac(o) => (o, |s| Ok(manifests::rbac(s))),
+        DeployCommand::GenerateDeployments(o) => (o, |s| Ok(manifests::deployments(s))),
+        DeployCommand::GenerateObservability(o) => (o, |s| Ok(manifests::observability(s))),
+        DeployCommand::GenerateWebhook(o) => (o, |s| Ok(manifests::webhook_admission(s, &webhook::generate_tls()?))),
+    };
+    let spec = spec(&options)?;
+    let objects = render(&spec)?;
+    print!("{}", crate::yaml::to_yaml_stream(&objects)?);
+    Ok(exit::OK)
+}
+
+/// The spec to render: the file's (or the defaults), then the command-line overrides.
+pub fn spec(options: &DeployOptions) -> anyhow::Result<KubeDevopsInstallSpec> {
+    let mut spec = match &options.file {
+        Some(path) => read_install(path)?,
+        None => KubeDevopsInstallSpec::default(),
+    };
+    if let Some(image) = &options.image {
+        let (repository, tag) = parse_image(image)?;
+        spec.image.repository = repository;
+        if tag.is_some() {
+            spec.image.tag = tag;
+        }
+    }
+    if let Some(replicas) = options.replicas {
+        spec.replicas = replicas;
+    }
+    if let Err(problems) = manifests::validate(&spec) {
+        bail!("invalid installation:\n  {}", problems.join("\n  "));
+    }
+    Ok(spec)
+}
+
+fn read_install(path: &Path) -> anyhow::Result<KubeDevopsInstallSpec> {
+    let text = if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("cannot read stdin")?;
+        text
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+    };
+    parse_install(&text).with_context(|| format!("{}", path.display()))
+}
+
+/// The spec of the one KubeDevopsInstall in a YAML (or JSON) document.
+pub fn parse_install(text: &str) -> anyhow::Result<KubeDevopsInstallSpec> {
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).context("not YAML")?;
+    let mut docs: Vec<_> = docs.into_iter().filter(|d| !d.is_null()).collect();
+    if docs.len() != 1 {
+        bail!("expected one KubeDevopsInstall, found {} documents", docs.len());
+    }
+    let doc = docs.remove(0);
+    let (api_version, kind) = (doc["apiVersion"].as_str().unwrap_or(""), doc["kind"].as_str().unwrap_or(""));
+    if (api_version, kind) != ("devops.stochastic.io/v1alpha1", "KubeDevopsInstall") {
+        bail!(
+            "expected apiVersion devops.stochastic.io/v1alpha1, kind KubeDevopsInstall; found {api_version:?}, {kind:?}"
+        );
+    }
+    let install: KubeDevopsInstall = serde_json::from_value(doc).context("not a valid KubeDevopsInstall")?;
+    Ok(install.spec)
+}
+
+/// `REPOSITORY[:TAG]` split in two; a `:` before the last `/` is a registry port. Digests are
+/// refused: `spec.image` has no digest field.
+pub fn parse_image(image: &str) -> anyhow::Result<(String, Option<String>)> {
+    if image.contains('@') {
+        bail!("--image {image:?}: digests are not supported (spec.image has a repository and a tag)");
+    }
+    if image.is_empty() || image.contains(char::is_whitespace) {
+        bail!("--image {image:?} is not an image reference");
+    }
+    let name_start = image.rfind('/').map_or(0, |i| i + 1);
+    match image[name_start..].rfind(':') {
+        Some(i) => {
+            let (repository, tag) = (&image[..name_start + i], &image[name_start + i + 1..]);
+            if repository.is_empty() || tag.is_empty() {
+                bail!("--image {image:?} is not an image reference");
+            }
+            Ok((repository.to_string(), Some(tag.to_string())))
+        }
+        None => Ok((image.to_string(), None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_split_at_the_tag_not_at_a_registry_port() {
+        let split = |s| parse_image(s).unwrap();
+        assert_eq!(split("reg:5000/team/app:v1"), ("reg:5000/team/app".into(), Some("v1".into())));
+        assert_eq!(split("reg:5000/team/app"), ("reg:5000/team/app".into(), None));
+        assert_eq!(split("app:1.2"), ("app".into(), Some("1.2".into())));
+        assert!(parse_image("app@sha256:abc").is_err());
+        assert!(parse_image("app:").is_err());
+        assert!(parse_image("").is_err());
+    }
+
+    #[test]
+    fn an_install_file_is_read_with_its_defaults() {
+        let spec = parse_install(
+            "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {name: default}\nspec:\n  webhook: {replicas: 3}\n",
+        )
+        .unwrap();
+        assert_eq!(spec.webhook.replicas, Some(3));
+        assert_eq!(spec.replicas, 2);
+        assert!(spec.pdb.enabled);
+        assert!(parse_install("apiVersion: v1\nkind: ConfigMap\n").is_err());
+        assert!(parse_install("").is_err());
+    }
+
+    #[test]
+    fn command_line_overrides_win_and_are_validated() {
+        let options = DeployOptions { file: None, image: Some("reg/kd:v2".into()), replicas: Some(4) };
+        let spec = spec(&options).unwrap();
+        assert_eq!(spec.image.reference(), "reg/kd:v2");
+        assert_eq!(spec.replicas, 4);
+        let options = DeployOptions { file: None, image: Some("reg/kd".into()), replicas: None };
+        assert_eq!(super::spec(&options).unwrap().image.reference(), format!("reg/kd:v{}", env!("CARGO_PKG_VERSION")));
+    }
+}

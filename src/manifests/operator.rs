@@ -1,0 +1,252 @@
+//! The bootstrap operator's own objects (what `config/` and the OLM bundle install): its
+//! ServiceAccount, RBAC, Deployment `kube-devops-operator` (`kube-devops operator`, HTTP
+//! :8081 for `/healthz`, `/readyz` and `/metrics`), metrics Service and ServiceMonitor.
+//!
+//! Its RBAC is what it creates, and no more. Kubernetes only lets it create the components'
+//! ClusterRole and Role if it holds every permission they grant (RBAC escalation
+//! prevention), so its ClusterRole includes the components' rules rather than `escalate` or
+//! `bind`. Everything namespaced it manages is granted by a Role in `kube-devops`; updates
+//! and deletes of cluster-scoped objects and of the TLS Secret are limited to the objects'
+//! names (`create`, `list` and `watch` cannot be limited by name in Kubernetes RBAC).
+
+use super::deployments::{Workload, workload};
+use super::labels::{cluster_meta, namespaced_meta, selector};
+use super::monitoring::{Endpoint, MonitorSpec, NamespaceSelector, ServiceMonitor};
+use super::rbac::{self, Rule, role_ref, service_account_subject};
+use super::{APP, NAMESPACE, WEBHOOK_TLS_SECRET};
+use crate::api::install::{ImageSpec, default_resources};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Service, ServiceAccount, ServicePort, ServiceSpec};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use std::collections::BTreeMap;
+
+/// Name of the operator's Deployment, ServiceAccount, ClusterRole, Role and bindings.
+pub const OPERATOR: &str = "kube-devops-operator";
+/// The operator's `app.kubernetes.io/component`.
+pub const COMPONENT: &str = "operator";
+/// The port of the operator's health and metrics endpoints.
+pub const PORT: i32 = 8081;
+/// The operator's metrics Service.
+pub const METRICS_SERVICE: &str = "kube-devops-operator-metrics";
+
+const GROUP: &str = "devops.stochastic.io";
+const RBAC: &str = "rbac.authorization.k8s.io";
+const ALL: &[&str] = &["get", "list", "watch", "create", "patch", "update", "delete"];
+const READ_CREATE: &[&str] = &["get", "list", "watch", "create"];
+const CHANGE: &[&str] = &["patch", "update", "delete"];
+const WEBHOOK_CONFIGURATION: &str = "kube-devops-webhook";
+
+/// Cluster-wide, besides the components' own rules: the KubeDevopsInstall it reconciles
+/// (status, and finalizers for owner references that block deletion) and the cluster-scoped
+/// objects it installs.
+pub const MANAGEMENT_CLUSTER_RULES: &[Rule] = &[
+    Rule::new(&[GROUP], &["kubedevopsinstalls"], &["get", "list", "watch", "patch", "update"]),
+    Rule::new(&[GROUP], &["kubedevopsinstalls/status"], &["get", "patch", "update"]),
+    Rule::new(&[GROUP], &["kubedevopsinstalls/finalizers"], &["update"]),
+    Rule::new(&[""], &["namespaces"], READ_CREATE),
+    Rule::new(&[""], &["namespaces"], &["patch", "update"]).named(&[NAMESPACE]),
+    Rule::new(&[RBAC], &["clusterroles", "clusterrolebindings"], READ_CREATE),
+    Rule::new(&[RBAC], &["clusterroles", "clusterrolebindings"], CHANGE).named(&[APP]),
+    Rule::new(&["admissionregistration.k8s.io"], &["validatingwebhookconfigurations"], READ_CREATE),
+    Rule::new(&["admissionregistration.k8s.io"], &["validatingwebhookconfigurations"], CHANGE)
+        .named(&[WEBHOOK_CONFIGURATION]),
+];
+
+/// In `kube-devops`: the namespaced objects it installs, and its own leader-election lease
+/// (the same lease rule the components get, which it must hold to grant it).
+pub const NAMESPACE_RULES: &[Rule] = &[
+    Rule::new(&[""], &["serviceaccounts", "services", "configmaps"], ALL),
+    Rule::new(&[""], &["secrets"], READ_CREATE),
+    Rule::new(&[""], &["secrets"], CHANGE).named(&[WEBHOOK_TLS_SECRET]),
+    Rule::new(&["apps"], &["deployments"], ALL),
+    Rule::new(&["policy"], &["poddisruptionbudgets"], ALL),
+    Rule::new(&["monitoring.coreos.com"], &["servicemonitors"], ALL),
+    Rule::new(&[RBAC], &["roles", "rolebindings"], READ_CREATE),
+    Rule::new(&[RBAC], &["roles", "rolebindings"], CHANGE).named(&[APP]),
+    Rule::new(&["coordination.k8s.io"], &["leases"], &["get", "list", "watch", "create", "update", "patch"]),
+];
+
+/// Every cluster-wide rule of the operator: the components' rules, then its own.
+pub fn cluster_rules() -> Vec<Rule> {
+    rbac::CLUSTER_RULES.iter().chain(MANAGEMENT_CLUSTER_RULES).copied().collect()
+}
+
+pub fn service_account() -> ServiceAccount {
+    ServiceAccount { metadata: namespaced_meta(OPERATOR, COMPONENT), ..Default::default() }
+}
+
+pub fn cluster_role() -> ClusterRole {
+    ClusterRole {
+        metadata: cluster_meta(OPERATOR, COMPONENT),
+        rules: Some(cluster_rules().iter().map(Rule::policy_rule).collect()),
+        ..Default::default()
+    }
+}
+
+pub fn cluster_role_binding() -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: cluster_meta(OPERATOR, COMPONENT),
+        role_ref: role_ref("ClusterRole", OPERATOR),
+        subjects: Some(vec![service_account_subject(OPERATOR)]),
+    }
+}
+
+pub fn role() -> Role {
+    Role {
+        metadata: namespaced_meta(OPERATOR, COMPONENT),
+        rules: Some(NAMESPACE_RULES.iter().map(Rule::policy_rule).collect()),
+    }
+}
+
+pub fn role_binding() -> RoleBinding {
+    RoleBinding {
+        metadata: namespaced_meta(OPERATOR, COMPONENT),
+        role_ref: role_ref("Role", OPERATOR),
+        subjects: Some(vec![service_account_subject(OPERATOR)]),
+    }
+}
+
+/// The operator's Deployment: one replica (it is not in any request path; a replacement
+/// starts within seconds, and leader election makes more replicas safe).
+pub fn deployment(image: &ImageSpec) -> Deployment {
+    workload(&Workload {
+        name: OPERATOR.into(),
+        component: COMPONENT,
+        args: vec!["operator".into()],
+        port: PORT,
+        port_name: "http",
+        scheme: "HTTP",
+        replicas: 1,
+        resources: default_resources(),
+        service_account: OPERATOR,
+        image,
+        node_selector: &BTreeMap::new(),
+        tolerations: &[],
+        extra_volumes: Vec::new(),
+    })
+}
+
+/// The Service in front of the operator's metrics.
+pub fn metrics_service() -> Service {
+    Service {
+        metadata: namespaced_meta(METRICS_SERVICE, COMPONENT),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            selector: Some(super::labels::selector_labels(COMPONENT)),
+            ports: Some(vec![ServicePort {
+                name: Some("metrics".into()),
+                port: PORT,
+                target_port: Some(IntOrString::String("http".into())),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The ServiceMonitor of the operator's metrics.
+pub fn service_monitor(interval: &str) -> ServiceMonitor {
+    ServiceMonitor {
+        metadata: namespaced_meta(OPERATOR, COMPONENT),
+        spec: MonitorSpec {
+            selector: selector(COMPONENT),
+            namespace_selector: Some(NamespaceSelector { match_names: vec![NAMESPACE.into()] }),
+            endpoints: vec![Endpoint {
+                port: "metrics".into(),
+                path: "/metrics".into(),
+                scheme: "http".into(),
+                interval: interval.into(),
+                tls_config: None,
+            }],
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::KubeDevopsInstallSpec;
+    use crate::manifests::labels::labels;
+    use crate::manifests::rbac::allows;
+    use crate::manifests::webhook::webhook_service_name;
+    use crate::manifests::{Object, WebhookTls, all};
+
+    /// `(group, resource)` of each kind the installation consists of.
+    fn resource(kind: &str) -> (&'static str, &'static str) {
+        match kind {
+            "Namespace" => ("", "namespaces"),
+            "ServiceAccount" => ("", "serviceaccounts"),
+            "Secret" => ("", "secrets"),
+            "ConfigMap" => ("", "configmaps"),
+            "Service" => ("", "services"),
+            "ClusterRole" => (RBAC, "clusterroles"),
+            "ClusterRoleBinding" => (RBAC, "clusterrolebindings"),
+            "Role" => (RBAC, "roles"),
+            "RoleBinding" => (RBAC, "rolebindings"),
+            "Deployment" => ("apps", "deployments"),
+            "PodDisruptionBudget" => ("policy", "poddisruptionbudgets"),
+            "ServiceMonitor" => ("monitoring.coreos.com", "servicemonitors"),
+            "ValidatingWebhookConfiguration" => ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+            other => panic!("unexpected kind {other}"),
+        }
+    }
+
+    #[test]
+    fn the_operator_may_create_update_and_delete_every_object_it_installs() {
+        let tls = WebhookTls { ca_crt: "CA".into(), tls_crt: "C".into(), tls_key: "K".into(), not_after: "T".into() };
+        let objects: Vec<Object> = all(&KubeDevopsInstallSpec::default(), &tls);
+        let cluster = cluster_rules();
+        for object in &objects {
+            let (group, resource) = resource(&object.kind());
+            let rules: &[Rule] = if object.namespace().is_some() { NAMESPACE_RULES } else { &cluster };
+            assert_eq!(object.namespace().unwrap_or(NAMESPACE), NAMESPACE);
+            for verb in ["get", "create", "patch", "update"] {
+                assert!(allows(rules, group, resource, verb, Some(object.name())), "{verb} {}", object.id());
+            }
+            if object.kind() != "Namespace" {
+                assert!(allows(rules, group, resource, "delete", Some(object.name())), "delete {}", object.id());
+            }
+        }
+    }
+
+    #[test]
+    fn the_operator_holds_every_permission_it_grants_without_escalate_or_bind() {
+        let cluster = cluster_rules();
+        for rule in rbac::CLUSTER_RULES {
+            assert!(cluster.contains(rule), "{rule:?}");
+        }
+        for rule in rbac::NAMESPACE_RULES {
+            assert!(NAMESPACE_RULES.contains(rule), "{rule:?}");
+        }
+        for rule in cluster.iter().chain(NAMESPACE_RULES) {
+            assert!(!rule.verbs.iter().any(|v| ["escalate", "bind", "impersonate", "*"].contains(v)), "{rule:?}");
+        }
+        assert!(!allows(&cluster, RBAC, "clusterroles", "update", Some("cluster-admin")));
+        assert!(!allows(
+            &cluster,
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            "delete",
+            Some("other")
+        ));
+        assert!(!allows(NAMESPACE_RULES, "", "secrets", "update", Some("other")));
+        assert!(!allows(&cluster, "", "secrets", "get", None), "no secrets outside kube-devops");
+    }
+
+    #[test]
+    fn the_operator_runs_one_hardened_replica_of_the_operator_subcommand() {
+        let d = deployment(&ImageSpec::default());
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(1));
+        let pod = spec.template.spec.unwrap();
+        assert_eq!(pod.service_account_name.as_deref(), Some(OPERATOR));
+        assert_eq!(pod.containers[0].args, Some(vec!["operator".to_string()]));
+        assert_eq!(pod.containers[0].ports.as_ref().unwrap()[0].container_port, 8081);
+        assert_eq!(pod.containers[0].security_context.as_ref().unwrap().read_only_root_filesystem, Some(true));
+        assert_eq!(spec.template.metadata.unwrap().labels.unwrap(), labels(COMPONENT));
+        assert_eq!(WEBHOOK_CONFIGURATION, webhook_service_name());
+    }
+}

@@ -1,0 +1,177 @@
+//! Least-privilege RBAC of the runtime components: one ServiceAccount, a ClusterRole with
+//! exactly what the components do cluster-wide, and a namespaced Role for the leader-election
+//! leases. No wildcards, and no write access to ValidatingWebhookConfigurations: the installer
+//! (deploy CLI, Helm, or the bootstrap operator) manages the webhook's configuration, so a
+//! compromised component cannot switch off or redirect admission control.
+
+use super::labels::{RBAC_COMPONENT, cluster_meta, namespaced_meta};
+use super::{APP, NAMESPACE};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
+
+/// One RBAC rule as data, so rule sets can be compared, merged and documented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub api_groups: &'static [&'static str],
+    pub resources: &'static [&'static str],
+    /// Empty: every object of the resources.
+    pub resource_names: &'static [&'static str],
+    pub verbs: &'static [&'static str],
+}
+
+impl Rule {
+    pub const fn new(
+        api_groups: &'static [&'static str],
+        resources: &'static [&'static str],
+        verbs: &'static [&'static str],
+    ) -> Rule {
+        Rule { api_groups, resources, resource_names: &[], verbs }
+    }
+
+    pub const fn named(self, resource_names: &'static [&'static str]) -> Rule {
+        Rule { resource_names, ..self }
+    }
+
+    /// The rule as a k8s-openapi PolicyRule.
+    pub fn policy_rule(&self) -> PolicyRule {
+        let strings = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        PolicyRule {
+            api_groups: Some(strings(self.api_groups)),
+            resources: Some(strings(self.resources)),
+            resource_names: (!self.resource_names.is_empty()).then(|| strings(self.resource_names)),
+            verbs: strings(self.verbs),
+            ..Default::default()
+        }
+    }
+}
+
+const GROUP: &str = "devops.stochastic.io";
+
+/// What the three components do cluster-wide (the ClusterRole `kube-devops`):
+/// - DevOpsPolicies: watched by the reconcile operator and read by the webhook; `patch` and
+///   `update` add and remove the operator's finalizer; status is written by the operator.
+/// - PolicyAuditResults: created by the operator, old ones deleted (retention).
+/// - Pods: watched by the watch controller and the operator.
+/// - ReplicaSets: read to resolve a pod's owning Deployment for enforcement.
+/// - Deployments, StatefulSets, DaemonSets: enforcement patches their pod templates.
+/// - Events (core and events.k8s.io): what the components report on objects.
+pub const CLUSTER_RULES: &[Rule] = &[
+    Rule::new(&[GROUP], &["devopspolicies"], &["get", "list", "watch", "patch", "update"]),
+    Rule::new(&[GROUP], &["devopspolicies/status"], &["patch", "update"]),
+    Rule::new(&[GROUP], &["policyauditresults"], &["get", "list", "watch", "create", "delete"]),
+    Rule::new(&[""], &["pods"], &["get", "list", "watch"]),
+    Rule::new(&["apps"], &["replicasets"], &["get", "list"]),
+    Rule::new(&["apps"], &["deployments", "statefulsets", "daemonsets"], &["get", "list", "watch", "patch"]),
+    Rule::new(&[""], &["events"], &["create", "patch"]),
+    Rule::new(&["events.k8s.io"], &["events"], &["create", "patch"]),
+];
+
+/// Leader election of the watch controller and the reconcile operator: Leases in the
+/// `kube-devops` namespace only (the Role `kube-devops`).
+pub const NAMESPACE_RULES: &[Rule] =
+    &[Rule::new(&["coordination.k8s.io"], &["leases"], &["get", "list", "watch", "create", "update", "patch"])];
+
+/// The ServiceAccount all three components run as.
+pub fn service_account() -> ServiceAccount {
+    ServiceAccount { metadata: namespaced_meta(APP, RBAC_COMPONENT), ..Default::default() }
+}
+
+/// The cluster-wide permissions of the components.
+pub fn cluster_role() -> ClusterRole {
+    ClusterRole {
+        metadata: cluster_meta(APP, RBAC_COMPONENT),
+        rules: Some(CLUSTER_RULES.iter().map(Rule::policy_rule).collect()),
+        ..Default::default()
+    }
+}
+
+/// Binds [`cluster_role`] to [`service_account`].
+pub fn cluster_role_binding() -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: cluster_meta(APP, RBAC_COMPONENT),
+        role_ref: role_ref("ClusterRole", APP),
+        subjects: Some(vec![service_account_subject(APP)]),
+    }
+}
+
+/// The namespaced permissions of the components (leader-election leases).
+pub fn role() -> Role {
+    Role {
+        metadata: namespaced_meta(APP, RBAC_COMPONENT),
+        rules: Some(NAMESPACE_RULES.iter().map(Rule::policy_rule).collect()),
+    }
+}
+
+/// Binds [`role`] to [`service_account`].
+pub fn role_binding() -> RoleBinding {
+    RoleBinding {
+        metadata: namespaced_meta(APP, RBAC_COMPONENT),
+        role_ref: role_ref("Role", APP),
+        subjects: Some(vec![service_account_subject(APP)]),
+    }
+}
+
+pub(crate) fn role_ref(kind: &str, name: &str) -> RoleRef {
+    RoleRef { api_group: "rbac.authorization.k8s.io".into(), kind: kind.into(), name: name.into() }
+}
+
+pub(crate) fn service_account_subject(name: &str) -> Subject {
+    Subject { kind: "ServiceAccount".into(), name: name.into(), namespace: Some(NAMESPACE.into()), api_group: None }
+}
+
+/// Whether `rules` allow `verb` on `group`/`resource` (for any object name when
+/// `resource_names` is empty, else for the named object).
+pub fn allows(rules: &[Rule], group: &str, resource: &str, verb: &str, name: Option<&str>) -> bool {
+    rules.iter().any(|r| {
+        r.api_groups.contains(&group)
+            && r.resources.contains(&resource)
+            && r.verbs.contains(&verb)
+            && (r.resource_names.is_empty() || name.is_some_and(|n| r.resource_names.contains(&n)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_rule_uses_a_wildcard() {
+        for rule in CLUSTER_RULES.iter().chain(NAMESPACE_RULES) {
+            for s in rule.api_groups.iter().chain(rule.resources).chain(rule.verbs) {
+                assert!(!s.contains('*'), "{rule:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_components_can_do_what_they_need_and_no_more() {
+        let c = CLUSTER_RULES;
+        assert!(allows(c, GROUP, "devopspolicies", "patch", None), "finalizers");
+        assert!(allows(c, GROUP, "devopspolicies/status", "patch", None));
+        assert!(allows(c, GROUP, "policyauditresults", "delete", None));
+        assert!(allows(c, "apps", "replicasets", "get", None), "owner resolution");
+        assert!(allows(c, "apps", "daemonsets", "patch", None), "enforcement");
+        assert!(allows(c, "events.k8s.io", "events", "create", None));
+        assert!(!allows(c, "apps", "deployments", "delete", None));
+        assert!(!allows(c, "", "secrets", "get", None));
+        assert!(!allows(c, "", "pods", "delete", None));
+        assert!(!allows(c, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "update", None));
+        assert!(!allows(c, "coordination.k8s.io", "leases", "create", None), "leases are namespaced");
+        assert!(allows(NAMESPACE_RULES, "coordination.k8s.io", "leases", "update", None));
+        assert!(!allows(NAMESPACE_RULES, "coordination.k8s.io", "leases", "delete", None));
+    }
+
+    #[test]
+    fn the_bindings_bind_the_service_account_in_kube_devops() {
+        let crb = cluster_role_binding();
+        assert_eq!(crb.role_ref.kind, "ClusterRole");
+        assert_eq!(crb.role_ref.name, "kube-devops");
+        let subject = &crb.subjects.unwrap()[0];
+        assert_eq!((subject.name.as_str(), subject.namespace.as_deref()), ("kube-devops", Some("kube-devops")));
+        let rb = role_binding();
+        assert_eq!(rb.metadata.namespace.as_deref(), Some("kube-devops"));
+        assert_eq!(rb.role_ref.kind, "Role");
+        let rule = &cluster_role().rules.unwrap()[0];
+        assert_eq!(rule.resource_names, None);
+    }
+}

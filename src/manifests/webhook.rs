@@ -1,0 +1,182 @@
+//! The admission webhook's TLS Secret and its ValidatingWebhookConfiguration.
+//!
+//! The webhook judges pods at CREATE, and the workload kinds whose pod templates it judges at
+//! CREATE and UPDATE (so a compliant pod template is required before pods are made). It never
+//! sees the system namespaces nor its own (`namespaceSelector`), has no side effects, and the
+//! API server waits at most `spec.webhook.timeoutSeconds` for it, then applies
+//! `spec.webhook.failurePolicy` (Ignore by default: an outage of kube-devops never blocks the
+//! cluster).
+
+use super::labels::{cluster_meta, namespaced_meta};
+use super::services::dns_names;
+use super::{Component, NAMESPACE, WEBHOOK_NAME, WEBHOOK_TLS_SECRET, WebhookTls};
+use crate::api::KubeDevopsInstallSpec;
+use crate::api::install::FailurePolicy;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    RuleWithOperations, ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use std::collections::BTreeMap;
+
+/// The annotation on the TLS Secret saying when its certificates expire (RFC 3339).
+pub const NOT_AFTER_ANNOTATION: &str = "devops.stochastic.io/tls-not-after";
+
+/// Namespaces the webhook never judges: the cluster's own and kube-devops itself (its pods
+/// must start even when the webhook is down).
+pub const EXCLUDED_NAMESPACES: [&str; 4] = ["kube-system", "kube-public", "kube-node-lease", NAMESPACE];
+
+/// The name of the webhook's Service and ValidatingWebhookConfiguration.
+pub fn webhook_service_name() -> String {
+    Component::Webhook.object_name()
+}
+
+/// The DNS names the serving certificate must cover: every name of the webhook Service.
+pub fn certificate_dns_names() -> Vec<String> {
+    let mut names = dns_names(&webhook_service_name(), NAMESPACE);
+    // The API server calls `<service>.<namespace>.svc`: make it the subject's CN.
+    names.rotate_left(2);
+    names
+}
+
+/// A new CA and serving certificate for the webhook Service.
+pub fn generate_tls() -> anyhow::Result<WebhookTls> {
+    WebhookTls::generate(&certificate_dns_names())
+}
+
+/// The `kubernetes.io/tls` Secret mounted at `/tls` in the webhook pods.
+pub fn tls_secret(tls: &WebhookTls) -> Secret {
+    let mut metadata = namespaced_meta(WEBHOOK_TLS_SECRET, Component::Webhook.name());
+    metadata.annotations = Some(BTreeMap::from([(NOT_AFTER_ANNOTATION.to_string(), tls.not_after.clone())]));
+    let bytes = |s: &str| ByteString(s.as_bytes().to_vec());
+    Secret {
+        metadata,
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(BTreeMap::from([
+            ("ca.crt".to_string(), bytes(&tls.ca_crt)),
+            ("tls.crt".to_string(), bytes(&tls.tls_crt)),
+            ("tls.key".to_string(), bytes(&tls.tls_key)),
+        ])),
+        ..Default::default()
+    }
+}
+
+fn rule(groups: &[&str], resources: &[&str], operations: &[&str]) -> RuleWithOperations {
+    let strings = |s: &[&str]| Some(s.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    RuleWithOperations {
+        api_groups: strings(groups),
+        api_versions: strings(&["v1"]),
+        resources: strings(resources),
+        operations: strings(operations),
+        scope: Some("Namespaced".into()),
+    }
+}
+
+/// The rules: pods at CREATE; the workload kinds people write at CREATE and UPDATE (their
+/// templates). ReplicaSets are left out: they are judged through their Deployment, and
+/// denying one would only stall the Deployment controller out of the user's sight.
+pub fn rules() -> Vec<RuleWithOperations> {
+    vec![
+        rule(&[""], &["pods"], &["CREATE"]),
+        rule(&[""], &["replicationcontrollers"], &["CREATE", "UPDATE"]),
+        rule(&["apps"], &["deployments", "statefulsets", "daemonsets"], &["CREATE", "UPDATE"]),
+        rule(&["batch"], &["jobs", "cronjobs"], &["CREATE", "UPDATE"]),
+    ]
+}
+
+/// The ValidatingWebhookConfiguration `kube-devops-webhook`, trusting `tls`'s CA.
+pub fn validating_webhook_configuration(
+    spec: &KubeDevopsInstallSpec,
+    tls: &WebhookTls,
+) -> ValidatingWebhookConfiguration {
+    let failure_policy = match spec.webhook.failure_policy {
+        FailurePolicy::Ignore => "Ignore",
+        FailurePolicy::Fail => "Fail",
+    };
+    let webhook = ValidatingWebhook {
+        name: WEBHOOK_NAME.into(),
+        admission_review_versions: vec!["v1".into()],
+        client_config: WebhookClientConfig {
+            service: Some(ServiceReference {
+                name: webhook_service_name(),
+                namespace: NAMESPACE.into(),
+                path: Some("/validate".into()),
+                port: Some(Component::Webhook.service_port()),
+            }),
+            ca_bundle: Some(ByteString(tls.ca_crt.as_bytes().to_vec())),
+            ..Default::default()
+        },
+        rules: Some(rules()),
+        namespace_selector: Some(LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "kubernetes.io/metadata.name".into(),
+                operator: "NotIn".into(),
+                values: Some(EXCLUDED_NAMESPACES.iter().map(|s| s.to_string()).collect()),
+            }]),
+            ..Default::default()
+        }),
+        failure_policy: Some(failure_policy.into()),
+        match_policy: Some("Equivalent".into()),
+        side_effects: "None".into(),
+        timeout_seconds: Some(spec.webhook.timeout_seconds),
+        ..Default::default()
+    };
+    ValidatingWebhookConfiguration {
+        metadata: cluster_meta(&webhook_service_name(), Component::Webhook.name()),
+        webhooks: Some(vec![webhook]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_tls() -> WebhookTls {
+        WebhookTls { ca_crt: "CA".into(), tls_crt: "CRT".into(), tls_key: "KEY".into(), not_after: "T".into() }
+    }
+
+    #[test]
+    fn the_webhook_judges_pod_creation_outside_system_namespaces_and_its_own() {
+        let mut spec = KubeDevopsInstallSpec::default();
+        spec.webhook.failure_policy = FailurePolicy::Fail;
+        spec.webhook.timeout_seconds = 7;
+        let vwc = validating_webhook_configuration(&spec, &fake_tls());
+        let hook = &vwc.webhooks.unwrap()[0];
+        assert_eq!(hook.name, "validate.devops.stochastic.io");
+        assert_eq!(hook.side_effects, "None");
+        assert_eq!((hook.failure_policy.as_deref(), hook.timeout_seconds), (Some("Fail"), Some(7)));
+        let pods = &hook.rules.as_ref().unwrap()[0];
+        assert_eq!(pods.resources, Some(vec!["pods".to_string()]));
+        assert_eq!(pods.operations, Some(vec!["CREATE".to_string()]));
+        let excluded = hook.namespace_selector.clone().unwrap().match_expressions.unwrap()[0].clone();
+        assert_eq!(excluded.operator, "NotIn");
+        for ns in ["kube-system", "kube-public", "kube-node-lease", "kube-devops"] {
+            assert!(excluded.values.as_ref().unwrap().contains(&ns.to_string()), "{ns}");
+        }
+        let service = hook.client_config.service.clone().unwrap();
+        assert_eq!((service.name.as_str(), service.namespace.as_str()), ("kube-devops-webhook", "kube-devops"));
+        assert_eq!((service.path.as_deref(), service.port), (Some("/validate"), Some(443)));
+        assert_eq!(hook.client_config.ca_bundle, Some(ByteString(b"CA".to_vec())));
+    }
+
+    #[test]
+    fn the_default_policy_fails_open() {
+        let vwc = validating_webhook_configuration(&KubeDevopsInstallSpec::default(), &fake_tls());
+        let hook = &vwc.webhooks.unwrap()[0];
+        assert_eq!((hook.failure_policy.as_deref(), hook.timeout_seconds), (Some("Ignore"), Some(3)));
+    }
+
+    #[test]
+    fn the_secret_holds_the_pem_files_the_webhook_and_prometheus_read() {
+        let secret = tls_secret(&fake_tls());
+        assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
+        let data = secret.data.unwrap();
+        let keys: Vec<_> = data.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["ca.crt", "tls.crt", "tls.key"]);
+        assert_eq!(data["tls.key"], ByteString(b"KEY".to_vec()));
+        assert_eq!(secret.metadata.annotations.unwrap()[NOT_AFTER_ANNOTATION], "T");
+        assert_eq!(certificate_dns_names()[0], "kube-devops-webhook.kube-devops.svc");
+        assert_eq!(certificate_dns_names().len(), 4);
+    }
+}
