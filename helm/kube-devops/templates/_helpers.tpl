@@ -1,0 +1,260 @@
+{{/*
+Names. One installation per cluster: with the documented release name "kube-devops" every
+object has the same name as in `kube-devops deploy generate-all`.
+*/}}
+{{- define "kube-devops.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The namespace the components run in. */}}
+{{- define "kube-devops.namespace" -}}
+{{- .Values.namespace.name | default .Release.Namespace -}}
+{{- end -}}
+
+{{/* Labels of every object; call with (dict "root" $ "component" "watch"). */}}
+{{- define "kube-devops.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{ include "kube-devops.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+{{- end -}}
+
+{{/* Labels that select one component's pods (immutable: no version). */}}
+{{- define "kube-devops.selectorLabels" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Metadata of a namespaced object; call with (dict "root" $ "component" "watch" "name" "x"). */}}
+{{- define "kube-devops.metadata" -}}
+name: {{ .name }}
+namespace: {{ include "kube-devops.namespace" .root }}
+labels:
+  {{- include "kube-devops.labels" . | nindent 2 }}
+{{- end -}}
+
+{{- define "kube-devops.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default (printf "v%s" .Chart.AppVersion)) -}}
+{{- end -}}
+
+{{- define "kube-devops.serviceAccountName" -}}
+{{- include "kube-devops.fullname" . -}}
+{{- end -}}
+
+{{- define "kube-devops.webhookService" -}}
+{{- printf "%s-webhook" (include "kube-devops.fullname" .) -}}
+{{- end -}}
+
+{{- define "kube-devops.webhookSecret" -}}
+{{- printf "%s-webhook-tls" (include "kube-devops.fullname" .) -}}
+{{- end -}}
+
+{{/*
+A component's Deployment; call with (dict "root" $ "component" "watch" "port" 8080
+"portName" "http" "scheme" "HTTP" "args" (list "watch") "tls" false).
+*/}}
+{{- define "kube-devops.deployment" -}}
+{{- $root := .root -}}
+{{- $name := printf "%s-%s" (include "kube-devops.fullname" $root) .component -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  {{- include "kube-devops.metadata" (dict "root" $root "component" .component "name" $name) | nindent 2 }}
+spec:
+  replicas: {{ $root.Values.replicaCount }}
+  selector:
+    matchLabels:
+      {{- include "kube-devops.selectorLabels" . | nindent 6 }}
+  template:
+    metadata:
+      annotations:
+        kubectl.kubernetes.io/default-container: {{ .component }}
+      labels:
+        {{- include "kube-devops.labels" . | nindent 8 }}
+    spec:
+      serviceAccountName: {{ include "kube-devops.serviceAccountName" $root }}
+      automountServiceAccountToken: true
+      {{- with $root.Values.image.pullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 1000
+        runAsGroup: 1000
+        fsGroup: 1000
+        seccompProfile:
+          type: RuntimeDefault
+      terminationGracePeriodSeconds: 30
+      topologySpreadConstraints:
+        - maxSkew: 1
+          topologyKey: kubernetes.io/hostname
+          whenUnsatisfiable: ScheduleAnyway
+          labelSelector:
+            matchLabels:
+              {{- include "kube-devops.selectorLabels" . | nindent 14 }}
+          matchLabelKeys:
+            - pod-template-hash
+      {{- with $root.Values.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $root.Values.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "kube-devops.image" $root }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          args:
+            {{- toYaml .args | nindent 12 }}
+          ports:
+            - name: {{ .portName }}
+              containerPort: {{ .port }}
+              protocol: TCP
+          env:
+            - name: POD_NAME
+              valueFrom:
+                fieldRef:
+                  fieldPath: metadata.name
+            - name: POD_NAMESPACE
+              valueFrom:
+                fieldRef:
+                  fieldPath: metadata.namespace
+            - name: POD_IP
+              valueFrom:
+                fieldRef:
+                  fieldPath: status.podIP
+          resources:
+            {{- toYaml $root.Values.resources | nindent 12 }}
+          livenessProbe:
+            httpGet:
+              path: /healthz
+              port: {{ .portName }}
+              scheme: {{ .scheme }}
+            initialDelaySeconds: 5
+            periodSeconds: 10
+            timeoutSeconds: 1
+            failureThreshold: 3
+          readinessProbe:
+            httpGet:
+              path: /readyz
+              port: {{ .portName }}
+              scheme: {{ .scheme }}
+            initialDelaySeconds: 3
+            periodSeconds: 5
+            timeoutSeconds: 1
+            failureThreshold: 3
+          securityContext:
+            runAsNonRoot: true
+            runAsUser: 1000
+            runAsGroup: 1000
+            readOnlyRootFilesystem: true
+            allowPrivilegeEscalation: false
+            privileged: false
+            capabilities:
+              drop:
+                - ALL
+            seccompProfile:
+              type: RuntimeDefault
+          terminationMessagePolicy: FallbackToLogsOnError
+          volumeMounts:
+            - name: tmp
+              mountPath: /tmp
+              readOnly: false
+            {{- if .tls }}
+            - name: tls
+              mountPath: /tls
+              readOnly: true
+            {{- end }}
+      volumes:
+        - name: tmp
+          emptyDir:
+            sizeLimit: 64Mi
+        {{- if .tls }}
+        - name: tls
+          secret:
+            secretName: {{ include "kube-devops.webhookSecret" $root }}
+            defaultMode: 288 # 0440: group-readable, the pod's fsGroup is the container's GID
+        {{- end }}
+{{- end -}}
+
+{{/* A component's PodDisruptionBudget, only when it has more replicas than minAvailable. */}}
+{{- define "kube-devops.pdb" -}}
+{{- $root := .root -}}
+{{- if and $root.Values.pdb.enabled (gt (int $root.Values.replicaCount) (int $root.Values.pdb.minAvailable)) }}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  {{- include "kube-devops.metadata" (dict "root" $root "component" .component "name" (printf "%s-%s" (include "kube-devops.fullname" $root) .component)) | nindent 2 }}
+spec:
+  minAvailable: {{ $root.Values.pdb.minAvailable }}
+  unhealthyPodEvictionPolicy: AlwaysAllow
+  selector:
+    matchLabels:
+      {{- include "kube-devops.selectorLabels" . | nindent 6 }}
+{{- end }}
+{{- end -}}
+
+{{/* A component's Service; call with (dict "root" $ "component" "watch" "port" 8080 "portName" "metrics" "targetPort" "http"). */}}
+{{- define "kube-devops.service" -}}
+{{- $root := .root -}}
+apiVersion: v1
+kind: Service
+metadata:
+  {{- include "kube-devops.metadata" (dict "root" $root "component" .component "name" (printf "%s-%s" (include "kube-devops.fullname" $root) .component)) | nindent 2 }}
+spec:
+  type: ClusterIP
+  selector:
+    {{- include "kube-devops.selectorLabels" . | nindent 4 }}
+  ports:
+    - name: {{ .portName }}
+      port: {{ .port }}
+      targetPort: {{ .targetPort }}
+      protocol: TCP
+{{- end -}}
+
+{{/* A component's ServiceMonitor; call with (dict "root" $ "component" "watch" "port" "metrics" "scheme" "http"). */}}
+{{- define "kube-devops.serviceMonitor" -}}
+{{- $root := .root -}}
+{{- if $root.Values.serviceMonitor.enabled }}
+{{- $name := printf "%s-%s" (include "kube-devops.fullname" $root) .component }}
+{{- $ns := include "kube-devops.namespace" $root }}
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: {{ $name }}
+  namespace: {{ $ns }}
+  labels:
+    {{- include "kube-devops.labels" . | nindent 4 }}
+    {{- with $root.Values.serviceMonitor.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  selector:
+    matchLabels:
+      {{- include "kube-devops.selectorLabels" . | nindent 6 }}
+  namespaceSelector:
+    matchNames:
+      - {{ $ns }}
+  endpoints:
+    - port: {{ .port }}
+      path: /metrics
+      scheme: {{ .scheme }}
+      interval: {{ $root.Values.serviceMonitor.interval }}
+      {{- if eq .scheme "https" }}
+      tlsConfig:
+        ca:
+          secret:
+            name: {{ include "kube-devops.webhookSecret" $root }}
+            key: ca.crt
+        serverName: {{ printf "%s.%s.svc" $name $ns }}
+      {{- end }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,206 @@
+//! The Helm chart `helm/kube-devops`, rendered and linted with the Helm SDK (PyPI
+//! helm-python-sdk; there is no helm binary): with default values it renders the objects of
+//! `kube-devops deploy generate-all`, `--set` values change what the matching deploy options
+//! change, it lints clean with --strict for Kubernetes 1.30 and 1.37, and its output is valid.
+
+mod common;
+mod tools;
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tools::{difference, documents, normalise, python_with, render, repo_path, validate_all};
+
+/// Renders `chart` (release kube-devops in namespace kube-devops, as an install) with
+/// `--set`-style expressions; prints a JSON list of manifests or {"error": ...}.
+const RENDER: &str = r#"
+import json, sys
+import helm_python as helm
+def merge(a, b):
+    for k, v in b.items():
+        a[k] = merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+    return a
+values = {}
+for expression in sys.argv[2:]:
+    values = merge(values, helm.parse_set_string(expression))
+try:
+    with helm.Chart.load(sys.argv[1]) as chart:
+        out = chart.render(values=values, name="kube-devops", namespace="kube-devops", is_install=True)
+    print(json.dumps([out[k] for k in sorted(out)]))
+except helm.HelmError as e:
+    print(json.dumps({"error": str(e)}))
+"#;
+
+const LINT: &str = r#"
+import json, sys
+import helm_python as helm
+print(json.dumps([helm.lint(sys.argv[1], strict=True, kube_version=v) for v in ("v1.30.0", "v1.37.0")]))
+"#;
+
+fn chart() -> PathBuf {
+    repo_path("helm/kube-devops")
+}
+
+fn python(script: &str, args: &[&str]) -> Option<Value> {
+    let python = python_with("helm_python")?;
+    let out = Command::new(python).arg("-c").arg(script).args(args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// The chart's objects, or Err(message) when Helm refuses to render.
+fn helm_template(chart: &Path, set: &[&str]) -> Option<Result<Vec<Value>, String>> {
+    let mut args = vec![chart.to_str().unwrap()];
+    args.extend(set);
+    let out = python(RENDER, &args)?;
+    if let Some(error) = out.get("error") {
+        return Some(Err(error.as_str().unwrap().to_string()));
+    }
+    let manifests = out.as_array().unwrap().iter().map(|m| m.as_str().unwrap());
+    Some(Ok(manifests.flat_map(documents).collect()))
+}
+
+fn deploy(args: &[&str]) -> Vec<Value> {
+    documents(&render(&[&["deploy", "generate-all"], args].concat()))
+}
+
+/// The chart with `set` renders what `deploy generate-all` with `args` renders.
+fn assert_same(set: &[&str], args: &[&str]) {
+    let Some(rendered) = helm_template(&chart(), set) else { return };
+    let helm = normalise(rendered.unwrap_or_else(|e| panic!("helm {set:?}: {e}")));
+    let ours = normalise(deploy(args));
+    assert!(helm == ours, "helm {set:?} vs deploy {args:?}:\n{}", difference(&helm, &ours));
+}
+
+#[test]
+fn default_values_render_the_objects_of_deploy_generate_all() {
+    assert_same(&[], &[]);
+}
+
+#[test]
+fn set_values_change_what_the_deploy_options_change() {
+    assert_same(&["replicaCount=3"], &["--replicas", "3"]);
+    assert_same(&["image.tag=v9.9.9"], &["--image", "ghcr.io/stochastic/kube-devops:v9.9.9"]);
+    assert_same(&["replicaCount=1"], &["--replicas", "1"]);
+}
+
+#[test]
+fn disabling_parts_matches_an_install_file_that_disables_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("install.yaml");
+    let spec = "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {name: default}\nspec:\n  \
+                serviceMonitor: {enabled: false}\n  grafanaDashboard: {enabled: false}\n  pdb: {enabled: false}\n  \
+                webhook: {failurePolicy: Fail, timeoutSeconds: 10}\n  image: {pullPolicy: Always}\n";
+    std::fs::write(&file, spec).unwrap();
+    let set = [
+        "serviceMonitor.enabled=false",
+        "grafanaDashboard.enabled=false",
+        "pdb.enabled=false",
+        "webhook.failurePolicy=Fail",
+        "webhook.timeoutSeconds=10",
+        "image.pullPolicy=Always",
+    ];
+    assert_same(&set, &["-f", file.to_str().unwrap()]);
+}
+
+#[test]
+fn the_rendered_chart_is_valid_for_kubernetes_1_30_and_1_37() {
+    let Some(objects) = helm_template(&chart(), &[]) else { return };
+    validate_all(&objects.unwrap());
+    let Some(objects) = helm_template(&chart(), &["nodeSelector.disktype=ssd", "image.pullSecrets[0].name=regcred"])
+    else {
+        return;
+    };
+    let objects = objects.unwrap();
+    validate_all(&objects);
+    let pod = &objects.iter().find(|o| o["kind"] == "Deployment").unwrap()["spec"]["template"]["spec"];
+    assert_eq!(pod["nodeSelector"]["disktype"], "ssd");
+    assert_eq!(pod["imagePullSecrets"][0]["name"], "regcred");
+}
+
+#[test]
+fn the_chart_lints_clean_with_strict() {
+    let Some(reports) = python(LINT, &[chart().to_str().unwrap()]) else { return };
+    for report in reports.as_array().unwrap() {
+        assert_eq!(report["total_charts_linted"], 1, "{report}");
+        assert_eq!(report["errors"], json!([]), "{report}");
+        // Severity 1 is information ("icon is recommended"); warnings fail with --strict.
+        let problems: Vec<_> =
+            report["messages"].as_array().unwrap().iter().filter(|m| m["severity"].as_i64() > Some(1)).collect();
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+}
+
+#[test]
+fn the_values_schema_rejects_values_that_would_render_a_broken_installation() {
+    for set in [
+        "replicaCount=-1",
+        "replicaCount=11",
+        "webhook.failurePolicy=Maybe",
+        "serviceMonitor.interval=soon",
+        "replicas=3",
+    ] {
+        let Some(result) = helm_template(&chart(), &[set]) else { return };
+        assert!(result.is_err(), "{set} was accepted");
+    }
+}
+
+#[test]
+fn the_chart_carries_the_crate_version_and_the_crds() {
+    let chart_yaml: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(chart().join("Chart.yaml")).unwrap()).unwrap();
+    assert_eq!(chart_yaml["appVersion"], env!("CARGO_PKG_VERSION"));
+    for (file, _) in kube_devops::api::crds() {
+        let ours = std::fs::read_to_string(repo_path("crds").join(file)).unwrap();
+        assert_eq!(std::fs::read_to_string(chart().join("crds").join(file)).unwrap(), ours, "{file}");
+    }
+}
+
+/// On upgrade the chart looks up the TLS Secret and keeps it until 30 days before it
+/// expires. `helm template` cannot look up, so the test replaces the lookup with a Secret.
+#[test]
+fn an_upgrade_keeps_a_valid_certificate_and_renews_an_expiring_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("kube-devops");
+    copy_dir(&chart(), &copy);
+    let template = copy.join("templates/webhook-admission.yaml");
+    let text = std::fs::read_to_string(&template).unwrap();
+    let lookup = r#"lookup "v1" "Secret" $ns $secretName"#;
+    assert!(text.contains(lookup), "the template looks the Secret up");
+    let b64 = |s: &str| openssl::base64::encode_block(s.as_bytes());
+    let existing = |not_after: &str| {
+        format!(
+            r#"dict "data" (dict "ca.crt" "{}" "tls.crt" "{}" "tls.key" "{}") "metadata" (dict "annotations" (dict "devops.stochastic.io/tls-not-after" "{not_after}"))"#,
+            b64("OLD CA"),
+            b64("OLD CERT"),
+            b64("OLD KEY")
+        )
+    };
+    let secret_and_ca = |not_after: &str| {
+        std::fs::write(&template, text.replace(lookup, &existing(not_after))).unwrap();
+        let objects = helm_template(&copy, &[])?.unwrap();
+        let secret = objects.iter().find(|o| o["kind"] == "Secret").unwrap().clone();
+        let vwc = objects.iter().find(|o| o["kind"] == "ValidatingWebhookConfiguration").unwrap();
+        Some((secret, vwc["webhooks"][0]["clientConfig"]["caBundle"].as_str().unwrap().to_string()))
+    };
+    let Some((kept, ca_bundle)) = secret_and_ca("2999-01-01T00:00:00Z") else { return };
+    assert_eq!(kept["data"]["tls.key"], b64("OLD KEY"));
+    assert_eq!(ca_bundle, b64("OLD CA"), "the caBundle stays the kept CA");
+    assert_eq!(kept["metadata"]["annotations"]["devops.stochastic.io/tls-not-after"], "2999-01-01T00:00:00Z");
+    let (renewed, ca_bundle) = secret_and_ca("2020-01-01T00:00:00Z").unwrap();
+    assert_ne!(renewed["data"]["tls.key"], b64("OLD KEY"));
+    assert_eq!(json!(ca_bundle), renewed["data"]["ca.crt"], "the caBundle is the new CA");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
