@@ -1,6 +1,7 @@
 //! kube-devops: a Kubernetes governance platform. The library holds everything; the binary
 //! only calls [`cli::main`].
 
+pub mod admission;
 pub mod api;
 pub mod artefacts;
 pub mod audit;

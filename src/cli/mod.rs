@@ -62,6 +62,11 @@ pub enum Command {
         #[command(subcommand)]
         command: CrdCommand,
     },
+    /// The validating admission webhook.
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
     /// Installation manifests (pipe into kubectl apply -f -).
     Deploy {
         #[command(subcommand)]
@@ -106,6 +111,22 @@ pub enum PolicyCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Serve AdmissionReviews over HTTPS (/validate, /healthz, /readyz).
+    Serve {
+        /// Address to listen on (default: $POD_IP:8443, or 0.0.0.0:8443 without POD_IP).
+        #[arg(long)]
+        addr: Option<String>,
+        /// PEM certificate (chain) to serve with.
+        #[arg(long, default_value = "tls.crt")]
+        tls_cert: PathBuf,
+        /// PEM private key of the certificate.
+        #[arg(long, default_value = "tls.key")]
+        tls_key: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum CrdCommand {
     /// Print every CRD as multi-document YAML, or write one file per CRD with --out-dir.
     Generate {
@@ -129,6 +150,11 @@ pub fn run(cli: Cli) -> u8 {
         Command::Policy { command } => policy::run(command),
         Command::Crd { command: CrdCommand::Generate { out_dir } } => crd::generate(out_dir.as_deref()),
         Command::Deploy { command } => deploy::run(command),
+        Command::Webhook { command: WebhookCommand::Serve { addr, tls_cert, tls_key } } => {
+            let addr = addr.unwrap_or_else(crate::admission::server::default_addr);
+            crate::admission::server::serve(crate::admission::server::WebhookOptions { addr, tls_cert, tls_key })
+                .map(|()| exit::OK)
+        }
         Command::Version => {
             println!("kube-devops version {}", env!("CARGO_PKG_VERSION"));
             Ok(exit::OK)

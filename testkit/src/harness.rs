@@ -44,6 +44,18 @@ impl TestCluster {
     fn real(kubeconfig: PathBuf) -> TestCluster {
         let dir = temp_dir();
         let namespace = format!("kdtest-{}", &crate::tls::random_token()[..10]);
+        // A copy of the kubeconfig whose contexts default to the test's namespace, so kubectl
+        // and clients land there unless an object names its own namespace.
+        let text = std::fs::read_to_string(&kubeconfig).expect("KUBE_DEVOPS_E2E_KUBECONFIG is readable");
+        let mut config = kube::config::Kubeconfig::from_yaml(&text).expect("KUBE_DEVOPS_E2E_KUBECONFIG parses");
+        for context in &mut config.contexts {
+            if let Some(c) = &mut context.context {
+                c.namespace = Some(namespace.clone());
+            }
+        }
+        let kubeconfig = dir.join("real.kubeconfig");
+        std::fs::write(&kubeconfig, serde_json::to_string(&config).expect("kubeconfig serializes"))
+            .expect("write kubeconfig");
         let cluster = TestCluster { backend: Backend::Real { kubeconfig }, dir, namespace };
         let out = cluster.kubectl(&["create", "namespace", &cluster.namespace]);
         assert!(out.status.success(), "cannot create the test namespace: {}", String::from_utf8_lossy(&out.stderr));
@@ -118,7 +130,7 @@ impl TestCluster {
     pub fn kubectl_as(&self, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         use std::io::Write;
         let mut cmd = Command::new(kubectl_binary());
-        cmd.arg("--kubeconfig").arg(kubeconfig).arg("--namespace").arg(&self.namespace).args(args);
+        cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
         cmd.env("HOME", &self.dir).env_remove("KUBECONFIG");
         cmd.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

@@ -1,0 +1,113 @@
+//! End to end on the testkit API server: the project's own binary, installed with the
+//! manifests of `deploy generate-all`, runs as two webhook replicas that become Ready through
+//! their real HTTPS `/readyz`, and denies through the ValidatingWebhookConfiguration what an
+//! enforce-mode DevOpsPolicy forbids, while failing open when it is down.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, Patch, PatchParams};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use testkit::harness::TestCluster;
+
+const INSTALL: &str = "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {name: default}\nspec:\n  watch: {enabled: false}\n  reconcile: {enabled: false}\n  serviceMonitor: {enabled: false}\n";
+
+fn render_install() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("install.yaml");
+    std::fs::write(&file, INSTALL).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kube-devops"))
+        .args(["deploy", "generate-all", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn apply(cluster: &TestCluster, yaml: &str) -> std::process::Output {
+    cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(yaml))
+}
+
+fn wait_for(what: &str, seconds: u64, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+const LATEST_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\nspec:\n  containers: [{name: web, image: 'nginx:latest'}]\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_webhook_replicas_become_ready_and_enforce_policies() {
+    let cluster = TestCluster::stand_in();
+    let binary = Path::new(env!("CARGO_BIN_EXE_kube-devops"));
+    cluster.run_image(kube_devops::api::install::DEFAULT_IMAGE_REPOSITORY, binary);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = cluster.kubectl(&["apply", "-f", root.join("crds").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = apply(&cluster, &render_install());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client().await, "kube-devops");
+    let started = Instant::now();
+    loop {
+        let d = deployments.get("kube-devops-webhook").await.unwrap();
+        if d.status.as_ref().and_then(|s| s.ready_replicas) == Some(2) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the webhook replicas did not become Ready: {:?}",
+            d.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("2 webhook replicas Ready after {:?}", started.elapsed());
+
+    // An enforce-mode policy in a namespace: a :latest pod is denied by the project's webhook.
+    let out = apply(&cluster, "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n");
+    assert!(out.status.success());
+    let policy = "apiVersion: devops.stochastic.io/v1\nkind: DevOpsPolicy\nmetadata: {name: strict, namespace: shop}\nspec: {forbidLatestTag: true, enforcementMode: enforce}\n";
+    assert!(apply(&cluster, policy).status.success());
+    let mut denial = String::new();
+    wait_for("the webhook to see the policy", 20, || {
+        let out = apply(&cluster, LATEST_POD);
+        denial = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success() {
+            // Admitted before the policy reached the webhook's cache: try again.
+            let _ = cluster.kubectl(&["delete", "pod", "web", "-n", "shop", "--wait=false"]);
+        }
+        !out.status.success()
+    });
+    assert!(
+        denial.contains("admission webhook \"validate.devops.stochastic.io\" denied the request: Denied by DevOpsPolicy strict: container 'web' uses :latest tag"),
+        "{denial}"
+    );
+    let pinned = LATEST_POD.replace("nginx:latest", "nginx:1.27.3").replace("name: web,", "name: pinned,");
+    assert!(apply(&cluster, &pinned).status.success());
+    let webhook_requests =
+        cluster.requests().iter().filter(|r| r.user == "system:serviceaccount:kube-devops:kube-devops").count();
+    assert!(webhook_requests > 0, "the webhook reads policies with its own service account");
+    assert!(
+        cluster.requests().iter().all(|r| r.user != "system:serviceaccount:kube-devops:kube-devops" || r.code < 400),
+        "RBAC lets the webhook do what it needs"
+    );
+
+    // The webhook down: failurePolicy Ignore lets the pod in (fail open).
+    deployments
+        .patch(
+            "kube-devops-webhook",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 0}})),
+        )
+        .await
+        .unwrap();
+    wait_for("the webhook pods to go", 30, || {
+        let out = cluster.kubectl(&["get", "pods", "-n", "kube-devops", "-o", "name"]);
+        String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    });
+    let out = apply(&cluster, LATEST_POD);
+    assert!(out.status.success(), "fails open: {}", String::from_utf8_lossy(&out.stderr));
+}
