@@ -288,3 +288,24 @@ async fn faults_are_injected_and_every_request_is_logged() {
     assert_eq!(creates, [201, 500, 201, 500]);
     assert!(cluster.requests().iter().all(|r| r.user == "admin"));
 }
+
+#[tokio::test]
+async fn deletecollection_deletes_what_the_selector_matches() {
+    let cluster = TestCluster::start();
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client().await, cluster.namespace());
+    for (name, tier) in [("a", "web"), ("b", "web"), ("c", "db")] {
+        let mut c = cm(name);
+        c.metadata.labels = Some([("tier".to_string(), tier.to_string())].into());
+        api.create(&PostParams::default(), &c).await.unwrap();
+    }
+    api.delete_collection(&DeleteParams::default(), &ListParams::default().labels("tier=web")).await.unwrap();
+    let left: Vec<String> = api
+        .list(&ListParams::default().labels("tier"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, ["c"]);
+}

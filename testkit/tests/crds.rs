@@ -154,3 +154,13 @@ async fn server_side_apply_twice_changes_nothing_and_conflicts_are_reported() {
     let forced = policies.patch("p", &PatchParams::apply("someone-else").force(), &Patch::Apply(&other)).await.unwrap();
     assert_eq!(forced.data["spec"]["maxRestartCount"], 9);
 }
+
+#[tokio::test]
+async fn kubectl_explain_shows_the_crd_descriptions() {
+    let cluster = TestCluster::start();
+    install_crds(&cluster);
+    let out = cluster.kubectl(&["explain", "kubedevopsinstall.spec.webhook.failurePolicy"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("What the API server does when the webhook cannot answer"), "{text}");
+}

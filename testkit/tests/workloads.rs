@@ -194,6 +194,16 @@ async fn real_processes_become_ready_through_their_probes_and_stop_on_deletion()
     eventually("the pod to go", 10, || async { pods.get_opt(&name).await.unwrap().is_none().then_some(()) }).await;
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(std::net::TcpStream::connect((ip.as_str(), 8080)).is_err(), "the process is gone");
+
+    // Dropping the cluster stops every process it started.
+    let other = pods.list(&ListParams::default().labels("app=http")).await.unwrap().items;
+    let ip = other.iter().find_map(|p| p.status.as_ref()?.pod_ip.clone()).unwrap();
+    eventually("the remaining pods to serve", 20, || async {
+        std::net::TcpStream::connect((ip.as_str(), 8080)).ok().map(|_| ())
+    })
+    .await;
+    drop(cluster);
+    assert!(std::net::TcpStream::connect((ip.as_str(), 8080)).is_err(), "no process is left behind");
 }
 
 #[tokio::test]

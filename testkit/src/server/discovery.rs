@@ -124,5 +124,15 @@ fn openapi_v3(group: &str, version: &str, types: &[ResourceType]) -> Value {
         });
         paths.insert(path, json!({"patch": op}));
     }
-    json!({"openapi": "3.0.0", "info": {"title": "testkit", "version": version}, "paths": paths, "components": {"schemas": {}}})
+    // Custom resources publish their CRD schema, so `kubectl explain` shows its descriptions.
+    let mut schemas = serde_json::Map::new();
+    for t in types.iter().filter(|t| t.group == group && t.version == version) {
+        if let crate::registry::Schema::Crd(schema) = &t.schema {
+            let mut schema = schema.clone();
+            schema["x-kubernetes-group-version-kind"] = json!([{"group": group, "version": version, "kind": t.kind}]);
+            let reversed: Vec<&str> = group.split('.').rev().collect();
+            schemas.insert(format!("{}.{version}.{}", reversed.join("."), t.kind), schema);
+        }
+    }
+    json!({"openapi": "3.0.0", "info": {"title": "testkit", "version": version}, "paths": paths, "components": {"schemas": schemas}})
 }
