@@ -11,10 +11,20 @@ const PAGE_SIZE: u32 = 500;
 /// A client for the cluster in `KUBECONFIG` (or the in-cluster config), with bounded timeouts
 /// so an unreachable cluster is an error within seconds rather than a hang.
 pub async fn client() -> anyhow::Result<Client> {
+    client_with(Some(Duration::from_secs(60))).await
+}
+
+/// A client for long-lived watches: no read timeout (an idle watch sends nothing for
+/// minutes; the server ends it with `timeoutSeconds` and the watcher resumes).
+pub async fn watch_client() -> anyhow::Result<Client> {
+    client_with(None).await
+}
+
+async fn client_with(read_timeout: Option<Duration>) -> anyhow::Result<Client> {
     let mut config =
         Config::infer().await.map_err(|e| anyhow::anyhow!("no usable kubeconfig or in-cluster config: {e}"))?;
     config.connect_timeout = Some(Duration::from_secs(10));
-    config.read_timeout = Some(Duration::from_secs(60));
+    config.read_timeout = read_timeout;
     Client::try_from(config).map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))
 }
 

@@ -177,7 +177,7 @@ fn bad_input_is_named_by_file_and_document_and_fails_the_gate() {
     assert!(err.contains(&format!("{f}#1: unknown kind 'Deploymnet' in apps/v1")), "{err}");
     assert!(err.contains(&format!("{f}#2: not a Kubernetes object: expected a mapping, found a list")), "{err}");
     assert!(err.contains(&format!("{f}#3: not a Kubernetes object: missing 'apiVersion'")), "{err}");
-    assert!(err.contains(&format!("{}: not valid YAML", broken.display())), "{err}");
+    assert!(err.contains(&format!("{}#1: not valid YAML", broken.display())), "{err}");
     // The rest is still audited and reported.
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["subjects"], 1);
@@ -196,6 +196,13 @@ fn unknown_bundles_and_missing_policy_files_are_clear_errors() {
     let out = kube_devops(&["audit", "examples/workloads", "--policy", "examples/install.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("examples/install.yaml: no DevOpsPolicy document found"), "{}", stderr(&out));
+    // A misspelt check would silently turn it off: refused, like the API server would.
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo.yaml");
+    std::fs::write(&typo, "apiVersion: devops.stochastic.io/v1\nkind: DevOpsPolicy\nmetadata: {name: p}\nspec: {forbidLatestTags: true}\n").unwrap();
+    let out = kube_devops(&["audit", "examples/workloads", "--policy", typo.to_str().unwrap(), "--fail-below", "100"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown field(s) spec.forbidLatestTags"), "{}", stderr(&out));
 }
 
 #[test]

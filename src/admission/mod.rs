@@ -1,9 +1,9 @@
 //! The validating admission webhook: a pure decision ([`decide`]) over an AdmissionRequest and
 //! the DevOpsPolicies of its namespace, and the HTTPS server around it ([`server`]).
 //!
-//! What it decides: objects in system namespaces, deletions and updates that leave the pod
-//! template as it was are always allowed (controllers must be able to manage existing
-//! objects); a Pod or workload template that violates an `enforce` policy is denied, one that
+//! What it decides: objects in system namespaces, deletions, updates that leave the pod
+//! template as it was, and pods created by a controller (judged as their workload) are always
+//! allowed (controllers must be able to manage existing objects); a Pod or workload template that violates an `enforce` policy is denied, one that
 //! violates an `audit` policy is allowed with warnings; anything it cannot read is allowed
 //! with a warning (the webhook fails open on its own errors).
 
@@ -72,6 +72,14 @@ pub fn decide(request: &AdmissionRequest<DynamicObject>, policies: &[DevOpsPolic
         Operation::Create | Operation::Update => workload(request.object.as_ref()),
         Operation::Delete | Operation::Connect => return Decision::allow(),
     };
+    // A pod created by a controller was judged as its workload's template; denying it here
+    // would only stall the controller (a ReplicaSet that cannot create pods) out of sight.
+    if request.object.as_ref().is_some_and(|o| {
+        o.types.as_ref().is_some_and(|t| t.kind == "Pod")
+            && o.metadata.owner_references.as_ref().is_some_and(|refs| refs.iter().any(|r| r.controller == Some(true)))
+    }) {
+        return Decision::allow();
+    }
     let new = match new {
         Ok(Some(w)) => w,
         Ok(None) => return Decision::allow(),
@@ -188,6 +196,11 @@ mod tests {
         assert!(decide(&request("UPDATE", "shop", relabelled, pod("nginx:latest")), &strict, now()).allowed);
         // An update that changes the spec is judged.
         assert!(!decide(&request("UPDATE", "shop", pod("nginx:latest"), pod("nginx:1.27")), &strict, now()).allowed);
+        // Pods of a controller were judged through their workload.
+        let mut owned = pod("nginx:latest");
+        owned["metadata"]["ownerReferences"] =
+            json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "u", "controller": true}]);
+        assert!(decide(&request("CREATE", "shop", owned, Value::Null), &strict, now()).allowed);
         // No policy, or an object it cannot read: allowed (fail open), with a warning for the latter.
         assert!(decide(&request("CREATE", "shop", pod("nginx:latest"), Value::Null), &[], now()).allowed);
         let unreadable =

@@ -58,7 +58,7 @@ fn tls(opts: &WebhookOptions) -> anyhow::Result<openssl::ssl::SslAcceptorBuilder
 pub fn serve(opts: WebhookOptions) -> anyhow::Result<()> {
     let acceptor = tls(&opts)?;
     actix_web::rt::System::new().block_on(async move {
-        let client = crate::cluster::client().await?;
+        let client = crate::cluster::watch_client().await?;
         let (store, writer) = reflector::store();
         let ready = Arc::new(AtomicBool::new(false));
         let policies = watcher(kube::Api::<DevOpsPolicy>::all(client), watcher::Config::default()).default_backoff();
@@ -78,7 +78,9 @@ pub fn serve(opts: WebhookOptions) -> anyhow::Result<()> {
         HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .app_data(web::JsonConfig::default().limit(8 * 1024 * 1024))
+                // An UPDATE carries two objects (and often a last-applied annotation): far more
+                // than actix's 256 KiB default body limit.
+                .app_data(web::PayloadConfig::new(8 * 1024 * 1024))
                 .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
                 .route("/readyz", web::get().to(readyz))
                 .route("/validate", web::post().to(validate))

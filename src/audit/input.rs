@@ -77,9 +77,11 @@ impl Inputs {
 
     /// Adds the documents of one YAML (or JSON) stream named `name`.
     pub fn add_text(&mut self, name: &str, text: &str) {
-        let documents: Vec<Value> = match serde_saphyr::from_multiple(text) {
+        let documents: Vec<Value> = match crate::yaml::from_documents(text) {
             Ok(docs) => docs,
-            Err(e) => return self.error(name, format!("not valid YAML: {e}")),
+            // One broken document must not cost the others: read them one by one to audit the
+            // valid ones and name the broken one.
+            Err(_) => return self.add_documents_one_by_one(name, text),
         };
         let mut number = 0;
         for doc in documents {
@@ -88,6 +90,25 @@ impl Inputs {
             }
             number += 1;
             self.add_document(format!("{name}#{number}"), &doc);
+        }
+    }
+
+    /// Splits a stream at its `---` document markers and parses each document on its own.
+    fn add_documents_one_by_one(&mut self, name: &str, text: &str) {
+        let mut number = 0;
+        for chunk in split_documents(text) {
+            match crate::yaml::from_documents(&chunk) {
+                Ok(docs) => {
+                    for doc in docs.into_iter().filter(|d| !d.is_null()) {
+                        number += 1;
+                        self.add_document(format!("{name}#{number}"), &doc);
+                    }
+                }
+                Err(e) => {
+                    number += 1;
+                    self.error(&format!("{name}#{number}"), format!("not valid YAML: {e}"));
+                }
+            }
         }
     }
 
@@ -111,6 +132,22 @@ impl Inputs {
     fn error(&mut self, source: &str, message: String) {
         self.errors.push(InputError { source: source.to_string(), message });
     }
+}
+
+/// The documents of a stream, split at lines that are a `---` marker (with optional trailing
+/// content such as comments).
+fn split_documents(text: &str) -> Vec<String> {
+    let mut chunks = vec![String::new()];
+    for line in text.lines() {
+        if line == "---" || line.starts_with("--- ") {
+            chunks.push(String::new());
+        }
+        let chunk = chunks.last_mut().expect("never empty");
+        chunk.push_str(line);
+        chunk.push('\n');
+    }
+    chunks.retain(|c| c.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#') && l.trim() != "---"));
+    chunks
 }
 
 fn manifest_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -167,11 +204,23 @@ mod tests {
     }
 
     #[test]
-    fn invalid_yaml_names_the_file() {
-        let inputs = read_text("apiVersion: v1\nkind: [unclosed\n");
+    fn invalid_yaml_names_the_document_and_the_valid_ones_are_still_read() {
+        let text = format!("{DEPLOYMENT}---\napiVersion: v1\nkind: [unclosed\n---\n{DEPLOYMENT}");
+        let inputs = read_text(&text);
         assert_eq!(inputs.errors.len(), 1);
-        assert_eq!(inputs.errors[0].source, "in.yaml");
+        assert_eq!(inputs.errors[0].source, "in.yaml#2");
         assert!(inputs.errors[0].message.starts_with("not valid YAML"), "{}", inputs.errors[0].message);
+        let sources: Vec<&str> = inputs.workloads.iter().map(|w| w.source.as_str()).collect();
+        assert_eq!(sources, ["in.yaml#1", "in.yaml#3"]);
+    }
+
+    #[test]
+    fn large_streams_are_read_whole() {
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: a}\nspec:\n  containers: [{name: c, image: 'x:1'}]\n";
+        let text = vec![pod; 3000].join("---\n");
+        let inputs = read_text(&text);
+        assert_eq!(inputs.errors, []);
+        assert_eq!(inputs.workloads.len(), 3000);
     }
 
     #[test]

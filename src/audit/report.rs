@@ -67,7 +67,6 @@ impl AuditReport {
             evaluate_into(workload.subject(), rules, now, &mut findings);
             let (tally, reports) = by_namespace.entry(namespace).or_default();
             tally.add(&findings);
-            total.add(&findings);
             reports.push(WorkloadReport {
                 kind: workload.kind.to_string(),
                 name: workload.name.clone(),
@@ -82,6 +81,9 @@ impl AuditReport {
                     })
                     .collect(),
             });
+        }
+        for (tally, _) in by_namespace.values() {
+            total.merge(tally);
         }
         let namespaces = by_namespace
             .into_iter()

@@ -44,7 +44,7 @@ pub fn analyze(namespace: Option<&str>, opts: &AuditOptions) -> anyhow::Result<u
 /// Prints the report and errors, and picks the exit code: input errors beat a low score, so a
 /// CI gate never passes on input it could not read.
 fn finish(report: &AuditReport, opts: &AuditOptions) -> u8 {
-    print!("{}", render(report, opts.output));
+    crate::yaml::print(&render(report, opts.output));
     for e in &report.errors {
         eprintln!("error: {}: {}", e.source, e.message);
     }
@@ -73,15 +73,46 @@ fn select_policy(opts: &AuditOptions) -> anyhow::Result<(String, Rules)> {
     Ok((format!("bundle {}", bundle.name), Rules::from_spec(&bundle.spec)))
 }
 
+/// What the API server would refuse or prune: a misspelt field (`forbidLatestTags`) would
+/// otherwise silently turn a check off and pass a CI gate.
+fn check_policy(written: &serde_json::Value, policy: &DevOpsPolicy) -> Result<(), String> {
+    let typed = serde_json::to_value(&policy.spec).expect("a policy spec serializes");
+    let mut unknown = Vec::new();
+    unknown_fields(written, &typed, "spec", &mut unknown);
+    if !unknown.is_empty() {
+        return Err(format!("unknown field(s) {}", unknown.join(", ")));
+    }
+    if policy.spec.max_restart_count.is_some_and(|n| n < 0) {
+        return Err("spec.maxRestartCount must be 0 or more".into());
+    }
+    Ok(())
+}
+
+fn unknown_fields(written: &serde_json::Value, typed: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    let (Some(written), Some(typed)) = (written.as_object(), typed.as_object()) else { return };
+    for (key, value) in written {
+        let child = format!("{path}.{key}");
+        match typed.get(key) {
+            Some(t) => unknown_fields(value, t, &child, out),
+            None if !value.is_null() => out.push(child),
+            None => {}
+        }
+    }
+}
+
 /// The first DevOpsPolicy document of a YAML file.
 fn read_policy(path: &Path) -> anyhow::Result<DevOpsPolicy> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read policy file {}", path.display()))?;
     let docs: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple(&text).with_context(|| format!("{}: not valid YAML", path.display()))?;
+        crate::yaml::from_documents(&text).with_context(|| format!("{}: not valid YAML", path.display()))?;
     for (i, doc) in docs.iter().enumerate() {
         if doc.get("kind").and_then(|k| k.as_str()) == Some("DevOpsPolicy") {
-            return serde_json::from_value(doc.clone())
-                .with_context(|| format!("{}#{}: invalid DevOpsPolicy", path.display(), i + 1));
+            let source = format!("{}#{}", path.display(), i + 1);
+            let policy: DevOpsPolicy =
+                serde_json::from_value(doc.clone()).with_context(|| format!("{source}: invalid DevOpsPolicy"))?;
+            check_policy(&doc["spec"], &policy)
+                .map_err(|problem| anyhow!("{source}: invalid DevOpsPolicy: {problem}"))?;
+            return Ok(policy);
         }
     }
     bail!("{}: no DevOpsPolicy document found", path.display())

@@ -9,7 +9,7 @@ pub fn generate(out_dir: Option<&Path>) -> anyhow::Result<u8> {
     match out_dir {
         None => {
             let all: Vec<_> = crds().into_iter().map(|(_, crd)| crd).collect();
-            print!("{}", crate::yaml::to_yaml_stream(&all)?);
+            crate::yaml::print(&crate::yaml::to_yaml_stream(&all)?);
         }
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

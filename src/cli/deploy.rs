@@ -55,7 +55,7 @@ pub fn run(command: DeployCommand) -> anyhow::Result<u8> {
     };
     let spec = spec(&options)?;
     let objects = render(&spec)?;
-    print!("{}", crate::yaml::to_yaml_stream(&objects)?);
+    crate::yaml::print(&crate::yaml::to_yaml_stream(&objects)?);
     Ok(exit::OK)
 }
 
@@ -94,7 +94,7 @@ fn read_install(path: &Path) -> anyhow::Result<KubeDevopsInstallSpec> {
 
 /// The spec of the one KubeDevopsInstall in a YAML (or JSON) document.
 pub fn parse_install(text: &str) -> anyhow::Result<KubeDevopsInstallSpec> {
-    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).context("not YAML")?;
+    let docs: Vec<serde_json::Value> = crate::yaml::from_documents(text).context("not YAML")?;
     let mut docs: Vec<_> = docs.into_iter().filter(|d| !d.is_null()).collect();
     if docs.len() != 1 {
         bail!("expected one KubeDevopsInstall, found {} documents", docs.len());

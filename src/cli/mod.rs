@@ -156,7 +156,7 @@ pub fn run(cli: Cli) -> u8 {
                 .map(|()| exit::OK)
         }
         Command::Version => {
-            println!("kube-devops version {}", env!("CARGO_PKG_VERSION"));
+            crate::yaml::print(&format!("kube-devops version {}\n", env!("CARGO_PKG_VERSION")));
             Ok(exit::OK)
         }
     };

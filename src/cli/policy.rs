@@ -9,19 +9,16 @@ use std::collections::BTreeMap;
 pub fn run(command: PolicyCommand) -> anyhow::Result<u8> {
     match command {
         PolicyCommand::BundleList => {
-            println!("{:<15}DESCRIPTION", "NAME");
+            let mut out = format!("{:<15}DESCRIPTION\n", "NAME");
             for bundle in bundles::all() {
-                println!("{:<15}{}", bundle.name, bundle.description);
+                out.push_str(&format!("{:<15}{}\n", bundle.name, bundle.description));
             }
+            crate::yaml::print(&out);
         }
         PolicyCommand::BundleShow { name, namespace, policy_name } => {
             let bundle = bundles::find(&name).ok_or_else(|| anyhow!(bundles::unknown_bundle_message(&name)))?;
-            print!(
-                "# {}: {}\n{}",
-                bundle.name,
-                bundle.description,
-                crate::yaml::to_yaml(&bundle_policy(&bundle, &namespace, policy_name))?
-            );
+            let policy = crate::yaml::to_yaml(&bundle_policy(&bundle, &namespace, policy_name))?;
+            crate::yaml::print(&format!("# {}: {}\n{policy}", bundle.name, bundle.description));
         }
     }
     Ok(exit::OK)

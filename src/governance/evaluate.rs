@@ -312,7 +312,11 @@ mod tests {
 
     #[test]
     fn templates_are_judged_on_their_spec_only() {
-        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}));
+        // Status that would fail the runtime checks is ignored for a template.
+        let p = pod(json!({"metadata": {"name": "p", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"containers": [{"name": "web", "image": "nginx"}]},
+            "status": {"phase": "Pending", "containerStatuses": [{"name": "web", "restartCount": 50, "ready": false, "image": "nginx", "imageID": ""}]}}));
+        assert_eq!(eval(&p, &all_checks()).len(), 6, "as a live pod it fails all six checks");
         let findings = evaluate(Subject::template(p.spec.as_ref().unwrap()), &all_checks(), now());
         assert_eq!(findings.len(), 4);
         assert!(findings.iter().all(|f| f.check != CheckId::HighRestarts && f.check != CheckId::Pending));

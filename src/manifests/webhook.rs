@@ -23,9 +23,21 @@ use std::collections::BTreeMap;
 /// The annotation on the TLS Secret saying when its certificates expire (RFC 3339).
 pub const NOT_AFTER_ANNOTATION: &str = "devops.stochastic.io/tls-not-after";
 
-/// Namespaces the webhook never judges: the cluster's own and kube-devops itself (its pods
-/// must start even when the webhook is down).
-pub const EXCLUDED_NAMESPACES: [&str; 4] = ["kube-system", "kube-public", "kube-node-lease", NAMESPACE];
+/// Namespaces the webhook never judges: the cluster's own, the named system namespaces of the
+/// governance engine (it would allow them anyway, so sending them only adds latency and an
+/// outage risk), and kube-devops itself (its pods must start even when the webhook is down).
+/// The engine's `kube-*` / `*-system` patterns cannot be expressed in a label selector.
+pub const EXCLUDED_NAMESPACES: [&str; 9] = [
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "cert-manager",
+    "istio-system",
+    "monitoring",
+    "observability",
+    "argocd",
+    NAMESPACE,
+];
 
 /// The name of the webhook's Service and ValidatingWebhookConfiguration.
 pub fn webhook_service_name() -> String {
@@ -151,7 +163,9 @@ mod tests {
         assert_eq!(pods.operations, Some(vec!["CREATE".to_string()]));
         let excluded = hook.namespace_selector.clone().unwrap().match_expressions.unwrap()[0].clone();
         assert_eq!(excluded.operator, "NotIn");
-        for ns in ["kube-system", "kube-public", "kube-node-lease", "kube-devops"] {
+        for ns in
+            ["kube-system", "kube-public", "kube-node-lease", "kube-devops", "cert-manager", "monitoring", "argocd"]
+        {
             assert!(excluded.values.as_ref().unwrap().contains(&ns.to_string()), "{ns}");
         }
         let service = hook.client_config.service.clone().unwrap();
