@@ -1,7 +1,8 @@
 //! End to end on the testkit API server: the project's own binary, installed with the
 //! manifests of `deploy generate-all`, runs as two webhook replicas that become Ready through
-//! their real HTTPS `/readyz`, and denies through the ValidatingWebhookConfiguration what an
-//! enforce-mode DevOpsPolicy forbids, while failing open when it is down.
+//! their real HTTPS `/readyz`, denies through the ValidatingWebhookConfiguration what an
+//! enforce-mode DevOpsPolicy forbids, survives a certificate rotation without a restart, and
+//! fails open when it is down.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
@@ -12,15 +13,15 @@ use testkit::harness::TestCluster;
 
 const INSTALL: &str = "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {name: default}\nspec:\n  watch: {enabled: false}\n  reconcile: {enabled: false}\n  serviceMonitor: {enabled: false}\n";
 
-fn render_install() -> String {
+const LATEST_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\nspec:\n  containers: [{name: web, image: 'nginx:latest'}]\n";
+
+/// `kube-devops deploy <command> -f INSTALL`.
+fn render(command: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("install.yaml");
     std::fs::write(&file, INSTALL).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kube-devops"))
-        .args(["deploy", "generate-all", "-f"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_kube-devops")).args(["deploy", command, "-f"]).arg(&file).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -37,7 +38,25 @@ fn wait_for(what: &str, seconds: u64, mut check: impl FnMut() -> bool) {
     }
 }
 
-const LATEST_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\nspec:\n  containers: [{name: web, image: 'nginx:latest'}]\n";
+/// Tries to create the `:latest` pod until the webhook denies it; returns the denial.
+fn until_denied(cluster: &TestCluster, what: &str) -> String {
+    let mut denial = String::new();
+    wait_for(what, 30, || {
+        let out = apply(cluster, LATEST_POD);
+        denial = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success() {
+            // Admitted (failurePolicy Ignore while the webhook could not judge): try again.
+            let _ = cluster.kubectl(&["delete", "pod", "web", "-n", "shop", "--wait=false"]);
+        }
+        !out.status.success()
+    });
+    denial
+}
+
+fn restart_counts(cluster: &TestCluster) -> String {
+    let path = "jsonpath={.items[*].status.containerStatuses[*].restartCount}";
+    String::from_utf8_lossy(&cluster.kubectl(&["get", "pods", "-n", "kube-devops", "-o", path]).stdout).into_owned()
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_webhook_replicas_become_ready_and_enforce_policies() {
@@ -47,7 +66,7 @@ async fn two_webhook_replicas_become_ready_and_enforce_policies() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = cluster.kubectl(&["apply", "-f", root.join("crds").to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = apply(&cluster, &render_install());
+    let out = apply(&cluster, &render("generate-all"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let deployments: Api<Deployment> = Api::namespaced(cluster.client().await, "kube-devops");
@@ -67,43 +86,34 @@ async fn two_webhook_replicas_become_ready_and_enforce_policies() {
     eprintln!("2 webhook replicas Ready after {:?}", started.elapsed());
 
     // An enforce-mode policy in a namespace: a :latest pod is denied by the project's webhook.
-    let out = apply(&cluster, "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n");
-    assert!(out.status.success());
+    assert!(apply(&cluster, "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n").status.success());
     let policy = "apiVersion: devops.stochastic.io/v1\nkind: DevOpsPolicy\nmetadata: {name: strict, namespace: shop}\nspec: {forbidLatestTag: true, enforcementMode: enforce}\n";
     assert!(apply(&cluster, policy).status.success());
-    let mut denial = String::new();
-    wait_for("the webhook to see the policy", 20, || {
-        let out = apply(&cluster, LATEST_POD);
-        denial = String::from_utf8_lossy(&out.stderr).into_owned();
-        if out.status.success() {
-            // Admitted before the policy reached the webhook's cache: try again.
-            let _ = cluster.kubectl(&["delete", "pod", "web", "-n", "shop", "--wait=false"]);
-        }
-        !out.status.success()
-    });
+    let denial = until_denied(&cluster, "the webhook to see the policy");
     assert!(
         denial.contains("admission webhook \"validate.devops.stochastic.io\" denied the request: Denied by DevOpsPolicy strict: container 'web' uses :latest tag"),
         "{denial}"
     );
     let pinned = LATEST_POD.replace("nginx:latest", "nginx:1.27.3").replace("name: web,", "name: pinned,");
     assert!(apply(&cluster, &pinned).status.success());
-    let webhook_requests =
-        cluster.requests().iter().filter(|r| r.user == "system:serviceaccount:kube-devops:kube-devops").count();
-    assert!(webhook_requests > 0, "the webhook reads policies with its own service account");
-    assert!(
-        cluster.requests().iter().all(|r| r.user != "system:serviceaccount:kube-devops:kube-devops" || r.code < 400),
-        "RBAC lets the webhook do what it needs"
-    );
+    let webhook_user = "system:serviceaccount:kube-devops:kube-devops";
+    let requests = cluster.requests();
+    assert!(requests.iter().any(|r| r.user == webhook_user), "the webhook reads policies with its own service account");
+    assert!(requests.iter().all(|r| r.user != webhook_user || r.code < 400), "RBAC lets the webhook do what it needs");
+
+    // Certificate rotation: a new CA and serving certificate (Secret and caBundle). The kubelet
+    // updates the mounted Secret, the webhook reloads it without a restart, and the API server,
+    // which now trusts only the new CA, reaches it again.
+    let before = restart_counts(&cluster);
+    let out = apply(&cluster, &render("generate-webhook"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let denial = until_denied(&cluster, "the webhook to serve the rotated certificate");
+    assert!(denial.contains("Denied by DevOpsPolicy strict"), "{denial}");
+    assert_eq!(restart_counts(&cluster), before, "no restart was needed");
 
     // The webhook down: failurePolicy Ignore lets the pod in (fail open).
-    deployments
-        .patch(
-            "kube-devops-webhook",
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"spec": {"replicas": 0}})),
-        )
-        .await
-        .unwrap();
+    let scale_to_zero = Patch::Merge(serde_json::json!({"spec": {"replicas": 0}}));
+    deployments.patch("kube-devops-webhook", &PatchParams::default(), &scale_to_zero).await.unwrap();
     wait_for("the webhook pods to go", 30, || {
         let out = cluster.kubectl(&["get", "pods", "-n", "kube-devops", "-o", "name"]);
         String::from_utf8_lossy(&out.stdout).trim().is_empty()

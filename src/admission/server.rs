@@ -4,6 +4,8 @@
 //! answers 200 once that cache has synced, so a replica takes traffic only when it can judge.
 //! `/healthz` answers as soon as the server runs. A body that is not an AdmissionReview gets a
 //! 400, which the API server treats by the webhook's failurePolicy (Ignore: fail open).
+//! The serving certificate is reloaded when its files change (the kubelet updates a mounted
+//! Secret in place when the certificate is rotated), so rotation needs no restart.
 
 use super::decide;
 use crate::api::DevOpsPolicy;
@@ -15,10 +17,14 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
-use std::path::PathBuf;
-use std::sync::Arc;
+use openssl::ssl::{SslAcceptor, SslContext, SslFiletype, SslMethod};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+/// How often the certificate files are checked for changes.
+const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Where and how the webhook serves.
 #[derive(Clone, Debug)]
@@ -42,22 +48,63 @@ struct State {
     ready: Arc<AtomicBool>,
 }
 
-fn tls(opts: &WebhookOptions) -> anyhow::Result<openssl::ssl::SslAcceptorBuilder> {
+/// An acceptor configured with the certificate and key files.
+fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<openssl::ssl::SslAcceptorBuilder> {
     let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())?;
     acceptor
-        .set_private_key_file(&opts.tls_key, SslFiletype::PEM)
-        .with_context(|| format!("cannot load the TLS key {}", opts.tls_key.display()))?;
+        .set_private_key_file(key, SslFiletype::PEM)
+        .with_context(|| format!("cannot load the TLS key {}", key.display()))?;
     acceptor
-        .set_certificate_chain_file(&opts.tls_cert)
-        .with_context(|| format!("cannot load the TLS certificate {}", opts.tls_cert.display()))?;
+        .set_certificate_chain_file(cert)
+        .with_context(|| format!("cannot load the TLS certificate {}", cert.display()))?;
     acceptor.check_private_key().context("the TLS key does not match the certificate")?;
     Ok(acceptor)
 }
 
+fn modified(paths: [&Path; 2]) -> Option<[SystemTime; 2]> {
+    let time = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    Some([time(paths[0])?, time(paths[1])?])
+}
+
+/// The TLS setup: every handshake takes the current certificate from `current`, which a
+/// background task replaces when the files change (a half-written pair is kept out by
+/// loading both files and checking that they match before swapping).
+fn tls(opts: &WebhookOptions) -> anyhow::Result<(openssl::ssl::SslAcceptorBuilder, Arc<RwLock<SslContext>>)> {
+    let current = Arc::new(RwLock::new(acceptor(&opts.tls_cert, &opts.tls_key)?.build().into_context()));
+    let mut builder = acceptor(&opts.tls_cert, &opts.tls_key)?;
+    let handshake_view = current.clone();
+    builder.set_servername_callback(move |ssl, _| {
+        let context = handshake_view.read().unwrap_or_else(|e| e.into_inner());
+        ssl.set_ssl_context(&context).map_err(|_| openssl::ssl::SniError::ALERT_FATAL)
+    });
+    Ok((builder, current))
+}
+
+async fn reload_certificates(opts: WebhookOptions, current: Arc<RwLock<SslContext>>) {
+    let mut seen = modified([&opts.tls_cert, &opts.tls_key]);
+    loop {
+        actix_web::rt::time::sleep(CERT_CHECK_INTERVAL).await;
+        let now = modified([&opts.tls_cert, &opts.tls_key]);
+        if now.is_none() || now == seen {
+            continue;
+        }
+        match acceptor(&opts.tls_cert, &opts.tls_key) {
+            Ok(a) => {
+                *current.write().unwrap_or_else(|e| e.into_inner()) = a.build().into_context();
+                seen = now;
+                eprintln!("webhook: reloaded the serving certificate from {}", opts.tls_cert.display());
+            }
+            // Mid-update (key and certificate from different pairs): try again next time.
+            Err(e) => eprintln!("webhook: not reloading the certificate yet: {e:#}"),
+        }
+    }
+}
+
 /// Runs the webhook until SIGTERM/SIGINT (then drains in-flight requests).
 pub fn serve(opts: WebhookOptions) -> anyhow::Result<()> {
-    let acceptor = tls(&opts)?;
+    let (acceptor, current_certificate) = tls(&opts)?;
     actix_web::rt::System::new().block_on(async move {
+        actix_web::rt::spawn(reload_certificates(opts.clone(), current_certificate));
         let client = crate::cluster::watch_client().await?;
         let (store, writer) = reflector::store();
         let ready = Arc::new(AtomicBool::new(false));

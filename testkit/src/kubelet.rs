@@ -26,6 +26,9 @@ pub const STAY_PENDING: &str = "testkit.stochastic.io/stay-pending";
 /// Annotation that tells the kubelet to leave a pod alone: the test writes its status itself.
 pub const UNMANAGED: &str = "testkit.stochastic.io/unmanaged";
 
+/// How often Secret and ConfigMap volumes of running pods are brought up to date.
+const VOLUME_REFRESH: Duration = Duration::from_secs(1);
+
 /// Pods whose container image starts with `image_prefix` run `program` as a real process.
 #[derive(Clone, Debug)]
 pub struct ImageRule {
@@ -55,6 +58,8 @@ struct ContainerProcess {
 
 struct PodRuntime {
     dir: PathBuf,
+    /// When Secret and ConfigMap volumes were last refreshed.
+    volumes_refreshed: Instant,
     ip: String,
     processes: Vec<ContainerProcess>,
     terminating_since: Option<Instant>,
@@ -171,6 +176,10 @@ fn sync(state: &Arc<State>, root: &Path, runtimes: &mut HashMap<String, PodRunti
             continue;
         }
         let Some(runtime) = runtimes.get_mut(&uid) else { continue };
+        if runtime.processes.iter().any(|p| !p.simulated) && runtime.volumes_refreshed.elapsed() >= VOLUME_REFRESH {
+            materialise_volumes(state, &pod, &runtime.dir);
+            runtime.volumes_refreshed = Instant::now();
+        }
         supervise(state, &pod, runtime, &rules, rt);
         write_status(state, &pod, runtime);
     }
@@ -243,7 +252,14 @@ fn start_pod(state: &Arc<State>, root: &Path, pod: &Value, ip: &str, rules: &[Im
         }
         processes.push(process);
     }
-    PodRuntime { dir, ip: ip.to_string(), processes, terminating_since: None, sigterm_sent: false }
+    PodRuntime {
+        dir,
+        volumes_refreshed: Instant::now(),
+        ip: ip.to_string(),
+        processes,
+        terminating_since: None,
+        sigterm_sent: false,
+    }
 }
 
 /// Writes Secret and ConfigMap volumes as files; returns volume name -> folder.
@@ -286,7 +302,15 @@ fn materialise_volumes(state: &Arc<State>, pod: &Value, dir: &Path) -> BTreeMap<
             Vec::new()
         };
         for (key, bytes) in files {
-            let _ = std::fs::write(vdir.join(key), bytes);
+            // Only changed files are rewritten (atomically), as the kubelet updates a mounted
+            // Secret or ConfigMap in place when it changes.
+            let path = vdir.join(&key);
+            if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
+                let tmp = vdir.join(format!(".{key}.tmp"));
+                if std::fs::write(&tmp, &bytes).is_ok() {
+                    let _ = std::fs::rename(&tmp, &path);
+                }
+            }
         }
         out.insert(vname.to_string(), vdir);
     }
