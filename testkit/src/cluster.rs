@@ -144,8 +144,16 @@ impl Cluster {
         }
         object["apiVersion"] = Value::String(rt.api_version());
         object["kind"] = Value::String(rt.kind.clone());
-        if !object["metadata"].is_object() {
-            object["metadata"] = json!({});
+        match &object["metadata"] {
+            Value::Object(_) => {}
+            Value::Null => object["metadata"] = json!({}),
+            _ => return Err(ApiError::bad_request("metadata must be an object")),
+        }
+        // Status is not set on create for kinds with a status subresource.
+        if rt.has_status
+            && let Some(m) = object.as_object_mut()
+        {
+            m.remove("status");
         }
         let meta = &mut object["metadata"];
         if rt.namespaced {
@@ -193,7 +201,16 @@ impl Cluster {
             new["status"] = json!({"phase": "Active"});
             new["metadata"]["labels"]["kubernetes.io/metadata.name"] = Value::String(name.clone());
         }
-        if rt.resource == "pods" && new["status"]["phase"].is_null() {
+        if rt.resource == "pods" {
+            // ServiceAccount admission: the pod's account must exist.
+            let account = new["spec"]["serviceAccountName"].as_str().unwrap_or("default").to_string();
+            let sa = GroupResource { group: String::new(), resource: "serviceaccounts".into() };
+            if self.store.get(&sa, namespace, &account).is_none() {
+                return Err(ApiError::forbidden(format!(
+                    "pods \"{name}\" is forbidden: error looking up service account {namespace}/{account}: serviceaccount \"{account}\" not found"
+                )));
+            }
+            new["spec"]["serviceAccountName"] = json!(account);
             new["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
         }
         if let Some(manager) = &opts.field_manager {
@@ -221,14 +238,21 @@ impl Cluster {
         opts: &WriteOptions,
     ) -> Result<PendingWrite, ApiError> {
         let old = self.get(rt, namespace, name)?;
-        if !object.is_object() {
-            return Err(ApiError::bad_request("the body of the request is not a JSON object"));
+        if !object.is_object() || !(object["metadata"].is_object() || object["metadata"].is_null()) {
+            return Err(ApiError::bad_request("the object and its metadata must be JSON objects"));
         }
         let body_name = object["metadata"]["name"].as_str().unwrap_or_default();
         if !body_name.is_empty() && body_name != name {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({body_name}) does not match the name on the URL ({name})"
             )));
+        }
+        if rt.is_crd() && object["metadata"]["resourceVersion"].as_str().is_none_or(str::is_empty) {
+            return Err(ApiError::invalid(
+                &rt.kind,
+                name,
+                vec![("metadata.resourceVersion".into(), "Invalid value: 0x0: must be specified for an update".into())],
+            ));
         }
         if let Some(rv) = object["metadata"]["resourceVersion"].as_str()
             && !rv.is_empty()
@@ -254,6 +278,9 @@ impl Cluster {
         subresource: Option<&str>,
         opts: &WriteOptions,
     ) -> Result<PendingWrite, ApiError> {
+        if !candidate.is_object() || !(candidate["metadata"].is_object() || candidate["metadata"].is_null()) {
+            return Err(ApiError::bad_request("the object and its metadata must be JSON objects"));
+        }
         candidate["apiVersion"] = Value::String(rt.api_version());
         candidate["kind"] = Value::String(rt.kind.clone());
         let mut new = match subresource {
@@ -441,9 +468,13 @@ impl Cluster {
             self.after_delete(rt, &removed);
             return Ok(with_api_version(&removed, rt));
         }
+        let created_namespace = rt.resource == "namespaces" && pending.old.is_none();
         let stored = self.store.put(&rt.key(), pending.new);
         if rt.resource == "customresourcedefinitions" {
             self.crd_changed();
+        }
+        if created_namespace {
+            self.create_default_service_account(&name);
         }
         Ok(with_api_version(&stored, rt))
     }
@@ -551,6 +582,18 @@ impl Cluster {
             }
             self.crd_changed();
         }
+    }
+
+    /// Every namespace gets a ServiceAccount `default`, as the real token controller ensures.
+    fn create_default_service_account(&mut self, namespace: &str) {
+        let sa = GroupResource { group: String::new(), resource: "serviceaccounts".into() };
+        if self.store.get(&sa, namespace, "default").is_some() {
+            return;
+        }
+        let uid = self.store.next_uid();
+        let object = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "default", "namespace": namespace, "uid": uid, "creationTimestamp": now_rfc3339()}});
+        self.store.put(&sa, object);
     }
 
     /// Rebuilds the served types from the stored CRDs and marks new ones Established.

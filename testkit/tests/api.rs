@@ -309,3 +309,69 @@ async fn deletecollection_deletes_what_the_selector_matches() {
         .collect();
     assert_eq!(left, ["c"]);
 }
+
+#[tokio::test]
+async fn an_owner_waiting_for_its_finalizer_keeps_its_dependents_and_orphan_keeps_them_for_good() {
+    let cluster = TestCluster::start();
+    let client = cluster.client().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), cluster.namespace());
+    let secrets: Api<Secret> = Api::namespaced(client, cluster.namespace());
+    let dependent = |name: &str, owner: &ConfigMap| -> Secret {
+        serde_json::from_value(
+            json!({"metadata": {"name": name, "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap",
+            "name": owner.metadata.name, "uid": owner.metadata.uid}]}}),
+        )
+        .unwrap()
+    };
+    let mut held = cm("held");
+    held.metadata.finalizers = Some(vec!["example.com/wait".into()]);
+    let held = cms.create(&PostParams::default(), &held).await.unwrap();
+    secrets.create(&PostParams::default(), &dependent("of-held", &held)).await.unwrap();
+    cms.delete("held", &DeleteParams::default()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(secrets.get_opt("of-held").await.unwrap().is_some(), "kept while the owner still exists");
+    cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
+    eventually("the dependent to go with its owner", || async { secrets.get_opt("of-held").await.unwrap().is_none() })
+        .await;
+
+    let parent = cms.create(&PostParams::default(), &cm("parent")).await.unwrap();
+    secrets.create(&PostParams::default(), &dependent("orphan", &parent)).await.unwrap();
+    cms.delete("parent", &DeleteParams::orphan()).await.unwrap();
+    eventually("the parent to go", || async { cms.get_opt("parent").await.unwrap().is_none() }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let orphan = secrets.get("orphan").await.expect("an orphaned dependent stays");
+    assert!(orphan.metadata.owner_references.unwrap_or_default().is_empty());
+}
+
+#[tokio::test]
+async fn pods_need_their_service_account_and_namespaces_get_a_default_one() {
+    let cluster = TestCluster::start();
+    let client = cluster.client().await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), cluster.namespace());
+    let pod = |sa: &str| -> k8s_openapi::api::core::v1::Pod {
+        serde_json::from_value(json!({"metadata": {"name": format!("p-{sa}")}, "spec": {"serviceAccountName": sa,
+            "containers": [{"name": "c", "image": "nginx:1.27"}]}}))
+        .unwrap()
+    };
+    match pods.create(&PostParams::default(), &pod("missing")).await {
+        Err(kube::Error::Api(e)) => {
+            assert_eq!(e.code, 403);
+            assert!(e.message.contains("error looking up service account"), "{}", e.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(pods.create(&PostParams::default(), &pod("default")).await.is_ok());
+}
+
+#[tokio::test]
+async fn malformed_requests_are_refused_without_harming_the_server() {
+    let cluster = TestCluster::start();
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client().await, cluster.namespace());
+    api.create(&PostParams::default(), &cm("a")).await.unwrap();
+    let bad = api.patch("a", &PatchParams::default(), &Patch::Merge(json!({"metadata": 5}))).await;
+    assert!(matches!(bad, Err(kube::Error::Api(e)) if e.code == 400));
+    assert!(api.get("a").await.is_ok(), "the server still answers");
+    // A subresource the kind does not have does not exist.
+    let status = api.patch_status("a", &PatchParams::default(), &Patch::Merge(json!({"status": {}}))).await;
+    assert!(matches!(status, Err(kube::Error::Api(e)) if e.code == 404));
+}

@@ -164,3 +164,26 @@ async fn kubectl_explain_shows_the_crd_descriptions() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("What the API server does when the webhook cannot answer"), "{text}");
 }
+
+#[tokio::test]
+async fn custom_resources_need_a_resource_version_to_be_replaced_and_status_is_not_set_on_create() {
+    let cluster = TestCluster::start();
+    install_crds(&cluster);
+    let policies = api(cluster.client().await, "DevOpsPolicy", "v1", "devopspolicies", Some(cluster.namespace()));
+    let created = policies
+        .create(
+            &PostParams::default(),
+            &object(json!({"apiVersion": "devops.stochastic.io/v1", "kind": "DevOpsPolicy",
+            "metadata": {"name": "p"}, "spec": {"forbidLatestTag": true}, "status": {"healthScore": 1}})),
+        )
+        .await
+        .unwrap();
+    assert!(created.data.get("status").is_none(), "status is written through /status only");
+    let mut replacement = created.clone();
+    replacement.metadata.resource_version = None;
+    match policies.replace("p", &PostParams::default(), &replacement).await {
+        Err(kube::Error::Api(e)) => assert_eq!((e.code, e.reason.as_str()), (422, "Invalid")),
+        other => panic!("{other:?}"),
+    }
+    assert!(policies.replace("p", &PostParams::default(), &created).await.is_ok());
+}

@@ -10,8 +10,9 @@ use std::collections::HashSet;
 /// One pass over the store.
 pub fn pass(state: &State) {
     let mut cluster = state.cluster.lock().unwrap();
-    collect_orphans(&mut cluster);
+    // Orphaning first: dependents of an owner deleted with propagationPolicy=Orphan are kept.
     finish_foreground_and_orphan(&mut cluster);
+    collect_orphans(&mut cluster);
     finish_namespaces(&mut cluster);
 }
 
@@ -51,11 +52,9 @@ fn owner_uids(o: &Value) -> Vec<String> {
 /// Deletes objects all of whose owners are gone.
 fn collect_orphans(cluster: &mut Cluster) {
     let objects = all_objects(cluster);
-    let live: HashSet<&str> = objects
-        .iter()
-        .filter(|(_, o)| o["metadata"]["deletionTimestamp"].is_null() || has_finalizer(o, "foregroundDeletion"))
-        .map(|(_, o)| uid(o))
-        .collect();
+    // Every owner that still exists counts, also one waiting for its finalizers: its dependents
+    // go when it is gone (or first, when it is deleted in the foreground).
+    let live: HashSet<&str> = objects.iter().map(|(_, o)| uid(o)).collect();
     let mut doomed = Vec::new();
     for (rt, o) in &objects {
         let owners = owner_uids(o);
@@ -147,12 +146,7 @@ fn finish_namespaces(cluster: &mut Cluster) {
         for (rt, o) in contents {
             if o["metadata"]["deletionTimestamp"].is_null() {
                 let (ns, n) = key(&o);
-                let _ = cluster.delete(
-                    &rt,
-                    &ns,
-                    &n,
-                    &DeleteOptions { grace_period_seconds: Some(0), ..Default::default() },
-                );
+                let _ = cluster.delete(&rt, &ns, &n, &DeleteOptions::default());
             }
         }
     }

@@ -162,6 +162,9 @@ async fn serve(
     let Some(rt) = rt else {
         return error_response(&ApiError::new(404, "NotFound", "the server could not find the requested resource"));
     };
+    if !p.subresource.is_empty() && !crate::registry::subresources(&rt).contains(&p.subresource.as_str()) {
+        return error_response(&ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+    }
     let table = req.headers().get("accept").and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("as=Table"));
     let result = match verb {
         "get" => get(state, &rt, &p, table),
@@ -371,7 +374,18 @@ async fn delete(
     let warnings = crate::admission::review(state, &pending, user).await?;
     let object = state.cluster.lock().unwrap().delete(rt, &p.namespace, &p.name, &opts)?;
     let gone = object["metadata"]["deletionTimestamp"].is_null();
-    Ok((if gone { 200 } else { 202 }, object, warnings))
+    // Like the real registries: most kinds answer an immediate deletion with a Status, a few
+    // with the deleted object; a deletion that waits (finalizers, grace) returns the object.
+    let returns_object = matches!(
+        rt.resource.as_str(),
+        "pods" | "namespaces" | "serviceaccounts" | "services" | "customresourcedefinitions"
+    );
+    if gone && !returns_object {
+        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {"name": p.name, "group": rt.group, "kind": rt.resource, "uid": object["metadata"]["uid"]}});
+        return Ok((200, status, warnings));
+    }
+    Ok((200, object, warnings))
 }
 
 async fn delete_collection(

@@ -122,7 +122,7 @@ pub fn serve(
                     for e in replay.iter().filter(|e| filter.matches(e)) {
                         pending.push_back(filter.line(e.kind.as_str(), &e.object));
                     }
-                    (Some(rx), rv)
+                    (Some(rx), store.resource_version())
                 }
                 None => {
                     let status =
