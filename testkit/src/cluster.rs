@@ -196,6 +196,11 @@ impl Cluster {
         m["uid"] = Value::String(uid);
         m["creationTimestamp"] = Value::String(now_rfc3339());
         m["generation"] = json!(1);
+        if rt.resource == "services" && new["spec"]["clusterIP"].is_null() && new["spec"]["type"] != "ExternalName" {
+            let ip = crate::validation::defaults::cluster_ip(new["metadata"]["uid"].as_str().unwrap_or_default());
+            new["spec"]["clusterIP"] = json!(ip);
+            new["spec"]["clusterIPs"] = json!([ip]);
+        }
         if rt.resource == "namespaces" {
             new["spec"] = json!({"finalizers": ["kubernetes"]});
             new["status"] = json!({"phase": "Active"});

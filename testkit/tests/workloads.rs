@@ -229,3 +229,29 @@ async fn a_failing_liveness_probe_restarts_the_container_and_counts_it() {
         String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap().split_whitespace().map(String::from).collect();
     assert!(row[3].parse::<i32>().unwrap() >= 1, "kubectl shows the restarts: {row:?}");
 }
+
+#[tokio::test]
+async fn built_in_objects_come_back_with_the_api_server_defaults() {
+    let cluster = TestCluster::start();
+    let client = cluster.client().await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), cluster.namespace());
+    let d = deploys.create(&PostParams::default(), &deployment("defaults", "nginx", 1, json!({}))).await.unwrap();
+    let spec = d.spec.unwrap();
+    assert_eq!(spec.strategy.unwrap().type_.as_deref(), Some("RollingUpdate"));
+    assert_eq!(spec.revision_history_limit, Some(10));
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.restart_policy.as_deref(), Some("Always"));
+    assert_eq!(pod.containers[0].image_pull_policy.as_deref(), Some("Always"), "untagged images are pulled every time");
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client, cluster.namespace());
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({"metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}))
+    .unwrap();
+    let svc = services.create(&PostParams::default(), &svc).await.unwrap().spec.unwrap();
+    assert_eq!(svc.type_.as_deref(), Some("ClusterIP"));
+    assert!(svc.cluster_ip.is_some());
+    let port = &svc.ports.unwrap()[0];
+    assert_eq!(
+        (port.protocol.as_deref(), port.target_port.clone()),
+        (Some("TCP"), Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(80)))
+    );
+}

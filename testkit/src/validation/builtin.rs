@@ -52,6 +52,8 @@ pub fn normalise(kind: &str, mut object: Value) -> Result<(Value, Vec<String>), 
     };
     let mut unknown = Vec::new();
     dropped_fields(&object, &typed, "", &mut unknown);
+    let mut typed = typed;
+    super::defaults::apply(kind, &mut typed);
     Ok((typed, unknown))
 }
 

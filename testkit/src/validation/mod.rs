@@ -3,6 +3,7 @@
 
 pub mod builtin;
 pub mod crd;
+pub mod defaults;
 
 use crate::registry::{ResourceType, Schema};
 use crate::status::ApiError;
