@@ -189,3 +189,30 @@ async fn a_service_reference_reaches_a_ready_pod_of_the_service() {
     assert!(err.to_string().contains("label deny=true is not allowed"), "{err}");
     assert_eq!(hook.reviews.lock().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn pods_created_by_a_replica_set_go_through_admission_too() {
+    let cluster = TestCluster::stand_in();
+    let hook = start_webhook();
+    let config = json!({"url": format!("https://127.0.0.1:{}/validate", hook.port), "caBundle": hook.ca_bundle});
+    let pods_hook = vwc(config, "Fail", 5).replace("\"configmaps\"", "\"pods\"");
+    assert!(cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(&pods_hook)).status.success());
+    let deployment: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({"metadata": {"name": "blocked"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "blocked"}},
+            "template": {"metadata": {"labels": {"app": "blocked", "deny": "true"}}, "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}}}))
+    .unwrap();
+    let client = cluster.client().await;
+    Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while hook.reviews.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the ReplicaSet's pod never reached the webhook");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let review = hook.reviews.lock().unwrap()[0].clone();
+    assert_eq!(review["request"]["userInfo"]["username"], "system:serviceaccount:kube-system:replicaset-controller");
+    let pods = Api::<Pod>::namespaced(client, "default").list(&Default::default()).await.unwrap();
+    assert!(pods.items.is_empty(), "the denied pod was not created");
+}

@@ -29,10 +29,13 @@ impl Controllers {
         let thread = std::thread::Builder::new()
             .name("testkit-controllers".into())
             .spawn(move || {
+                let runtime =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("controller runtime");
+                let mut backoff = std::collections::HashMap::new();
                 while !flag.load(Ordering::Relaxed) {
                     gc::pass(&state);
                     endpoints::pass(&state);
-                    workloads::pass(&state);
+                    workloads::pass(&state, &runtime, &mut backoff);
                     pdb::pass(&state);
                     std::thread::sleep(TICK);
                 }

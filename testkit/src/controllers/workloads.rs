@@ -1,11 +1,13 @@
 //! Deployments -> ReplicaSets -> Pods, with rolling updates and the status fields kubectl and
 //! `kubectl rollout status` read.
 
-use crate::cluster::{Cluster, DeleteOptions, WriteOptions, now_rfc3339};
+use crate::cluster::{Cluster, DeleteOptions, PendingWrite, WriteOptions, now_rfc3339};
 use crate::registry::ResourceType;
 use crate::selectors::LabelSelector;
 use crate::server::State;
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 const MANAGER: &str = "kube-controller-manager";
 
@@ -95,10 +97,34 @@ fn put_status(cluster: &mut Cluster, rt: &ResourceType, object: &Value, status: 
     }
 }
 
-pub fn pass(state: &State) {
-    let mut cluster = state.cluster.lock().unwrap();
-    deployments(&mut cluster);
-    replica_sets(&mut cluster);
+/// The identity the ReplicaSet controller's writes go to admission webhooks with.
+fn controller_user() -> crate::rbac::UserInfo {
+    crate::rbac::UserInfo::service_account("kube-system", "replicaset-controller")
+}
+
+/// How long a ReplicaSet whose pod was refused waits before trying again.
+const CREATE_BACKOFF: Duration = Duration::from_secs(1);
+
+/// One pass. Pods a ReplicaSet creates go through admission webhooks like any write (outside
+/// the store lock); a refused pod is retried after a back-off, as the real controller does.
+pub fn pass(state: &State, runtime: &tokio::runtime::Runtime, backoff: &mut HashMap<String, Instant>) {
+    let pending = {
+        let mut cluster = state.cluster.lock().unwrap();
+        deployments(&mut cluster);
+        backoff.retain(|_, until| Instant::now() < *until);
+        replica_sets(&mut cluster, backoff)
+    };
+    for (rs, write) in pending {
+        if backoff.contains_key(&rs) {
+            continue;
+        }
+        let reviewed = runtime.block_on(crate::admission::review(state, &write, &controller_user()));
+        let result = reviewed.and_then(|_| state.cluster.lock().unwrap().commit(write));
+        if let Err(e) = result {
+            eprintln!("testkit: replicaset {rs}: cannot create pod: {e}");
+            backoff.insert(rs, Instant::now() + CREATE_BACKOFF);
+        }
+    }
 }
 
 fn deployments(cluster: &mut Cluster) {
@@ -250,7 +276,9 @@ fn strip_zero(mut status: Value, fields: &[&str]) -> Value {
     status
 }
 
-fn replica_sets(cluster: &mut Cluster) {
+/// Scales pods down directly; returns the pod creations to admit and commit, by ReplicaSet uid.
+fn replica_sets(cluster: &mut Cluster, backoff: &HashMap<String, Instant>) -> Vec<(String, PendingWrite)> {
+    let mut creations = Vec::new();
     let rs_type = rt(cluster, "apps", "replicasets");
     let pod_type = rt(cluster, "", "pods");
     let rses: Vec<Value> = cluster
@@ -267,7 +295,7 @@ fn replica_sets(cluster: &mut Cluster) {
         let selector = LabelSelector::from_object(&rs["spec"]["selector"]);
         pods.retain(|p| selector.matches(&p["metadata"]["labels"]));
         let have = pods.len() as i64;
-        if have < desired {
+        if have < desired && !backoff.contains_key(&uid) {
             for _ in have..desired {
                 let template = &rs["spec"]["template"];
                 let pod = json!({
@@ -277,9 +305,12 @@ fn replica_sets(cluster: &mut Cluster) {
                     "spec": template["spec"],
                 });
                 let opts = WriteOptions { field_manager: Some(MANAGER.into()), ..Default::default() };
-                if let Err(e) = cluster.prepare_create(&pod_type, &ns, pod, &opts).and_then(|p| cluster.commit(p)) {
-                    eprintln!("testkit: replicaset {ns}/{}: cannot create pod: {e}", rs["metadata"]["name"]);
-                    break;
+                match cluster.prepare_create(&pod_type, &ns, pod, &opts) {
+                    Ok(write) => creations.push((uid.clone(), write)),
+                    Err(e) => {
+                        eprintln!("testkit: replicaset {ns}/{}: cannot create pod: {e}", rs["metadata"]["name"]);
+                        break;
+                    }
                 }
             }
         } else if have > desired {
@@ -301,4 +332,5 @@ fn replica_sets(cluster: &mut Cluster) {
         let status = strip_zero(status, &["readyReplicas", "availableReplicas", "fullyLabeledReplicas"]);
         put_status(cluster, &rs_type, &rs, status);
     }
+    creations
 }
