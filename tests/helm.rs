@@ -9,7 +9,7 @@ mod tools;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tools::{difference, documents, normalise, python_with, render, repo_path, validate_all};
+use tools::{copy_dir, difference, documents, normalise, python_with, render, repo_path, validate_all};
 
 /// Renders `chart` (release kube-devops in namespace kube-devops, as an install) with
 /// `--set`-style expressions; prints a JSON list of manifests or {"error": ...}.
@@ -190,17 +190,4 @@ fn an_upgrade_keeps_a_valid_certificate_and_renews_an_expiring_one() {
     let (renewed, ca_bundle) = secret_and_ca("2020-01-01T00:00:00Z").unwrap();
     assert_ne!(renewed["data"]["tls.key"], b64("OLD KEY"));
     assert_eq!(json!(ca_bundle), renewed["data"]["ca.crt"], "the caBundle is the new CA");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
-use tools::{documents, id, python_with, render, repo_path, run, tool, validate_all};
+use tools::{copy_dir, documents, id, python_with, render, repo_path, run, tool, validate_all};
 
 fn kustomize(dir: &str) -> Option<Vec<Value>> {
     let kubectl = tool("kubectl")?;
@@ -267,17 +267,4 @@ fn scanners_find_nothing_high_or_critical_beyond_what_is_accepted_and_explained(
         }
     }
     assert!(stale.is_empty(), "security/accepted-findings.md lists what no longer occurs:\n  {}", stale.join("\n  "));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

@@ -7,20 +7,52 @@ use crate::registry::GroupResource;
 use crate::status::ApiError;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef};
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
-fn typed<T: DeserializeOwned>(cluster: &Cluster, resource: &str) -> Vec<T> {
-    let gr = GroupResource { group: "rbac.authorization.k8s.io".into(), resource: resource.into() };
-    cluster.store.list(&gr, None).filter_map(|o| serde_json::from_value(o.clone()).ok()).collect()
+const RBAC_RESOURCES: [&str; 4] = ["clusterroles", "clusterrolebindings", "roles", "rolebindings"];
+
+fn rbac_resource(resource: &str) -> GroupResource {
+    GroupResource { group: "rbac.authorization.k8s.io".into(), resource: resource.into() }
 }
 
-/// The RBAC objects in the store, with the bootstrap roles and bindings added.
-pub fn snapshot(cluster: &Cluster) -> RbacSnapshot {
+fn typed<T: DeserializeOwned>(cluster: &Cluster, resource: &str) -> Vec<T> {
+    cluster.store.list(&rbac_resource(resource), None).filter_map(|o| serde_json::from_value(o.clone()).ok()).collect()
+}
+
+/// Identifies the stored RBAC objects: their count and newest resourceVersion (any create,
+/// update or delete changes one of the two).
+pub type Fingerprint = (usize, u64);
+
+fn fingerprint(cluster: &Cluster) -> Fingerprint {
+    let mut count = 0;
+    let mut newest = 0;
+    for resource in RBAC_RESOURCES {
+        for o in cluster.store.list(&rbac_resource(resource), None) {
+            count += 1;
+            newest = newest.max(o["metadata"]["resourceVersion"].as_str().and_then(|v| v.parse().ok()).unwrap_or(0));
+        }
+    }
+    (count, newest)
+}
+
+/// The RBAC objects in the store, with the bootstrap roles and bindings added; decoded once
+/// per change of the RBAC objects.
+pub fn snapshot(cluster: &Cluster) -> Arc<RbacSnapshot> {
+    let key = fingerprint(cluster);
+    let mut cache = cluster.rbac_cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((cached, snapshot)) = cache.as_ref()
+        && *cached == key
+    {
+        return snapshot.clone();
+    }
     let mut s = RbacSnapshot::bootstrap();
     s.cluster_roles.extend(typed::<ClusterRole>(cluster, "clusterroles"));
     s.cluster_role_bindings.extend(typed::<ClusterRoleBinding>(cluster, "clusterrolebindings"));
     s.roles.extend(typed::<Role>(cluster, "roles"));
     s.role_bindings.extend(typed::<RoleBinding>(cluster, "rolebindings"));
-    s
+    let snapshot = Arc::new(s);
+    *cache = Some((key, snapshot.clone()));
+    snapshot
 }
 
 /// Allows the request or returns the real API server's 403.

@@ -80,6 +80,10 @@ pub struct Cluster {
     pub store: Store,
     pub registry: Registry,
     name_counter: u64,
+    /// The RBAC objects decoded, with the fingerprint of the store contents they came from:
+    /// every request is authorised, so they are decoded again only after an RBAC change.
+    pub(crate) rbac_cache:
+        std::sync::Mutex<Option<(crate::authz::Fingerprint, std::sync::Arc<crate::rbac::RbacSnapshot>)>>,
 }
 
 impl Default for Cluster {
@@ -94,7 +98,12 @@ pub fn now_rfc3339() -> String {
 
 impl Cluster {
     pub fn new() -> Cluster {
-        let mut cluster = Cluster { store: Store::new(), registry: Registry::new(&[]), name_counter: 0 };
+        let mut cluster = Cluster {
+            store: Store::new(),
+            registry: Registry::new(&[]),
+            name_counter: 0,
+            rbac_cache: Default::default(),
+        };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             cluster.bootstrap_namespace(ns);
         }
@@ -106,10 +115,6 @@ impl Cluster {
         let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         let pending = self.prepare_create(&rt, "", object, &WriteOptions::default()).expect("bootstrap namespace");
         self.commit(pending).expect("bootstrap namespace");
-    }
-
-    pub fn gr(rt: &ResourceType) -> GroupResource {
-        rt.key()
     }
 
     pub fn get(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Value, ApiError> {

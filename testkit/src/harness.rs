@@ -113,7 +113,7 @@ impl TestCluster {
 
     /// A kubeconfig whose token authenticates as the service account `namespace/name`.
     pub fn service_account_kubeconfig(&self, namespace: &str, name: &str) -> PathBuf {
-        let user = service_account_user(namespace, name);
+        let user = UserInfo::service_account(namespace, name);
         let token = self.state().issue_token(user.clone());
         let path = self.dir.join(format!("sa-{namespace}-{name}-{}.kubeconfig", &token[..8]));
         std::fs::write(&path, self.state().kubeconfig(&token, &user.name)).expect("write kubeconfig");
@@ -194,10 +194,6 @@ fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("testkit-{}-{}", std::process::id(), crate::tls::random_token()));
     std::fs::create_dir_all(&dir).expect("temporary folder");
     dir
-}
-
-pub fn service_account_user(namespace: &str, name: &str) -> UserInfo {
-    UserInfo::service_account(namespace, name)
 }
 
 /// kubectl 1.37 from the workspace venv when present.

@@ -18,7 +18,7 @@ fn main() -> anyhow::Result<()> {
     let server = testkit::server::start(port, Some(&kubeconfig))?;
     println!("testkit API server at {}; admin kubeconfig {}", server.address(), kubeconfig.display());
     let (tx, rx) = std::sync::mpsc::channel();
-    for signal in [libc_sigint(), libc_sigterm()] {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
         let tx = tx.clone();
         std::thread::spawn(move || wait_signal(signal, tx));
     }
@@ -26,14 +26,6 @@ fn main() -> anyhow::Result<()> {
     println!("stopping");
     drop(server);
     Ok(())
-}
-
-fn libc_sigint() -> i32 {
-    2
-}
-
-fn libc_sigterm() -> i32 {
-    15
 }
 
 fn wait_signal(signal: i32, tx: std::sync::mpsc::Sender<()>) {

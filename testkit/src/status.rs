@@ -97,7 +97,3 @@ impl std::error::Error for ApiError {}
 fn resource_kind(resource: &str) -> &str {
     resource.split('.').next().unwrap_or(resource)
 }
-
-pub fn success_status() -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
-}

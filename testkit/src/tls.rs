@@ -27,9 +27,14 @@ fn serial() -> anyhow::Result<openssl::asn1::Asn1Integer> {
     Ok(bn.to_asn1_integer()?)
 }
 
-/// A CA valid for a day (test clusters are short-lived).
-pub fn ca(common_name: &str) -> anyhow::Result<(CertPair, X509, PKey<Private>)> {
-    let key = key()?;
+/// A certificate for `key` named `common_name`, valid for a day (test clusters are short-lived),
+/// issued by `issuer` (None: self-signed) with the given extensions.
+fn certificate(
+    common_name: &str,
+    key: &PKey<Private>,
+    issuer: Option<(&X509, &PKey<Private>)>,
+    extensions: impl FnOnce(&mut openssl::x509::X509Builder, Option<&X509>) -> anyhow::Result<()>,
+) -> anyhow::Result<X509> {
     let mut name = X509NameBuilder::new()?;
     name.append_entry_by_text("CN", common_name)?;
     let name = name.build();
@@ -38,53 +43,52 @@ pub fn ca(common_name: &str) -> anyhow::Result<(CertPair, X509, PKey<Private>)> 
     let serial = serial()?;
     b.set_serial_number(&serial)?;
     b.set_subject_name(&name)?;
-    b.set_issuer_name(&name)?;
-    b.set_pubkey(&key)?;
+    b.set_issuer_name(issuer.map_or(&*name, |(ca, _)| ca.subject_name()))?;
+    b.set_pubkey(key)?;
     b.set_not_before(&*Asn1Time::days_from_now(0)?)?;
     b.set_not_after(&*Asn1Time::days_from_now(1)?)?;
-    b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
-    b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build()?)?;
-    b.sign(&key, MessageDigest::sha256())?;
-    let cert = b.build();
-    let pair = CertPair {
+    extensions(&mut b, issuer.map(|(ca, _)| ca))?;
+    b.sign(issuer.map_or(key, |(_, k)| k), MessageDigest::sha256())?;
+    Ok(b.build())
+}
+
+fn pem(cert: &X509, key: &PKey<Private>) -> anyhow::Result<CertPair> {
+    Ok(CertPair {
         cert_pem: String::from_utf8(cert.to_pem()?)?,
         key_pem: String::from_utf8(key.private_key_to_pem_pkcs8()?)?,
-    };
-    Ok((pair, cert, key))
+    })
+}
+
+/// A self-signed CA.
+pub fn ca(common_name: &str) -> anyhow::Result<(CertPair, X509, PKey<Private>)> {
+    let key = key()?;
+    let cert = certificate(common_name, &key, None, |b, _| {
+        b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
+        b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build()?)?;
+        Ok(())
+    })?;
+    Ok((pem(&cert, &key)?, cert, key))
 }
 
 /// A serving certificate signed by `ca` for the given DNS names and IP addresses.
 pub fn serving(ca: &X509, ca_key: &PKey<Private>, dns: &[&str], ips: &[&str]) -> anyhow::Result<CertPair> {
     let key = key()?;
-    let mut name = X509NameBuilder::new()?;
-    name.append_entry_by_text("CN", dns.first().copied().unwrap_or("testkit"))?;
-    let name = name.build();
-    let mut b = X509::builder()?;
-    b.set_version(2)?;
-    let serial = serial()?;
-    b.set_serial_number(&serial)?;
-    b.set_subject_name(&name)?;
-    b.set_issuer_name(ca.subject_name())?;
-    b.set_pubkey(&key)?;
-    b.set_not_before(&*Asn1Time::days_from_now(0)?)?;
-    b.set_not_after(&*Asn1Time::days_from_now(1)?)?;
-    let mut san = SubjectAlternativeName::new();
-    for d in dns {
-        san.dns(d);
-    }
-    for ip in ips {
-        san.ip(ip);
-    }
-    let san = san.build(&b.x509v3_context(Some(ca), None))?;
-    b.append_extension(san)?;
-    b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
-    b.append_extension(KeyUsage::new().critical().digital_signature().key_encipherment().build()?)?;
-    b.sign(ca_key, MessageDigest::sha256())?;
-    let cert = b.build();
-    Ok(CertPair {
-        cert_pem: String::from_utf8(cert.to_pem()?)?,
-        key_pem: String::from_utf8(key.private_key_to_pem_pkcs8()?)?,
-    })
+    let common_name = dns.first().copied().unwrap_or("testkit");
+    let cert = certificate(common_name, &key, Some((ca, ca_key)), |b, issuer| {
+        let mut san = SubjectAlternativeName::new();
+        for d in dns {
+            san.dns(d);
+        }
+        for ip in ips {
+            san.ip(ip);
+        }
+        let san = san.build(&b.x509v3_context(issuer.map(|c| &**c), None))?;
+        b.append_extension(san)?;
+        b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
+        b.append_extension(KeyUsage::new().critical().digital_signature().key_encipherment().build()?)?;
+        Ok(())
+    })?;
+    pem(&cert, &key)
 }
 
 /// A random token of 32 hex characters.

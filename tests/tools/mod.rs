@@ -229,3 +229,17 @@ fn diff_values(path: &str, l: &Value, r: &Value, out: &mut String) {
         _ => out.push_str(&format!("{path}:\n  left:  {l}\n  right: {r}\n")),
     }
 }
+
+/// Copies a folder tree (a chart or a kustomize tree to modify in a test).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

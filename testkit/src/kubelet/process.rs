@@ -22,11 +22,8 @@ pub(super) fn kill(child: &Child, signal: i32) {
 
 pub(super) fn start_pod(state: &Arc<State>, root: &Path, pod: &Value, ip: &str, rules: &[ImageRule]) -> PodRuntime {
     let (ns, name) = crate::store::key_of(pod);
-    let dir = root.join(format!(
-        "{ns}_{name}_{}",
-        &pod["metadata"]["uid"].as_str().unwrap_or_default()
-            [..8.min(pod["metadata"]["uid"].as_str().unwrap_or_default().len())]
-    ));
+    let uid: String = pod["metadata"]["uid"].as_str().unwrap_or_default().chars().take(8).collect();
+    let dir = root.join(format!("{ns}_{name}_{uid}"));
     let _ = std::fs::create_dir_all(&dir);
     let mut processes = Vec::new();
     let needs_process = pod["spec"]["containers"]

@@ -2,7 +2,7 @@
 
 use super::State;
 use super::{discovery, table, watch};
-use crate::cluster::{DeleteOptions, PatchType, WriteOptions, qualified};
+use crate::cluster::{DeleteOptions, PatchType, WriteOptions};
 use crate::observe::{RequestRecord, apply_faults};
 use crate::rbac::UserInfo;
 use crate::registry::ResourceType;
@@ -412,7 +412,6 @@ async fn delete_collection(
     for (ns, name) in keys {
         items.push(cluster.delete(rt, &ns, &name, &opts)?);
     }
-    let _ = qualified(rt);
     Ok((
         200,
         json!({"apiVersion": rt.api_version(), "kind": format!("{}List", rt.kind), "metadata": {}, "items": items}),
