@@ -84,3 +84,61 @@ async fn granting_more_than_one_holds_is_refused() {
         other => panic!("expected an escalation refusal, got {other:?}"),
     }
 }
+
+/// Server-side apply authorizes a create with the object's name (the URL carries it), so
+/// `create` limited by `resourceNames` lets an installer create exactly its own objects,
+/// while a POST (no name in the URL) and an apply of another name are refused.
+#[tokio::test]
+async fn an_apply_that_creates_needs_create_which_resource_names_can_limit() {
+    use kube::api::{Patch, PatchParams};
+    let cluster = TestCluster::stand_in();
+    let admin = cluster.client().await;
+    let named: Role = serde_json::from_value(json!({"metadata": {"name": "installer", "namespace": "default"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["mine"],
+                   "verbs": ["get", "create", "patch"]}]}))
+    .unwrap();
+    Api::<Role>::namespaced(admin.clone(), "default").create(&PostParams::default(), &named).await.unwrap();
+    let binding: RoleBinding =
+        serde_json::from_value(json!({"metadata": {"name": "installer", "namespace": "default"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "installer"},
+        "subjects": [{"kind": "ServiceAccount", "name": "installer", "namespace": "default"}]}))
+        .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), "default").create(&PostParams::default(), &binding).await.unwrap();
+    let sa = cluster.client_for(&cluster.service_account_kubeconfig("default", "installer")).await;
+    let cms: Api<ConfigMap> = Api::namespaced(sa, "default");
+    let apply = PatchParams::apply("installer");
+    let cm =
+        |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"a": "1"}});
+
+    cms.patch("mine", &apply, &Patch::Apply(cm("mine"))).await.expect("apply creates the named object");
+    cms.patch(
+        "mine",
+        &apply,
+        &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "mine"}, "data": {"a": "2"}})),
+    )
+    .await
+    .expect("apply updates it");
+    let refused = |r: Result<ConfigMap, kube::Error>| match r {
+        Err(kube::Error::Api(e)) => e,
+        other => panic!("expected 403, got {other:?}"),
+    };
+    let other = refused(cms.patch("other", &apply, &Patch::Apply(cm("other"))).await);
+    assert_eq!(other.code, 403);
+    assert!(other.message.contains("configmaps \"other\" is forbidden"), "{}", other.message);
+    let posted: ConfigMap = serde_json::from_value(cm("mine2")).unwrap();
+    assert_eq!(refused(cms.create(&PostParams::default(), &posted).await).code, 403);
+
+    // With patch alone (no create), an apply may change the object but not create one.
+    let mut patch_only = named.clone();
+    patch_only.rules.as_mut().unwrap()[0].verbs = vec!["get".into(), "patch".into()];
+    patch_only.rules.as_mut().unwrap()[0].resource_names = Some(vec!["mine".into(), "new".into()]);
+    Api::<Role>::namespaced(admin.clone(), "default")
+        .patch("installer", &PatchParams::default(), &Patch::Merge(json!({"rules": patch_only.rules})))
+        .await
+        .unwrap();
+    let e = refused(cms.patch("new", &apply, &Patch::Apply(cm("new"))).await);
+    assert!(e.message.contains("cannot create resource \"configmaps\""), "{}", e.message);
+    cms.patch("mine", &apply, &Patch::Apply(cm("mine"))).await.expect("patching an existing object needs no create");
+    assert!(Api::<ConfigMap>::namespaced(admin, "default").get_opt("new").await.unwrap().is_none());
+}

@@ -317,6 +317,9 @@ async fn write(
                 _ => Err(ApiError::bad_request("unsupported write")),
             }
         }?;
+        if patch_type == Some(PatchType::Apply) {
+            crate::authz::authorize_create_by_apply(&state.cluster.lock().unwrap(), user, &pending)?;
+        }
         crate::authz::check_escalation(&state.cluster.lock().unwrap(), user, &pending)?;
         let warnings = crate::admission::review(state, &pending, user).await?;
         let created = pending.old.is_none();
