@@ -5,9 +5,9 @@
 //! Its RBAC is what it creates, and no more. Kubernetes only lets it create the components'
 //! ClusterRole and Role if it holds every permission they grant (RBAC escalation
 //! prevention), so its ClusterRole includes the components' rules rather than `escalate` or
-//! `bind`. Everything namespaced it manages is granted by a Role in `kube-devops`; updates
-//! and deletes of cluster-scoped objects and of the TLS Secret are limited to the objects'
-//! names (`create`, `list` and `watch` cannot be limited by name in Kubernetes RBAC).
+//! `bind`. Everything namespaced it manages is granted by a Role in `kube-devops`, and every
+//! write (create included: it writes with server-side apply) is limited to the names of the
+//! objects it installs.
 
 use super::deployments::{Workload, workload};
 use super::labels::{cluster_meta, namespaced_meta, selector};
@@ -32,38 +32,49 @@ pub const METRICS_SERVICE: &str = "kube-devops-operator-metrics";
 
 const GROUP: &str = "devops.stochastic.io";
 const RBAC: &str = "rbac.authorization.k8s.io";
-const ALL: &[&str] = &["get", "list", "watch", "create", "patch", "update", "delete"];
-const READ_CREATE: &[&str] = &["get", "list", "watch", "create"];
-const CHANGE: &[&str] = &["patch", "update", "delete"];
+const READ: &[&str] = &["get", "list", "watch"];
+/// Every write of the operator is a server-side apply (a `patch` that creates what is
+/// missing) or a delete of a component that was switched off. An apply carries the object's
+/// name in its URL, so the API server authorizes its `create` with that name: unlike a POST,
+/// it can be limited by `resourceNames`, and is.
+const WRITE: &[&str] = &["create", "patch", "delete"];
+const READ_WRITE: &[&str] = &["get", "list", "watch", "create", "patch", "delete"];
 const WEBHOOK_CONFIGURATION: &str = "kube-devops-webhook";
+/// The Deployment, Service, PodDisruptionBudget and ServiceMonitor of each component
+/// (`Component::object_name`, checked by a test).
+const COMPONENT_OBJECTS: &[&str] = &["kube-devops-watch", "kube-devops-reconcile", "kube-devops-webhook"];
 
 /// Cluster-wide, besides the components' own rules: the KubeDevopsInstall it reconciles
 /// (status, and finalizers for owner references that block deletion) and the cluster-scoped
-/// objects it installs.
+/// objects it installs, each limited to its name (list and watch with a `metadata.name`
+/// field selector count as requests for that name).
 pub const MANAGEMENT_CLUSTER_RULES: &[Rule] = &[
     Rule::new(&[GROUP], &["kubedevopsinstalls"], &["get", "list", "watch", "patch", "update"]),
     Rule::new(&[GROUP], &["kubedevopsinstalls/status"], &["get", "patch", "update"]),
     Rule::new(&[GROUP], &["kubedevopsinstalls/finalizers"], &["update"]),
-    Rule::new(&[""], &["namespaces"], READ_CREATE),
-    Rule::new(&[""], &["namespaces"], &["patch", "update"]).named(&[NAMESPACE]),
-    Rule::new(&[RBAC], &["clusterroles", "clusterrolebindings"], READ_CREATE),
-    Rule::new(&[RBAC], &["clusterroles", "clusterrolebindings"], CHANGE).named(&[APP]),
-    Rule::new(&["admissionregistration.k8s.io"], &["validatingwebhookconfigurations"], READ_CREATE),
-    Rule::new(&["admissionregistration.k8s.io"], &["validatingwebhookconfigurations"], CHANGE)
+    Rule::new(&[""], &["namespaces"], &["get", "list", "watch", "create", "patch"]).named(&[NAMESPACE]),
+    Rule::new(&[RBAC], &["clusterroles", "clusterrolebindings"], READ_WRITE).named(&[APP]),
+    Rule::new(&["admissionregistration.k8s.io"], &["validatingwebhookconfigurations"], READ_WRITE)
         .named(&[WEBHOOK_CONFIGURATION]),
 ];
 
-/// In `kube-devops`: the namespaced objects it installs, and its own leader-election lease
-/// (the same lease rule the components get, which it must hold to grant it).
+/// In `kube-devops`: the namespaced objects it installs (read freely, so it can watch what
+/// it owns; written by name only), the webhook's TLS Secret (by name only, so no other
+/// Secret can be read), and its own leader-election lease (the same lease rule the
+/// components get, which it must hold to grant it).
 pub const NAMESPACE_RULES: &[Rule] = &[
-    Rule::new(&[""], &["serviceaccounts", "services", "configmaps"], ALL),
-    Rule::new(&[""], &["secrets"], READ_CREATE),
-    Rule::new(&[""], &["secrets"], CHANGE).named(&[WEBHOOK_TLS_SECRET]),
-    Rule::new(&["apps"], &["deployments"], ALL),
-    Rule::new(&["policy"], &["poddisruptionbudgets"], ALL),
-    Rule::new(&["monitoring.coreos.com"], &["servicemonitors"], ALL),
-    Rule::new(&[RBAC], &["roles", "rolebindings"], READ_CREATE),
-    Rule::new(&[RBAC], &["roles", "rolebindings"], CHANGE).named(&[APP]),
+    Rule::new(&[""], &["serviceaccounts", "services", "configmaps"], READ),
+    Rule::new(&[""], &["serviceaccounts"], WRITE).named(&[APP]),
+    Rule::new(&[""], &["services"], WRITE).named(COMPONENT_OBJECTS),
+    Rule::new(&[""], &["configmaps"], WRITE).named(&[super::dashboard::CONFIG_MAP]),
+    Rule::new(&[""], &["secrets"], READ_WRITE).named(&[WEBHOOK_TLS_SECRET]),
+    Rule::new(&["apps"], &["deployments"], READ),
+    Rule::new(&["apps"], &["deployments"], WRITE).named(COMPONENT_OBJECTS),
+    Rule::new(&["policy"], &["poddisruptionbudgets"], READ),
+    Rule::new(&["policy"], &["poddisruptionbudgets"], WRITE).named(COMPONENT_OBJECTS),
+    Rule::new(&["monitoring.coreos.com"], &["servicemonitors"], READ),
+    Rule::new(&["monitoring.coreos.com"], &["servicemonitors"], WRITE).named(COMPONENT_OBJECTS),
+    Rule::new(&[RBAC], &["roles", "rolebindings"], READ_WRITE).named(&[APP]),
     Rule::new(&["coordination.k8s.io"], &["leases"], &["get", "list", "watch", "create", "update", "patch"]),
 ];
 
@@ -195,7 +206,7 @@ mod tests {
     }
 
     #[test]
-    fn the_operator_may_create_update_and_delete_every_object_it_installs() {
+    fn the_operator_may_write_every_object_it_installs_and_nothing_else_of_its_kinds() {
         let tls = WebhookTls { ca_crt: "CA".into(), tls_crt: "C".into(), tls_key: "K".into(), not_after: "T".into() };
         let objects: Vec<Object> = all(&KubeDevopsInstallSpec::default(), &tls);
         let cluster = cluster_rules();
@@ -203,8 +214,10 @@ mod tests {
             let (group, resource) = resource(&object.kind());
             let rules: &[Rule] = if object.namespace().is_some() { NAMESPACE_RULES } else { &cluster };
             assert_eq!(object.namespace().unwrap_or(NAMESPACE), NAMESPACE);
-            for verb in ["get", "create", "patch", "update"] {
+            assert!(allows(rules, group, resource, "get", Some(object.name())), "get {}", object.id());
+            for verb in ["create", "patch"] {
                 assert!(allows(rules, group, resource, verb, Some(object.name())), "{verb} {}", object.id());
+                assert!(!allows(rules, group, resource, verb, Some("not-ours")), "{verb} other than {}", object.id());
             }
             if object.kind() != "Namespace" {
                 assert!(allows(rules, group, resource, "delete", Some(object.name())), "delete {}", object.id());
@@ -234,6 +247,8 @@ mod tests {
         ));
         assert!(!allows(NAMESPACE_RULES, "", "secrets", "update", Some("other")));
         assert!(!allows(&cluster, "", "secrets", "get", None), "no secrets outside kube-devops");
+        assert!(!allows(NAMESPACE_RULES, "", "secrets", "list", None), "no other secret in kube-devops");
+        assert!(!allows(&cluster, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "create", None));
     }
 
     #[test]
@@ -248,5 +263,7 @@ mod tests {
         assert_eq!(pod.containers[0].security_context.as_ref().unwrap().read_only_root_filesystem, Some(true));
         assert_eq!(spec.template.metadata.unwrap().labels.unwrap(), labels(COMPONENT));
         assert_eq!(WEBHOOK_CONFIGURATION, webhook_service_name());
+        let names: Vec<String> = crate::manifests::Component::ALL.iter().map(|c| c.object_name()).collect();
+        assert_eq!(COMPONENT_OBJECTS, names);
     }
 }
