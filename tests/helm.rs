@@ -121,6 +121,21 @@ fn disabling_parts_matches_an_install_file_that_disables_them() {
     assert_same(&set, &["-f", file.to_str().unwrap()]);
 }
 
+/// A Prometheus that selects ServiceMonitors by label (kube-prometheus-stack's `release`).
+#[test]
+fn service_monitor_labels_match_an_install_file_that_sets_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("install.yaml");
+    let spec = "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {name: default}\nspec:\n  \
+                serviceMonitor: {labels: {release: prom}}\n";
+    std::fs::write(&file, spec).unwrap();
+    assert_same(&["serviceMonitor.labels.release=prom"], &["-f", file.to_str().unwrap()]);
+    let monitors: Vec<Value> =
+        deploy(&["-f", file.to_str().unwrap()]).into_iter().filter(|o| o["kind"] == "ServiceMonitor").collect();
+    assert_eq!(monitors.len(), 3);
+    assert!(monitors.iter().all(|m| m["metadata"]["labels"]["release"] == "prom"));
+}
+
 #[test]
 fn the_rendered_chart_is_valid_for_kubernetes_1_30_and_1_37() {
     let Some(objects) = helm_template(&chart(), &[]) else { return };

@@ -225,11 +225,15 @@ pub struct ServiceMonitorSpec {
     #[serde(default = "default_scrape_interval")]
     #[schemars(regex(pattern = r"^[0-9]+(ms|s|m|h)$"))]
     pub interval: String,
+    /// Extra labels of the ServiceMonitors, for a Prometheus that selects monitors by label
+    /// (kube-prometheus-stack: `release: <its release name>`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 impl Default for ServiceMonitorSpec {
     fn default() -> Self {
-        ServiceMonitorSpec { enabled: true, interval: default_scrape_interval() }
+        ServiceMonitorSpec { enabled: true, interval: default_scrape_interval(), labels: BTreeMap::new() }
     }
 }
 

@@ -53,6 +53,11 @@ pub struct Endpoint {
     pub scheme: String,
     /// Scrape interval (a Prometheus duration).
     pub interval: String,
+    /// Keep the metrics' own labels where they clash with the target's: kube-devops labels
+    /// scores with the `namespace` of the workload, which must not become
+    /// `exported_namespace` (the dashboard filters and groups by `namespace`).
+    #[serde(default)]
+    pub honor_labels: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_config: Option<TlsConfig>,
 }
@@ -83,8 +88,10 @@ pub fn service_monitor(spec: &KubeDevopsInstallSpec, component: Component) -> Se
         },
         server_name: format!("{name}.{NAMESPACE}.svc"),
     });
+    let mut metadata = namespaced_meta(&name, component.name());
+    metadata.labels.get_or_insert_default().extend(spec.service_monitor.labels.clone());
     ServiceMonitor {
-        metadata: namespaced_meta(&name, component.name()),
+        metadata,
         spec: MonitorSpec {
             selector: selector(component.name()),
             namespace_selector: Some(NamespaceSelector { match_names: vec![NAMESPACE.into()] }),
@@ -93,6 +100,7 @@ pub fn service_monitor(spec: &KubeDevopsInstallSpec, component: Component) -> Se
                 path: "/metrics".into(),
                 scheme: component.scheme().to_lowercase(),
                 interval: spec.service_monitor.interval.clone(),
+                honor_labels: true,
                 tls_config,
             }],
         },
@@ -137,5 +145,18 @@ mod tests {
         assert_eq!(sm.spec.selector.match_labels.unwrap()["app.kubernetes.io/component"], "watch");
         spec.service_monitor.enabled = false;
         assert!(service_monitors(&spec).is_empty());
+    }
+
+    #[test]
+    fn monitors_keep_the_metrics_namespace_label_and_carry_the_extra_labels() {
+        let mut spec = KubeDevopsInstallSpec::default();
+        spec.service_monitor.labels.insert("release".into(), "kube-prometheus-stack".into());
+        for component in Component::ALL {
+            let sm = service_monitor(&spec, component);
+            assert!(sm.spec.endpoints[0].honor_labels, "{component:?}");
+            let labels = sm.metadata.labels.unwrap();
+            assert_eq!(labels["release"], "kube-prometheus-stack");
+            assert_eq!(labels["app.kubernetes.io/name"], "kube-devops");
+        }
     }
 }

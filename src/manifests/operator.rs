@@ -170,6 +170,7 @@ pub fn service_monitor(interval: &str) -> ServiceMonitor {
                 path: "/metrics".into(),
                 scheme: "http".into(),
                 interval: interval.into(),
+                honor_labels: true,
                 tls_config: None,
             }],
         },

@@ -248,6 +248,8 @@ spec:
       path: /metrics
       scheme: {{ .scheme }}
       interval: {{ $root.Values.serviceMonitor.interval }}
+      {{- /* The metrics' own namespace label (the workload's) wins over the target's. */}}
+      honorLabels: true
       {{- if eq .scheme "https" }}
       tlsConfig:
         ca:
