@@ -2,9 +2,10 @@
 //! the DevOpsPolicies of its namespace, and the HTTPS server around it ([`server`]).
 //!
 //! What it decides: objects in system namespaces, deletions, updates that leave the pod
-//! template as it was, and pods created by a controller (judged as their workload) are always
-//! allowed (controllers must be able to manage existing objects); a Pod or workload template that violates an `enforce` policy is denied, one that
-//! violates an `audit` policy is allowed with warnings; anything it cannot read is allowed
+//! template as it was, and pods and Jobs created by a controller (judged as their owner's
+//! template) are always allowed (controllers must be able to manage what they own); a Pod or
+//! workload template that violates an `enforce` policy is denied, one that violates an `audit`
+//! policy is allowed with warnings; anything it cannot read is allowed
 //! with a warning (the webhook fails open on its own errors).
 
 pub mod server;
@@ -72,10 +73,11 @@ pub fn decide(request: &AdmissionRequest<DynamicObject>, policies: &[DevOpsPolic
         Operation::Create | Operation::Update => workload(request.object.as_ref()),
         Operation::Delete | Operation::Connect => return Decision::allow(),
     };
-    // A pod created by a controller was judged as its workload's template; denying it here
-    // would only stall the controller (a ReplicaSet that cannot create pods) out of sight.
+    // A pod created by a controller, or a Job created by a CronJob, was judged as its owner's
+    // template; denying it here would only stall the controller (a ReplicaSet that cannot
+    // create pods, a CronJob whose runs stop) out of sight.
     if request.object.as_ref().is_some_and(|o| {
-        o.types.as_ref().is_some_and(|t| t.kind == "Pod")
+        o.types.as_ref().is_some_and(|t| t.kind == "Pod" || t.kind == "Job")
             && o.metadata.owner_references.as_ref().is_some_and(|refs| refs.iter().any(|r| r.controller == Some(true)))
     }) {
         return Decision::allow();
@@ -201,6 +203,13 @@ mod tests {
         owned["metadata"]["ownerReferences"] =
             json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "u", "controller": true}]);
         assert!(decide(&request("CREATE", "shop", owned, Value::Null), &strict, now()).allowed);
+        // So were the Jobs of a CronJob; a Job of its own is judged.
+        let mut job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "nightly-1"},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "tool:latest"}]}}}});
+        assert!(!decide(&request("CREATE", "shop", job.clone(), Value::Null), &strict, now()).allowed);
+        job["metadata"]["ownerReferences"] =
+            json!([{"apiVersion": "batch/v1", "kind": "CronJob", "name": "nightly", "uid": "u", "controller": true}]);
+        assert!(decide(&request("CREATE", "shop", job, Value::Null), &strict, now()).allowed);
         // No policy, or an object it cannot read: allowed (fail open), with a warning for the latter.
         assert!(decide(&request("CREATE", "shop", pod("nginx:latest"), Value::Null), &[], now()).allowed);
         let unreadable =
