@@ -57,6 +57,13 @@ fn crds_are_findable_and_printable_with_kubectl() {
         let names: Vec<_> = v.additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
         assert_eq!(names, columns, "{plural}");
     }
+    // The shipped CRDs carry the labels of every kube-devops object.
+    for (file, crd) in kube_devops::api::crds() {
+        let labels = crd.metadata.labels.unwrap_or_default();
+        assert_eq!(labels.get("app.kubernetes.io/name").map(String::as_str), Some("kube-devops"), "{file}");
+        assert_eq!(labels.get("app.kubernetes.io/component").map(String::as_str), Some("crd"), "{file}");
+        assert!(labels.contains_key("app.kubernetes.io/version"), "{file}");
+    }
     assert!(DevOpsPolicy::crd().spec.versions[0].subresources.as_ref().unwrap().status.is_some());
     assert!(KubeDevopsInstall::crd().spec.versions[0].subresources.as_ref().unwrap().status.is_some());
 }

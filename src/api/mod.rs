@@ -13,9 +13,17 @@ use kube::CustomResourceExt;
 
 /// Every CRD kube-devops owns, in install order, with the file name it has under `crds/`.
 pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
+    let labelled = |mut crd: CustomResourceDefinition| {
+        // Like every object kube-devops ships: `kubectl get crd -l app.kubernetes.io/name=kube-devops`.
+        crd.metadata.labels = Some(crate::manifests::labels::labels(CRD_COMPONENT));
+        crd
+    };
     vec![
-        ("devopspolicies.yaml", DevOpsPolicy::crd()),
-        ("policyauditresults.yaml", PolicyAuditResult::crd()),
-        ("kubedevopsinstalls.yaml", KubeDevopsInstall::crd()),
+        ("devopspolicies.yaml", labelled(DevOpsPolicy::crd())),
+        ("policyauditresults.yaml", labelled(PolicyAuditResult::crd())),
+        ("kubedevopsinstalls.yaml", labelled(KubeDevopsInstall::crd())),
     ]
 }
+
+/// The `app.kubernetes.io/component` label of the CRDs.
+pub const CRD_COMPONENT: &str = "crd";
