@@ -123,15 +123,36 @@ fn rate(metric: &str) -> String {
     format!("sum(rate({metric}[$__rate_interval]))")
 }
 
+/// A gauge of the catalogue, one series per label set however many replicas export it: the
+/// components run two replicas each, and a standby may still report what it last computed.
+fn gauge(metric: &str, filter: &str) -> String {
+    let labels =
+        crate::metrics_catalog::find(metric).unwrap_or_else(|| panic!("{metric} is not in the catalogue")).labels;
+    if labels.is_empty() {
+        format!("max({metric}{filter})")
+    } else {
+        format!("max by ({}) ({metric}{filter})", labels.join(", "))
+    }
+}
+
+fn in_namespaces() -> String {
+    format!("{{{NS}}}")
+}
+
 /// The dashboard model.
 pub fn dashboard() -> Value {
     let mut l = Layout { panels: Vec::new(), x: 0, y: 0, row_height: 0 };
     l.row("Overview");
     let score = "Mean health score of the evaluated namespaces (Healthy from 80, Stable 60, Degraded 40).";
-    l.panel(6, 5, stat("Cluster health score", score, "cluster_health_score", "none", true));
-    l.panel(6, 5, stat("Pods tracked", "Pods the watch controller scores.", "pods_tracked_total", "none", false));
+    l.panel(6, 5, stat("Cluster health score", score, &gauge("cluster_health_score", ""), "none", true));
+    l.panel(
+        6,
+        5,
+        stat("Pods tracked", "Pods the watch controller scores.", &gauge("pods_tracked_total", ""), "none", false),
+    );
     let enforcing = "DevOpsPolicies in enforce mode.";
-    l.panel(6, 5, stat("Policies enforcing", enforcing, "sum(devopspolicy_enforcement_mode)", "none", false));
+    let enforcing_count = format!("sum({})", gauge("devopspolicy_enforcement_mode", ""));
+    l.panel(6, 5, stat("Policies enforcing", enforcing, &enforcing_count, "none", false));
     let denials = format!("sum(increase(webhook_denials_total{{{NS}}}[1h]))");
     l.panel(
         6,
@@ -140,7 +161,7 @@ pub fn dashboard() -> Value {
     );
 
     l.row("Watch controller");
-    let ns_score = format!("namespace_health_score{{{NS}}}");
+    let ns_score = gauge("namespace_health_score", &in_namespaces());
     l.panel(
         12,
         8,
@@ -179,13 +200,13 @@ pub fn dashboard() -> Value {
             &[(&scanned, "pods scanned"), (&audits, "audit results")],
         ),
     );
-    let policy_score = format!("devopspolicy_health_score{{{NS}}}");
+    let policy_score = gauge("devopspolicy_health_score", &in_namespaces());
     let what = "Health score of each policy's namespace.";
     l.panel(12, 8, score_timeseries("Policy health score", what, &policy_score, "{{namespace}}/{{policy}}"));
-    let violations = format!("devopspolicy_violations_total{{{NS}}}");
+    let violations = gauge("devopspolicy_violations_total", &in_namespaces());
     let what = "Violations found by the last evaluation of each policy.";
     l.panel(12, 8, timeseries("Violations per policy", what, "none", &[(&violations, "{{namespace}}/{{policy}}")]));
-    let mode = format!("devopspolicy_enforcement_mode{{{NS}}}");
+    let mode = gauge("devopspolicy_enforcement_mode", &in_namespaces());
     let mut modes =
         timeseries("Enforcement mode", "0 = audit, 1 = enforce.", "none", &[(&mode, "{{namespace}}/{{policy}}")]);
     modes["fieldConfig"]["defaults"]["mappings"] =
@@ -220,7 +241,7 @@ pub fn dashboard() -> Value {
     );
 
     l.row("Violations by severity");
-    let severity = format!("sum by (severity) (devopspolicy_violations_by_severity{{{NS}}})");
+    let severity = format!("sum by (severity) ({})", gauge("devopspolicy_violations_by_severity", &in_namespaces()));
     let mut by_severity = timeseries(
         "Violations by severity",
         "Violations of the last evaluations, by severity.",
@@ -290,6 +311,24 @@ mod tests {
         let exprs = expressions(&dashboard());
         for metric in METRICS {
             assert!(exprs.iter().any(|e| e.contains(metric.name)), "no panel shows {}", metric.name);
+        }
+    }
+
+    /// Two replicas export each gauge: every panel takes one value per label set.
+    #[test]
+    fn gauges_are_deduplicated_across_replicas() {
+        use crate::metrics_catalog::MetricKind;
+        let exprs = expressions(&dashboard());
+        for metric in METRICS.iter().filter(|m| m.kind == MetricKind::Gauge) {
+            for expr in exprs.iter().filter(|e| e.contains(metric.name)) {
+                let deduplicated = format!("({metric_name}", metric_name = metric.name);
+                let by_labels = format!(") ({}", metric.name);
+                assert!(
+                    expr.contains(&format!("max{deduplicated}"))
+                        || expr.contains(&format!("max by ({}{by_labels}", metric.labels.join(", "))),
+                    "{expr}"
+                );
+            }
         }
     }
 
