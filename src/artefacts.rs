@@ -6,6 +6,11 @@
 use crate::governance::bundles;
 use crate::yaml::to_yaml_stream;
 
+/// Folders that hold generated files only: a file in them that the code does not generate is
+/// stale (regeneration deletes it).
+pub const GENERATED_DIRS: &[&str] =
+    &["crds", "config", "examples/policies", "helm/kube-devops/crds", "helm/kube-devops/dashboards"];
+
 /// `(path relative to the repository root, contents)` of every generated artefact.
 pub fn all() -> anyhow::Result<Vec<(String, String)>> {
     let mut files = Vec::new();
