@@ -88,23 +88,85 @@ fn the_dockerfile_is_hadolint_clean_and_builds_a_non_root_image_of_the_binary() 
     let msrv = manifest.lines().find_map(|l| l.strip_prefix("rust-version = ")).unwrap().trim_matches('"');
     let version = |v: &str| v.split('.').map(|n| n.parse::<u32>().unwrap()).collect::<Vec<_>>();
     assert!(version(rust) >= version(msrv), "builder Rust {rust} is older than rust-version {msrv}");
+    // Instructions, without comments, split into the builder and the runtime stage.
+    let instructions: Vec<&str> = dockerfile.lines().filter(|l| !l.trim_start().starts_with('#')).collect();
+    let runtime_start = instructions.iter().rposition(|l| l.starts_with("FROM ")).unwrap();
+    let runtime = instructions[runtime_start..].join("\n");
     for needed in [
         "USER 1000:1000",
         "EXPOSE 8080 9090 8443",
         "ENTRYPOINT [\"/usr/local/bin/kube-devops\"]",
-        "ca-certificates",
-        "libssl",
+        "COPY --from=builder /out/kube-devops /usr/local/bin/kube-devops",
     ] {
-        assert!(dockerfile.contains(needed), "the Dockerfile lacks {needed}");
+        assert!(runtime.lines().any(|l| l == needed), "the runtime stage lacks {needed}");
     }
-    assert!(dockerfile.contains("--uid 1000") && dockerfile.contains("kube-devops"), "user kube-devops, UID 1000");
+    let install = runtime.split("apt-get install").nth(1).expect("the runtime stage installs packages");
+    let packages: Vec<&str> = install.split("&&").next().unwrap().split_whitespace().collect();
+    assert!(packages.contains(&"ca-certificates"), "{packages:?}");
+    assert!(packages.iter().any(|p| p.starts_with("libssl3")), "the runtime needs libssl: {packages:?}");
+    assert!(runtime.contains("useradd --system --uid 1000 --gid 1000"), "user kube-devops, UID 1000");
+    assert!(runtime.contains("--shell /usr/sbin/nologin kube-devops"), "user kube-devops, UID 1000");
     let ignored = std::fs::read_to_string(repo_path(".dockerignore")).unwrap();
     for path in ["target", ".venv", ".git"] {
         assert!(ignored.lines().any(|l| l == path), ".dockerignore does not exclude {path}");
     }
+    build_context_is_a_complete_workspace(&ignored);
     let Some(hadolint) = tool("hadolint") else { return };
     let (ok, text) = run(&hadolint, &["--no-color", repo_path("Dockerfile").to_str().unwrap()]);
     assert!(ok && text.trim().is_empty(), "hadolint:\n{text}");
+}
+
+/// Whether `.dockerignore` keeps `relative` (a path in the repository) out of the build
+/// context. Covers the pattern forms the file uses: a path, `**/name` and a root-level
+/// `*` glob.
+fn docker_ignores(patterns: &str, relative: &str) -> bool {
+    patterns.lines().map(str::trim).filter(|p| !p.is_empty() && !p.starts_with('#')).any(|pattern| {
+        if let Some(name) = pattern.strip_prefix("**/") {
+            relative.split('/').any(|part| part == name)
+        } else if let Some(suffix) = pattern.strip_prefix('*') {
+            !relative.contains('/') && relative.ends_with(suffix)
+        } else {
+            relative == pattern || relative.starts_with(&format!("{pattern}/"))
+        }
+    })
+}
+
+/// The files `docker build` sends (the repository minus `.dockerignore`) form a workspace
+/// cargo can load with the locked dependencies: every member, target and the lock file are there.
+fn build_context_is_a_complete_workspace(patterns: &str) {
+    fn copy(root: &Path, dir: &Path, to: &Path, patterns: &str) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let relative = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            if docker_ignores(patterns, &relative) {
+                continue;
+            }
+            if path.is_dir() {
+                std::fs::create_dir_all(to.join(&relative)).unwrap();
+                copy(root, &path, to, patterns);
+            } else {
+                std::fs::copy(&path, to.join(&relative)).unwrap();
+            }
+        }
+    }
+    assert!(docker_ignores(patterns, "testkit/target/debug") && !docker_ignores(patterns, "testkit/src/lib.rs"));
+    let context = tempfile::tempdir().unwrap();
+    copy(tools::repo_root(), tools::repo_root(), context.path(), patterns);
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--locked", "--offline", "--format-version", "1"])
+        .current_dir(context.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cargo cannot load the build context: {}", String::from_utf8_lossy(&out.stderr));
+    let metadata: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let members = metadata["workspace_members"].as_array().unwrap().len();
+    assert_eq!(members, 2, "kube-devops and testkit");
+    for package in metadata["packages"].as_array().unwrap().iter().filter(|p| p["source"].is_null()) {
+        for target in package["targets"].as_array().unwrap() {
+            let path = Path::new(target["src_path"].as_str().unwrap());
+            assert!(path.exists(), "{} is missing from the build context", path.display());
+        }
+    }
 }
 
 /// One scanner finding: tool, check id, severity (`-` when the tool gives none) and where.
