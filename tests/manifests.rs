@@ -113,6 +113,19 @@ fn the_partial_commands_print_their_part() {
     assert_eq!(webhook, ["Secret/kube-devops-webhook-tls", "ValidatingWebhookConfiguration/kube-devops-webhook"]);
 }
 
+/// `--keep-tls` changes an installation without rotating the webhook's certificate: every
+/// object of generate-all but the two that carry key material.
+#[test]
+fn keep_tls_renders_everything_but_the_key_material() {
+    let kept = documents(&render(&["deploy", "generate-all", "--keep-tls", "--replicas", "3"]));
+    let all = documents(&render(&["deploy", "generate-all", "--replicas", "3"]));
+    let without_tls: Vec<Value> =
+        all.into_iter().filter(|o| o["kind"] != "ValidatingWebhookConfiguration" && o["kind"] != "Secret").collect();
+    assert_eq!(kinds(&kept), kinds(&without_tls));
+    assert_eq!(kept, without_tls);
+    assert!(kept.iter().all(|o| !o.to_string().contains("BEGIN")), "no key material");
+}
+
 #[test]
 fn output_is_deterministic_apart_from_key_material() {
     let first = render(&["deploy", "generate-all"]);

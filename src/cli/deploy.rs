@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 pub enum DeployCommand {
     /// Every object: namespace, RBAC, TLS Secret, dashboard, Services, Deployments, PDBs,
     /// ServiceMonitors and the ValidatingWebhookConfiguration (apply the CRDs first).
-    GenerateAll(DeployOptions),
+    GenerateAll(AllOptions),
     /// ServiceAccount, ClusterRole and ClusterRoleBinding, and the Role and RoleBinding for
     /// leader-election leases.
     GenerateRbac(DeployOptions),
@@ -42,12 +42,33 @@ pub struct DeployOptions {
     pub replicas: Option<i32>,
 }
 
+/// `generate-all`'s options.
+#[derive(Debug, Args)]
+pub struct AllOptions {
+    #[command(flatten)]
+    pub common: DeployOptions,
+    /// Leave out the TLS Secret and the ValidatingWebhookConfiguration, so applying the output
+    /// changes an installation without rotating the webhook's certificate.
+    #[arg(long)]
+    pub keep_tls: bool,
+}
+
 /// Renders one part of an installation.
 type Render = fn(&KubeDevopsInstallSpec) -> anyhow::Result<Vec<Object>>;
 
 pub fn run(command: DeployCommand) -> anyhow::Result<u8> {
     let (options, render): (_, Render) = match command {
-        DeployCommand::GenerateAll(o) => (o, |s| Ok(manifests::all(s, &webhook::generate_tls()?))),
+        DeployCommand::GenerateAll(AllOptions { common, keep_tls: false }) => {
+            (common, |s| Ok(manifests::all(s, &webhook::generate_tls()?)))
+        }
+        DeployCommand::GenerateAll(AllOptions { common, keep_tls: true }) => (common, |s| {
+            // Placeholder key material: the objects that would carry it are left out.
+            let none = String::new;
+            let tls = manifests::WebhookTls { ca_crt: none(), tls_crt: none(), tls_key: none(), not_after: none() };
+            let carries_tls =
+                |o: &Object| o.kind() == "ValidatingWebhookConfiguration" || o.name() == manifests::WEBHOOK_TLS_SECRET;
+            Ok(manifests::all(s, &tls).into_iter().filter(|o| !carries_tls(o)).collect())
+        }),
         DeployCommand::GenerateRbac(o) => (o, |s| Ok(manifests::rbac(s))),
         DeployCommand::GenerateDeployments(o) => (o, |s| Ok(manifests::deployments(s))),
         DeployCommand::GenerateObservability(o) => (o, |s| Ok(manifests::observability(s))),
