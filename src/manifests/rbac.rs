@@ -161,6 +161,33 @@ mod tests {
         assert!(!allows(NAMESPACE_RULES, "coordination.k8s.io", "leases", "delete", None));
     }
 
+    /// The original design's ClusterRole table (the seed), row by row: every permission is
+    /// still granted, except the two deliberate changes the README explains (leases moved to
+    /// the namespaced Role; no access to webhook configurations).
+    #[test]
+    fn the_seed_table_holds_but_for_the_documented_changes() {
+        let seed: &[(&str, &[&str], &[&str])] = &[
+            (GROUP, &["devopspolicies"], &["get", "list", "watch"]),
+            (GROUP, &["devopspolicies/status"], &["patch"]),
+            ("", &["pods"], &["get", "list", "watch"]),
+            ("apps", &["deployments", "statefulsets", "daemonsets"], &["get", "list", "patch"]),
+        ];
+        for (group, resources, verbs) in seed {
+            for resource in *resources {
+                for verb in *verbs {
+                    assert!(allows(CLUSTER_RULES, group, resource, verb, None), "{group}/{resource} {verb}");
+                }
+            }
+        }
+        for verb in ["get", "create", "update", "patch"] {
+            assert!(allows(NAMESPACE_RULES, "coordination.k8s.io", "leases", verb, None), "leases {verb}");
+        }
+        for verb in ["get", "list", "create", "update"] {
+            let rules = CLUSTER_RULES.iter().chain(NAMESPACE_RULES).copied().collect::<Vec<_>>();
+            assert!(!allows(&rules, "admissionregistration.k8s.io", "validatingwebhookconfigurations", verb, None));
+        }
+    }
+
     #[test]
     fn the_bindings_bind_the_service_account_in_kube_devops() {
         let crb = cluster_role_binding();
