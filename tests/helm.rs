@@ -121,6 +121,21 @@ fn disabling_parts_matches_an_install_file_that_disables_them() {
     assert_same(&set, &["-f", file.to_str().unwrap()]);
 }
 
+/// Components can be left out, as an install file's `enabled: false` leaves them out.
+#[test]
+fn components_are_left_out_as_an_install_file_leaves_them_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("install.yaml");
+    let head = "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {name: default}\nspec:\n";
+    std::fs::write(&file, format!("{head}  watch: {{enabled: false}}\n  reconcile: {{enabled: false}}\n")).unwrap();
+    assert_same(&["watch.enabled=false", "reconcile.enabled=false"], &["-f", file.to_str().unwrap()]);
+    std::fs::write(&file, format!("{head}  webhook: {{enabled: false}}\n")).unwrap();
+    assert_same(&["webhook.enabled=false"], &["-f", file.to_str().unwrap()]);
+    let Some(rendered) = helm_template(&chart(), &["webhook.enabled=false"]) else { return };
+    let kinds: Vec<String> = rendered.unwrap().iter().map(|o| o["kind"].as_str().unwrap().to_string()).collect();
+    assert!(!kinds.iter().any(|k| k == "ValidatingWebhookConfiguration" || k == "Secret"), "{kinds:?}");
+}
+
 /// A Prometheus that selects ServiceMonitors by label (kube-prometheus-stack's `release`).
 #[test]
 fn service_monitor_labels_match_an_install_file_that_sets_them() {

@@ -60,7 +60,8 @@ A component's Deployment; call with (dict "root" $ "component" "watch" "port" 80
 */}}
 {{- define "kube-devops.deployment" -}}
 {{- $root := .root -}}
-{{- $name := printf "%s-%s" (include "kube-devops.fullname" $root) .component -}}
+{{- if (index $root.Values .component).enabled }}
+{{- $name := printf "%s-%s" (include "kube-devops.fullname" $root) .component }}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -183,12 +184,13 @@ spec:
             secretName: {{ include "kube-devops.webhookSecret" $root }}
             defaultMode: 288 # 0440: group-readable, the pod's fsGroup is the container's GID
         {{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* A component's PodDisruptionBudget, only when it has more replicas than minAvailable. */}}
 {{- define "kube-devops.pdb" -}}
 {{- $root := .root -}}
-{{- if and $root.Values.pdb.enabled (gt (int $root.Values.replicaCount) (int $root.Values.pdb.minAvailable)) }}
+{{- if and (index $root.Values .component).enabled $root.Values.pdb.enabled (gt (int $root.Values.replicaCount) (int $root.Values.pdb.minAvailable)) }}
 apiVersion: policy/v1
 kind: PodDisruptionBudget
 metadata:
@@ -205,6 +207,7 @@ spec:
 {{/* A component's Service; call with (dict "root" $ "component" "watch" "port" 8080 "portName" "metrics" "targetPort" "http"). */}}
 {{- define "kube-devops.service" -}}
 {{- $root := .root -}}
+{{- if (index $root.Values .component).enabled }}
 apiVersion: v1
 kind: Service
 metadata:
@@ -218,12 +221,13 @@ spec:
       port: {{ .port }}
       targetPort: {{ .targetPort }}
       protocol: TCP
+{{- end }}
 {{- end -}}
 
 {{/* A component's ServiceMonitor; call with (dict "root" $ "component" "watch" "port" "metrics" "scheme" "http"). */}}
 {{- define "kube-devops.serviceMonitor" -}}
 {{- $root := .root -}}
-{{- if $root.Values.serviceMonitor.enabled }}
+{{- if and (index $root.Values .component).enabled $root.Values.serviceMonitor.enabled }}
 {{- $name := printf "%s-%s" (include "kube-devops.fullname" $root) .component }}
 {{- $ns := include "kube-devops.namespace" $root }}
 apiVersion: monitoring.coreos.com/v1
