@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cluster;
 pub mod governance;
 pub mod manifests;
+pub mod metrics;
 pub mod metrics_catalog;
 pub mod workload;
 pub mod yaml;

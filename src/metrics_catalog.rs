@@ -111,7 +111,13 @@ pub const METRICS: &[Metric] = &[
         Webhook,
         "Admission reviews answered, by operation and verdict.",
     ),
-    metric("webhook_denials_total", Counter, &["namespace", "violation"], Webhook, "Admission requests denied."),
+    metric(
+        "webhook_denials_total",
+        Counter,
+        &["namespace", "violation"],
+        Webhook,
+        "Admission requests denied, counted once per check that denied them.",
+    ),
     metric("webhook_request_duration_seconds", Histogram, &[], Webhook, "Duration of admission reviews."),
 ];
 

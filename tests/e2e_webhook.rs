@@ -53,6 +53,50 @@ fn until_denied(cluster: &TestCluster, what: &str) -> String {
     denial
 }
 
+/// `/metrics` of every webhook pod, fetched as Prometheus does with the webhook's
+/// ServiceMonitor: over HTTPS, verified against `ca.crt` of the TLS Secret for the Service name.
+fn scrape_webhook_pods(cluster: &TestCluster) -> Vec<String> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    use std::io::{Read, Write};
+    let jsonpath = |args: &[&str]| String::from_utf8(cluster.kubectl(args).stdout).unwrap();
+    let ca =
+        jsonpath(&["get", "secret", "kube-devops-webhook-tls", "-n", "kube-devops", "-o", "jsonpath={.data.ca\\.crt}"]);
+    let ca = openssl::x509::X509::from_pem(&openssl::base64::decode_block(&ca).unwrap()).unwrap();
+    let ips = jsonpath(&[
+        "get",
+        "pods",
+        "-n",
+        "kube-devops",
+        "-l",
+        "app.kubernetes.io/component=webhook",
+        "-o",
+        "jsonpath={.items[*].status.podIP}",
+    ]);
+    ips.split_whitespace()
+        .map(|ip| {
+            let mut connector = SslConnector::builder(SslMethod::tls_client()).unwrap();
+            connector.cert_store_mut().add_cert(ca.clone()).unwrap();
+            connector.set_verify(SslVerifyMode::PEER);
+            let tcp = std::net::TcpStream::connect((ip, 8443)).unwrap();
+            let mut tls = connector.build().connect("kube-devops-webhook.kube-devops.svc", tcp).unwrap();
+            tls.write_all(b"GET /metrics HTTP/1.1\r\nHost: kube-devops-webhook\r\nConnection: close\r\n\r\n").unwrap();
+            let mut response = String::new();
+            tls.read_to_string(&mut response).unwrap();
+            assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+            response.split_once("\r\n\r\n").unwrap().1.to_string()
+        })
+        .collect()
+}
+
+/// The sum over `scrapes` of the sample named exactly `series` (name and labels).
+fn sample_sum(scrapes: &[String], series: &str) -> f64 {
+    scrapes
+        .iter()
+        .flat_map(|s| s.lines())
+        .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok())
+        .sum()
+}
+
 fn restart_counts(cluster: &TestCluster) -> String {
     let path = "jsonpath={.items[*].status.containerStatuses[*].restartCount}";
     String::from_utf8_lossy(&cluster.kubectl(&["get", "pods", "-n", "kube-devops", "-o", path]).stdout).into_owned()
@@ -96,6 +140,14 @@ async fn two_webhook_replicas_become_ready_and_enforce_policies() {
     );
     let pinned = LATEST_POD.replace("nginx:latest", "nginx:1.27.3").replace("name: web,", "name: pinned,");
     assert!(apply(&cluster, &pinned).status.success());
+    // Both replicas serve their metrics as the ServiceMonitor scrapes them: the denial is
+    // counted under its check, the admitted pod as an allowed CREATE.
+    let scrapes = scrape_webhook_pods(&cluster);
+    assert_eq!(scrapes.len(), 2);
+    let denied = r#"webhook_denials_total{namespace="shop",violation="latest_tag"}"#;
+    assert!(sample_sum(&scrapes, denied) >= 1.0, "{scrapes:?}");
+    assert!(sample_sum(&scrapes, r#"webhook_requests_total{allowed="true",operation="CREATE"}"#) >= 1.0, "{scrapes:?}");
+    assert!(sample_sum(&scrapes, "webhook_request_duration_seconds_count") >= 2.0, "{scrapes:?}");
     let webhook_user = "system:serviceaccount:kube-devops:kube-devops";
     let requests = cluster.requests();
     assert!(requests.iter().any(|r| r.user == webhook_user), "the webhook reads policies with its own service account");

@@ -27,15 +27,18 @@ pub struct Decision {
     /// Why the request was denied.
     pub message: Option<String>,
     pub warnings: Vec<String>,
+    /// The checks an `enforce` policy denied the request for (sorted, each once): the
+    /// `violation` label of `webhook_denials_total`.
+    pub violations: Vec<&'static str>,
 }
 
 impl Decision {
     fn allow() -> Decision {
-        Decision { allowed: true, message: None, warnings: Vec::new() }
+        Decision { allowed: true, message: None, warnings: Vec::new(), violations: Vec::new() }
     }
 
     fn allow_with_warning(warning: String) -> Decision {
-        Decision { allowed: true, message: None, warnings: vec![warning] }
+        Decision { allowed: true, message: None, warnings: vec![warning], violations: Vec::new() }
     }
 
     /// The AdmissionResponse for `request`.
@@ -97,6 +100,7 @@ pub fn decide(request: &AdmissionRequest<DynamicObject>, policies: &[DevOpsPolic
     let subject = Subject::template(&new.spec);
     let mut denials = Vec::new();
     let mut warnings = Vec::new();
+    let mut violations = Vec::new();
     for policy in policies {
         let name = policy.metadata.name.as_deref().unwrap_or("unnamed");
         let findings = evaluate(subject, &Rules::from_spec(&policy.spec), now);
@@ -105,7 +109,10 @@ pub fn decide(request: &AdmissionRequest<DynamicObject>, policies: &[DevOpsPolic
         }
         let messages: Vec<String> = findings.iter().map(|f| f.message()).collect();
         match policy.spec.enforcement_mode.unwrap_or_default() {
-            EnforcementMode::Enforce => denials.push(format!("DevOpsPolicy {name}: {}", messages.join("; "))),
+            EnforcementMode::Enforce => {
+                denials.push(format!("DevOpsPolicy {name}: {}", messages.join("; ")));
+                violations.extend(findings.iter().map(|f| f.check.as_str()));
+            }
             EnforcementMode::Audit => {
                 warnings.extend(messages.into_iter().map(|m| format!("DevOpsPolicy {name} (audit): {m}")));
             }
@@ -113,9 +120,11 @@ pub fn decide(request: &AdmissionRequest<DynamicObject>, policies: &[DevOpsPolic
     }
     warnings.truncate(MAX_WARNINGS);
     if denials.is_empty() {
-        return Decision { allowed: true, message: None, warnings };
+        return Decision { allowed: true, message: None, warnings, violations };
     }
-    Decision { allowed: false, message: Some(format!("Denied by {}", denials.join(". "))), warnings }
+    violations.sort_unstable();
+    violations.dedup();
+    Decision { allowed: false, message: Some(format!("Denied by {}", denials.join(". "))), warnings, violations }
 }
 
 #[cfg(test)]
@@ -164,8 +173,10 @@ mod tests {
         let d = decide(&bad, &[policy("strict", EnforcementMode::Enforce)], now());
         assert!(!d.allowed);
         assert_eq!(d.message.as_deref(), Some("Denied by DevOpsPolicy strict: container 'web' uses :latest tag"));
+        assert_eq!(d.violations, ["latest_tag"]);
         let d = decide(&bad, &[policy("watching", EnforcementMode::Audit)], now());
         assert!(d.allowed);
+        assert!(d.violations.is_empty(), "audit findings deny nothing");
         assert_eq!(d.warnings, ["DevOpsPolicy watching (audit): container 'web' uses :latest tag"]);
         let good = request("CREATE", "shop", pod("nginx:1.27.3"), Value::Null);
         assert_eq!(decide(&good, &[policy("strict", EnforcementMode::Enforce)], now()), Decision::allow());

@@ -6,9 +6,11 @@
 //! 400, which the API server treats by the webhook's failurePolicy (Ignore: fail open).
 //! The serving certificate is reloaded when its files change (the kubelet updates a mounted
 //! Secret in place when the certificate is rotated), so rotation needs no restart.
+//! `/metrics` serves the webhook's Prometheus metrics over the same HTTPS port.
 
 use super::decide;
 use crate::api::DevOpsPolicy;
+use crate::metrics::{Metrics, WebhookMetrics};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use futures::StreamExt;
@@ -21,7 +23,7 @@ use openssl::ssl::{SslAcceptor, SslContext, SslFiletype, SslMethod};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How often the certificate files are checked for changes.
 const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
@@ -46,6 +48,8 @@ pub fn default_addr() -> String {
 struct State {
     policies: Store<DevOpsPolicy>,
     ready: Arc<AtomicBool>,
+    metrics: Metrics,
+    recorded: WebhookMetrics,
 }
 
 /// An acceptor configured with the certificate and key files.
@@ -120,7 +124,9 @@ pub fn serve(opts: WebhookOptions) -> anyhow::Result<()> {
                 synced.store(true, Ordering::Release);
             }
         });
-        let state = web::Data::new(State { policies: store, ready });
+        let metrics = Metrics::new()?;
+        let recorded = WebhookMetrics::new(&metrics.meter());
+        let state = web::Data::new(State { policies: store, ready, metrics, recorded });
         eprintln!("webhook: serving HTTPS on {}", opts.addr);
         HttpServer::new(move || {
             App::new()
@@ -131,6 +137,7 @@ pub fn serve(opts: WebhookOptions) -> anyhow::Result<()> {
                 .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
                 .route("/readyz", web::get().to(readyz))
                 .route("/validate", web::post().to(validate))
+                .route("/metrics", web::get().to(serve_metrics))
         })
         .bind_openssl(&opts.addr, acceptor)
         .with_context(|| format!("cannot listen on {}", opts.addr))?
@@ -148,7 +155,12 @@ async fn readyz(state: web::Data<State>) -> HttpResponse {
     }
 }
 
+async fn serve_metrics(state: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
+}
+
 async fn validate(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
+    let started = Instant::now();
     let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -172,5 +184,8 @@ async fn validate(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
         .map(|p| (**p).clone())
         .collect();
     let decision = decide(&request, &policies, Timestamp::now());
+    let operation = serde_json::to_value(&request.operation).ok();
+    let operation = operation.as_ref().and_then(|o| o.as_str()).unwrap_or("UNKNOWN");
+    state.recorded.record(operation, &namespace, &decision, started.elapsed().as_secs_f64());
     HttpResponse::Ok().json(decision.into_response(&request).into_review())
 }

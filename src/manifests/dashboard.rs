@@ -153,11 +153,12 @@ pub fn dashboard() -> Value {
     let enforcing = "DevOpsPolicies in enforce mode.";
     let enforcing_count = format!("sum({})", gauge("devopspolicy_enforcement_mode", ""));
     l.panel(6, 5, stat("Policies enforcing", enforcing, &enforcing_count, "none", false));
-    let denials = format!("sum(increase(webhook_denials_total{{{NS}}}[1h]))");
+    // Requests, not webhook_denials_total: that counts a request once per check it failed.
+    let denials = "sum(increase(webhook_requests_total{allowed=\"false\"}[1h]))";
     l.panel(
         6,
         5,
-        stat("Admission denials (1h)", "Requests the webhook denied in the last hour.", &denials, "none", false),
+        stat("Admission denials (1h)", "Requests the webhook denied in the last hour.", denials, "none", false),
     );
 
     l.row("Watch controller");
