@@ -11,5 +11,6 @@ pub mod governance;
 pub mod manifests;
 pub mod metrics;
 pub mod metrics_catalog;
+pub mod watch;
 pub mod workload;
 pub mod yaml;

@@ -67,6 +67,16 @@ pub enum Command {
         #[command(subcommand)]
         command: WebhookCommand,
     },
+    /// The watch controller: the elected leader of its replicas scores every pod and exports
+    /// the scores on /metrics (HTTP, with /healthz and /readyz).
+    Watch {
+        /// Address to listen on (default: $POD_IP:8080, or 0.0.0.0:8080 without POD_IP).
+        #[arg(long)]
+        addr: Option<String>,
+        /// The built-in bundle pods are scored against: baseline, restricted or permissive.
+        #[arg(long)]
+        bundle: Option<String>,
+    },
     /// Installation manifests (pipe into kubectl apply -f -).
     Deploy {
         #[command(subcommand)]
@@ -153,6 +163,10 @@ pub fn run(cli: Cli) -> u8 {
         Command::Webhook { command: WebhookCommand::Serve { addr, tls_cert, tls_key } } => {
             let addr = addr.unwrap_or_else(crate::admission::server::default_addr);
             crate::admission::server::serve(crate::admission::server::WebhookOptions { addr, tls_cert, tls_key })
+                .map(|()| exit::OK)
+        }
+        Command::Watch { addr, bundle } => {
+            crate::watch::controller::run(crate::watch::controller::WatchOptions::from_env(addr, bundle))
                 .map(|()| exit::OK)
         }
         Command::Version => {

@@ -1,0 +1,330 @@
+//! `kube-devops watch`: the shell around [`super::score_pods`].
+//!
+//! The HTTP server (`/healthz`, `/readyz`, `/metrics`) starts before leader election, so every
+//! replica passes its probes. The replicas elect a leader through the Lease
+//! `kube-devops-leader` (kube-lease-manager: server-side apply with conflict detection, the
+//! pod name as identity). Only the leader watches pods (a reflector with back-off) and
+//! exports scores; a standby exports none, so dashboards never see two writers. The scores are
+//! recomputed from the reflector's cache at most once a second after pod events, and every
+//! 15 s regardless (Pending durations grow without events). On SIGTERM the server drains and
+//! the lease is released, so a standby takes over without waiting for it to expire.
+
+use super::{Scores, score_pods};
+use crate::governance::{Rules, bundles};
+use crate::metrics::{Metrics, counter};
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube_lease_manager::LeaseManagerBuilder;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Counter;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The Lease the watch replicas elect their leader with (contract).
+pub const LEASE_NAME: &str = "kube-devops-leader";
+/// How long a leader holds the lease without renewing it (seconds).
+const LEASE_DURATION: u64 = 15;
+/// How long before expiry the leader renews (seconds).
+const LEASE_GRACE: u64 = 5;
+/// Scores are recomputed at least this often while leading.
+const RESCORE_EVERY: Duration = Duration::from_secs(15);
+
+/// Where and as whom the controller runs.
+#[derive(Clone, Debug)]
+pub struct WatchOptions {
+    /// Address of the HTTP server.
+    pub addr: String,
+    /// Namespace of the Lease.
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease (its pod name).
+    pub identity: String,
+    /// The built-in bundle pods are scored against.
+    pub bundle: String,
+}
+
+impl WatchOptions {
+    /// Defaults from the downward API: `$POD_IP:8080`, the Lease in `$POD_NAMESPACE`, and
+    /// `$POD_NAME` as identity (the host name outside a pod).
+    pub fn from_env(addr: Option<String>, bundle: Option<String>) -> WatchOptions {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        WatchOptions {
+            addr: addr.unwrap_or_else(|| format!("{}:8080", env("POD_IP").unwrap_or_else(|| "0.0.0.0".into()))),
+            lease_namespace: env("POD_NAMESPACE").unwrap_or_else(|| crate::manifests::NAMESPACE.into()),
+            identity: env("POD_NAME").or_else(|| env("HOSTNAME")).unwrap_or_else(|| "kube-devops-watch".into()),
+            bundle: bundle.unwrap_or_else(|| "baseline".into()),
+        }
+    }
+}
+
+/// What the HTTP handlers and the metric callbacks read.
+struct Shared {
+    metrics: Metrics,
+    /// True once the lease could be read or written: the API server answers.
+    ready: Arc<AtomicBool>,
+}
+
+/// Registers the watch controller's gauges, which report `scores` when there are any.
+fn register_gauges(metrics: &Metrics, scores: &Arc<Mutex<Option<Scores>>>) {
+    let meter = metrics.meter();
+    let gauge = |name: &'static str| crate::metrics_catalog::find(name).expect("catalogue").help;
+    let s = scores.clone();
+    meter
+        .u64_observable_gauge("cluster_health_score")
+        .with_description(gauge("cluster_health_score"))
+        .with_callback(move |o| {
+            if let Some(scores) = s.lock().unwrap().as_ref() {
+                o.observe(u64::from(scores.cluster), &[]);
+            }
+        })
+        .build();
+    let s = scores.clone();
+    meter
+        .u64_observable_gauge("namespace_health_score")
+        .with_description(gauge("namespace_health_score"))
+        .with_callback(move |o| {
+            if let Some(scores) = s.lock().unwrap().as_ref() {
+                for (namespace, score) in &scores.namespaces {
+                    o.observe(u64::from(*score), &[KeyValue::new("namespace", namespace.clone())]);
+                }
+            }
+        })
+        .build();
+    let s = scores.clone();
+    meter
+        .u64_observable_gauge("pods_tracked_total")
+        .with_description(gauge("pods_tracked_total"))
+        .with_callback(move |o| {
+            if let Some(scores) = s.lock().unwrap().as_ref() {
+                o.observe(scores.pods, &[]);
+            }
+        })
+        .build();
+}
+
+/// Runs the watch controller until SIGTERM/SIGINT.
+pub fn run(opts: WatchOptions) -> anyhow::Result<()> {
+    let bundle =
+        bundles::find(&opts.bundle).ok_or_else(|| anyhow::anyhow!(bundles::unknown_bundle_message(&opts.bundle)))?;
+    let rules = Rules::from_spec(&bundle.spec);
+    actix_web::rt::System::new().block_on(async move {
+        let metrics = Metrics::new()?;
+        let scores = Arc::new(Mutex::new(None));
+        register_gauges(&metrics, &scores);
+        let events = counter(&metrics.meter(), "pod_events_total");
+        let ready = Arc::new(AtomicBool::new(false));
+        let client = crate::cluster::watch_client().await?;
+        let shutdown = Shutdown::new();
+        let election = tokio::spawn(lead_when_elected(
+            client,
+            opts.clone(),
+            rules,
+            scores.clone(),
+            events,
+            ready.clone(),
+            shutdown.clone(),
+        ));
+        let shared = web::Data::new(Shared { metrics, ready });
+        eprintln!("watch: serving HTTP on {} as {}", opts.addr, opts.identity);
+        HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
+                .route("/readyz", web::get().to(readyz))
+                .route("/metrics", web::get().to(serve_metrics))
+        })
+        .bind(&opts.addr)
+        .with_context(|| format!("cannot listen on {}", opts.addr))?
+        .run()
+        .await?;
+        // The server stopped (SIGTERM): give the lease up so a standby takes over at once.
+        shutdown.trigger();
+        match tokio::time::timeout(Duration::from_secs(5), election).await {
+            Ok(Ok(Err(e))) => eprintln!("watch: leader election: {e:#}"),
+            Err(_) => eprintln!("watch: the lease was not released within 5 s"),
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+/// A one-shot signal for the election task to release the lease and stop.
+#[derive(Clone)]
+struct Shutdown(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Shutdown {
+    fn new() -> Shutdown {
+        Shutdown(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+
+    fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn triggered(&self) {
+        let _ = self.0.subscribe().wait_for(|stop| *stop).await;
+    }
+}
+
+async fn readyz(shared: web::Data<Shared>) -> HttpResponse {
+    if shared.ready.load(Ordering::Acquire) {
+        HttpResponse::Ok().body("ok")
+    } else {
+        HttpResponse::ServiceUnavailable().body("the leader-election lease could not be read yet")
+    }
+}
+
+async fn serve_metrics(shared: web::Data<Shared>) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(shared.metrics.render())
+}
+
+/// Takes part in the election until `shutdown`; scores pods while leading.
+async fn lead_when_elected(
+    client: kube::Client,
+    opts: WatchOptions,
+    rules: Rules,
+    scores: Arc<Mutex<Option<Scores>>>,
+    events: Counter<u64>,
+    ready: Arc<AtomicBool>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let manager = loop {
+        let built = LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
+            .with_namespace(&opts.lease_namespace)
+            .with_identity(&opts.identity)
+            .with_duration(LEASE_DURATION)
+            .with_grace(LEASE_GRACE)
+            .build()
+            .await;
+        match built {
+            Ok(manager) => break manager,
+            Err(e) => {
+                eprintln!("watch: cannot use the lease {}/{LEASE_NAME}: {e}; retrying in 10 s", opts.lease_namespace);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                    _ = shutdown.triggered() => return Ok(()),
+                }
+            }
+        }
+    };
+    ready.store(true, Ordering::Release);
+    let (mut leading, election) = manager.watch().await;
+    let mut scoring: Option<tokio::task::JoinHandle<()>> = None;
+    loop {
+        let leader = *leading.borrow_and_update();
+        match (leader, scoring.is_some()) {
+            (true, false) => {
+                eprintln!("watch: {} leads: watching pods", opts.identity);
+                let task = score_while_leading(client.clone(), rules.clone(), scores.clone(), events.clone());
+                scoring = Some(tokio::spawn(task));
+            }
+            (false, true) => {
+                eprintln!("watch: {} lost the lease: standing by", opts.identity);
+                scoring.take().unwrap().abort();
+                *scores.lock().unwrap() = None;
+            }
+            _ => {}
+        }
+        tokio::select! {
+            changed = leading.changed() => if changed.is_err() { break },
+            _ = shutdown.triggered() => break,
+        }
+    }
+    if let Some(task) = scoring {
+        task.abort();
+    }
+    // Dropping the receiver makes the manager release the lease and end.
+    drop(leading);
+    election.await.context("the election task panicked")?.context("releasing the lease")?;
+    Ok(())
+}
+
+/// Watches every pod and keeps `scores` current, until aborted.
+async fn score_while_leading(
+    client: kube::Client,
+    rules: Rules,
+    scores: Arc<Mutex<Option<Scores>>>,
+    events: Counter<u64>,
+) {
+    let (store, writer) = reflector::store::<Pod>();
+    let pods = watcher(kube::Api::<Pod>::all(client), watcher::Config::default()).default_backoff();
+    let mut stream = std::pin::pin!(reflector::reflector(writer, pods));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let (mut synced, mut dirty, mut scored_at) = (false, false, None::<Instant>);
+    loop {
+        tokio::select! {
+            event = stream.next() => match event {
+                // A relist starts over: score again once it is complete.
+                Some(Ok(watcher::Event::Init)) => synced = false,
+                Some(Ok(watcher::Event::InitDone)) => (synced, dirty) = (true, true),
+                Some(Ok(_)) => {
+                    events.add(1, &[]);
+                    dirty = true;
+                }
+                Some(Err(e)) => eprintln!("watch: watching pods: {e}"),
+                None => return,
+            },
+            _ = tick.tick() => {
+                let due = scored_at.is_none_or(|at| at.elapsed() >= RESCORE_EVERY);
+                if synced && (dirty || due) {
+                    let pods = store.state();
+                    let now = Timestamp::now();
+                    *scores.lock().unwrap() = Some(score_pods(pods.iter().map(|p| &**p), &rules, now));
+                    (dirty, scored_at) = (false, Some(Instant::now()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn scores(namespaces: &[(&str, u32)]) -> Scores {
+        let namespaces: BTreeMap<String, u32> = namespaces.iter().map(|(n, s)| (n.to_string(), *s)).collect();
+        Scores { cluster: 90, pods: 4, namespaces }
+    }
+
+    fn lines(text: &str, prefix: &str) -> Vec<String> {
+        text.lines().filter(|l| l.starts_with(prefix)).map(String::from).collect()
+    }
+
+    /// The gauges show the leader's current scores only: a namespace without pods any more
+    /// leaves no stale series, and a standby exports none.
+    #[test]
+    fn gauges_follow_the_current_scores_and_vanish_on_a_standby() {
+        let metrics = Metrics::new().unwrap();
+        let current = Arc::new(Mutex::new(None));
+        register_gauges(&metrics, &current);
+        assert!(lines(&metrics.render(), "namespace_health_score").is_empty());
+
+        *current.lock().unwrap() = Some(scores(&[("blog", 100), ("shop", 80)]));
+        let text = metrics.render();
+        assert_eq!(
+            lines(&text, "namespace_health_score{"),
+            ["namespace_health_score{namespace=\"blog\"} 100", "namespace_health_score{namespace=\"shop\"} 80"]
+        );
+        assert_eq!(lines(&text, "cluster_health_score "), ["cluster_health_score 90"]);
+        assert_eq!(lines(&text, "pods_tracked_total "), ["pods_tracked_total 4"]);
+        assert!(text.contains("# TYPE namespace_health_score gauge"), "{text}");
+
+        *current.lock().unwrap() = Some(scores(&[("shop", 70)]));
+        assert_eq!(
+            lines(&metrics.render(), "namespace_health_score{"),
+            ["namespace_health_score{namespace=\"shop\"} 70"]
+        );
+
+        *current.lock().unwrap() = None;
+        let text = metrics.render();
+        assert!(
+            lines(&text, "namespace_health_score{").is_empty() && lines(&text, "cluster_health_score ").is_empty(),
+            "{text}"
+        );
+    }
+}
