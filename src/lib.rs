@@ -8,6 +8,8 @@ pub mod audit;
 pub mod cli;
 pub mod cluster;
 pub mod governance;
+pub mod http;
+pub mod leader;
 pub mod manifests;
 pub mod metrics;
 pub mod metrics_catalog;

@@ -39,10 +39,7 @@ pub struct WebhookOptions {
 /// The address to bind when none is given: the pod's own IP when known (`POD_IP`, from the
 /// downward API), so that replicas sharing a host never collide; else every interface.
 pub fn default_addr() -> String {
-    match std::env::var("POD_IP") {
-        Ok(ip) if !ip.is_empty() => format!("{ip}:8443"),
-        _ => "0.0.0.0:8443".to_string(),
-    }
+    crate::http::pod_addr(8443)
 }
 
 struct State {
@@ -156,7 +153,7 @@ async fn readyz(state: web::Data<State>) -> HttpResponse {
 }
 
 async fn serve_metrics(state: web::Data<State>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
+    crate::http::metrics_response(&state.metrics)
 }
 
 async fn validate(state: web::Data<State>, body: web::Bytes) -> HttpResponse {

@@ -11,26 +11,20 @@
 
 use super::{Scores, score_pods};
 use crate::governance::{Rules, bundles};
+use crate::leader::{self, Election, Shutdown};
 use crate::metrics::{Metrics, counter};
-use actix_web::{App, HttpResponse, HttpServer, web};
-use anyhow::Context;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube_lease_manager::LeaseManagerBuilder;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Counter;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The Lease the watch replicas elect their leader with (contract).
 pub const LEASE_NAME: &str = "kube-devops-leader";
-/// How long a leader holds the lease without renewing it (seconds).
-const LEASE_DURATION: u64 = 15;
-/// How long before expiry the leader renews (seconds).
-const LEASE_GRACE: u64 = 5;
 /// Scores are recomputed at least this often while leading.
 const RESCORE_EVERY: Duration = Duration::from_secs(15);
 
@@ -39,10 +33,8 @@ const RESCORE_EVERY: Duration = Duration::from_secs(15);
 pub struct WatchOptions {
     /// Address of the HTTP server.
     pub addr: String,
-    /// Namespace of the Lease.
-    pub lease_namespace: String,
-    /// This replica's identity in the Lease (its pod name).
-    pub identity: String,
+    /// The Lease and this replica's identity in it.
+    pub election: Election,
     /// The built-in bundle pods are scored against.
     pub bundle: String,
 }
@@ -51,21 +43,12 @@ impl WatchOptions {
     /// Defaults from the downward API: `$POD_IP:8080`, the Lease in `$POD_NAMESPACE`, and
     /// `$POD_NAME` as identity (the host name outside a pod).
     pub fn from_env(addr: Option<String>, bundle: Option<String>) -> WatchOptions {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         WatchOptions {
-            addr: addr.unwrap_or_else(|| format!("{}:8080", env("POD_IP").unwrap_or_else(|| "0.0.0.0".into()))),
-            lease_namespace: env("POD_NAMESPACE").unwrap_or_else(|| crate::manifests::NAMESPACE.into()),
-            identity: env("POD_NAME").or_else(|| env("HOSTNAME")).unwrap_or_else(|| "kube-devops-watch".into()),
+            addr: addr.unwrap_or_else(|| crate::http::pod_addr(8080)),
+            election: Election::from_env(LEASE_NAME, "watch"),
             bundle: bundle.unwrap_or_else(|| "baseline".into()),
         }
     }
-}
-
-/// What the HTTP handlers and the metric callbacks read.
-struct Shared {
-    metrics: Metrics,
-    /// True once the lease could be read or written: the API server answers.
-    ready: Arc<AtomicBool>,
 }
 
 /// Registers the watch controller's gauges, which report `scores` when there are any.
@@ -118,29 +101,18 @@ pub fn run(opts: WatchOptions) -> anyhow::Result<()> {
         let events = counter(&metrics.meter(), "pod_events_total");
         let ready = Arc::new(AtomicBool::new(false));
         let client = crate::cluster::watch_client().await?;
-        let shutdown = Shutdown::new();
-        let election = tokio::spawn(lead_when_elected(
-            client,
-            opts.clone(),
-            rules,
-            scores.clone(),
-            events,
+        let shutdown = Shutdown::default();
+        let (lead_scores, idle_scores) = (scores.clone(), scores.clone());
+        let election = tokio::spawn(leader::run(
+            client.clone(),
+            opts.election.clone(),
             ready.clone(),
             shutdown.clone(),
+            move || score_while_leading(client.clone(), rules.clone(), lead_scores.clone(), events.clone()),
+            move || *idle_scores.lock().unwrap() = None,
         ));
-        let shared = web::Data::new(Shared { metrics, ready });
-        eprintln!("watch: serving HTTP on {} as {}", opts.addr, opts.identity);
-        HttpServer::new(move || {
-            App::new()
-                .app_data(shared.clone())
-                .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
-                .route("/readyz", web::get().to(readyz))
-                .route("/metrics", web::get().to(serve_metrics))
-        })
-        .bind(&opts.addr)
-        .with_context(|| format!("cannot listen on {}", opts.addr))?
-        .run()
-        .await?;
+        eprintln!("watch: serving HTTP on {} as {}", opts.addr, opts.election.identity);
+        crate::http::serve(&opts.addr, metrics, ready, "the leader-election lease could not be read yet").await?;
         // The server stopped (SIGTERM): give the lease up so a standby takes over at once.
         shutdown.trigger();
         match tokio::time::timeout(Duration::from_secs(5), election).await {
@@ -150,97 +122,6 @@ pub fn run(opts: WatchOptions) -> anyhow::Result<()> {
         }
         Ok(())
     })
-}
-
-/// A one-shot signal for the election task to release the lease and stop.
-#[derive(Clone)]
-struct Shutdown(Arc<tokio::sync::watch::Sender<bool>>);
-
-impl Shutdown {
-    fn new() -> Shutdown {
-        Shutdown(Arc::new(tokio::sync::watch::channel(false).0))
-    }
-
-    fn trigger(&self) {
-        self.0.send_replace(true);
-    }
-
-    async fn triggered(&self) {
-        let _ = self.0.subscribe().wait_for(|stop| *stop).await;
-    }
-}
-
-async fn readyz(shared: web::Data<Shared>) -> HttpResponse {
-    if shared.ready.load(Ordering::Acquire) {
-        HttpResponse::Ok().body("ok")
-    } else {
-        HttpResponse::ServiceUnavailable().body("the leader-election lease could not be read yet")
-    }
-}
-
-async fn serve_metrics(shared: web::Data<Shared>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(shared.metrics.render())
-}
-
-/// Takes part in the election until `shutdown`; scores pods while leading.
-async fn lead_when_elected(
-    client: kube::Client,
-    opts: WatchOptions,
-    rules: Rules,
-    scores: Arc<Mutex<Option<Scores>>>,
-    events: Counter<u64>,
-    ready: Arc<AtomicBool>,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    let manager = loop {
-        let built = LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
-            .with_namespace(&opts.lease_namespace)
-            .with_identity(&opts.identity)
-            .with_duration(LEASE_DURATION)
-            .with_grace(LEASE_GRACE)
-            .build()
-            .await;
-        match built {
-            Ok(manager) => break manager,
-            Err(e) => {
-                eprintln!("watch: cannot use the lease {}/{LEASE_NAME}: {e}; retrying in 10 s", opts.lease_namespace);
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(10)) => {}
-                    _ = shutdown.triggered() => return Ok(()),
-                }
-            }
-        }
-    };
-    ready.store(true, Ordering::Release);
-    let (mut leading, election) = manager.watch().await;
-    let mut scoring: Option<tokio::task::JoinHandle<()>> = None;
-    loop {
-        let leader = *leading.borrow_and_update();
-        match (leader, scoring.is_some()) {
-            (true, false) => {
-                eprintln!("watch: {} leads: watching pods", opts.identity);
-                let task = score_while_leading(client.clone(), rules.clone(), scores.clone(), events.clone());
-                scoring = Some(tokio::spawn(task));
-            }
-            (false, true) => {
-                eprintln!("watch: {} lost the lease: standing by", opts.identity);
-                scoring.take().unwrap().abort();
-                *scores.lock().unwrap() = None;
-            }
-            _ => {}
-        }
-        tokio::select! {
-            changed = leading.changed() => if changed.is_err() { break },
-            _ = shutdown.triggered() => break,
-        }
-    }
-    if let Some(task) = scoring {
-        task.abort();
-    }
-    // Dropping the receiver makes the manager release the lease and end.
-    drop(leading);
-    election.await.context("the election task panicked")?.context("releasing the lease")?;
-    Ok(())
 }
 
 /// Watches every pod and keeps `scores` current, until aborted.
