@@ -13,6 +13,7 @@ pub mod leader;
 pub mod manifests;
 pub mod metrics;
 pub mod metrics_catalog;
+pub mod operator;
 pub mod watch;
 pub mod workload;
 pub mod yaml;

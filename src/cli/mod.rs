@@ -77,6 +77,13 @@ pub enum Command {
         #[arg(long)]
         bundle: Option<String>,
     },
+    /// The bootstrap operator: reconciles the KubeDevopsInstall `default` into the whole
+    /// installation (HTTP /healthz, /readyz, /metrics).
+    Operator {
+        /// Address to listen on (default: $POD_IP:8081, or 0.0.0.0:8081 without POD_IP).
+        #[arg(long)]
+        addr: Option<String>,
+    },
     /// Installation manifests (pipe into kubectl apply -f -).
     Deploy {
         #[command(subcommand)]
@@ -168,6 +175,9 @@ pub fn run(cli: Cli) -> u8 {
         Command::Watch { addr, bundle } => {
             crate::watch::controller::run(crate::watch::controller::WatchOptions::from_env(addr, bundle))
                 .map(|()| exit::OK)
+        }
+        Command::Operator { addr } => {
+            crate::operator::controller::run(addr.unwrap_or_else(|| crate::http::pod_addr(8081))).map(|()| exit::OK)
         }
         Command::Version => {
             crate::yaml::print(&format!("kube-devops version {}\n", env!("CARGO_PKG_VERSION")));

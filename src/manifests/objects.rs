@@ -44,6 +44,13 @@ macro_rules! objects {
                     $(Object::$variant(o) => o.meta(),)*
                 }
             }
+
+            /// The object's metadata, to change (owner references, labels).
+            pub fn meta_mut(&mut self) -> &mut ObjectMeta {
+                match self {
+                    $(Object::$variant(o) => o.meta_mut(),)*
+                }
+            }
         }
 
         $(

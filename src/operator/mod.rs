@@ -1,0 +1,304 @@
+//! The bootstrap operator (`kube-devops operator`): reconciles the cluster-scoped
+//! KubeDevopsInstall `default` into the whole installation, built by [`crate::manifests`] and
+//! written with server-side apply, and reports how it is doing in the install's status.
+//!
+//! This module is the pure part: what to apply ([`desired`]), what to delete when a part is
+//! switched off ([`obsolete`]), whether the webhook's certificate can be kept
+//! ([`reusable_tls`]), and the status ([`status`]). [`controller`] is the shell.
+
+pub mod controller;
+
+use crate::api::install::{ComponentStatus, ComponentsStatus};
+use crate::api::{KubeDevopsInstall, KubeDevopsInstallSpec, KubeDevopsInstallStatus};
+use crate::manifests::{self, Component, Object, WebhookTls, webhook};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::Resource;
+use openssl::pkey::PKey;
+use openssl::x509::X509;
+
+/// The field manager of everything the operator applies.
+pub const FIELD_MANAGER: &str = "kube-devops-operator";
+/// The Lease the operator's replicas elect their leader with.
+pub const LEASE_NAME: &str = "kube-devops-operator";
+/// A kept certificate must stay valid at least this long (then a new one is minted).
+const RENEW_BEFORE: SignedDuration = SignedDuration::from_hours(30 * 24);
+
+/// Names an object to delete.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectRef {
+    fn of(object: &Object) -> ObjectRef {
+        ObjectRef {
+            api_version: object.api_version(),
+            kind: object.kind(),
+            namespace: object.namespace().map(String::from),
+            name: object.name().to_string(),
+        }
+    }
+}
+
+/// The installation `install` describes. Every object but the namespace is owned by the
+/// install, so deleting it removes the installation (garbage collection); the namespace is
+/// left alone, since it also holds the operator and whatever else its users put there.
+pub fn desired(install: &KubeDevopsInstall, tls: &WebhookTls) -> Vec<Object> {
+    let owner = install.controller_owner_ref(&());
+    let mut objects = manifests::all(&install.spec, tls);
+    for object in objects.iter_mut().filter(|o| o.kind() != "Namespace") {
+        object.meta_mut().owner_references = owner.clone().map(|o| vec![o]);
+    }
+    objects
+}
+
+/// Objects an installation can have that `spec` leaves out (a component, the ServiceMonitors,
+/// the dashboard, PodDisruptionBudgets switched off or not needed): what to delete.
+pub fn obsolete(spec: &KubeDevopsInstallSpec) -> Vec<ObjectRef> {
+    let mut everything = spec.clone();
+    for component in [&mut everything.watch.enabled, &mut everything.reconcile.enabled, &mut everything.webhook.enabled]
+    {
+        *component = true;
+    }
+    everything.service_monitor.enabled = true;
+    everything.grafana_dashboard.enabled = true;
+    everything.pdb.enabled = true;
+    // PodDisruptionBudgets exist only above minAvailable replicas.
+    everything.replicas = everything.pdb.min_available + 1;
+    (everything.watch.replicas, everything.reconcile.replicas, everything.webhook.replicas) = (None, None, None);
+    let placeholder =
+        WebhookTls { ca_crt: String::new(), tls_crt: String::new(), tls_key: String::new(), not_after: String::new() };
+    let wanted: Vec<ObjectRef> = manifests::all(spec, &placeholder).iter().map(ObjectRef::of).collect();
+    manifests::all(&everything, &placeholder).iter().map(ObjectRef::of).filter(|o| !wanted.contains(o)).collect()
+}
+
+/// The certificate in the webhook's Secret, when it can stay: CA, certificate and key all
+/// there, the certificate signed by the CA, matching the key, naming every DNS name of the
+/// webhook Service, and valid for at least 30 more days at `now`.
+pub fn reusable_tls(secret: &Secret, now: Timestamp) -> Option<WebhookTls> {
+    let data = secret.data.as_ref()?;
+    let text = |key: &str| String::from_utf8(data.get(key)?.0.clone()).ok();
+    let (ca_crt, tls_crt, tls_key) = (text("ca.crt")?, text("tls.crt")?, text("tls.key")?);
+    let ca = X509::from_pem(ca_crt.as_bytes()).ok()?;
+    let cert = X509::from_pem(tls_crt.as_bytes()).ok()?;
+    let key = PKey::private_key_from_pem(tls_key.as_bytes()).ok()?;
+    let ca_key = ca.public_key().ok()?;
+    let signed_by_ca = cert.verify(&ca_key).ok()?;
+    if !signed_by_ca || !cert.public_key().ok()?.public_eq(&key) {
+        return None;
+    }
+    let names: Vec<String> = cert.subject_alt_names()?.iter().filter_map(|n| n.dnsname().map(String::from)).collect();
+    if !webhook::certificate_dns_names().iter().all(|n| names.contains(n)) {
+        return None;
+    }
+    let renew_by = openssl::asn1::Asn1Time::from_unix((now + RENEW_BEFORE).as_second() as _).ok()?;
+    if cert.not_after() < renew_by || ca.not_after() < renew_by {
+        return None;
+    }
+    let not_after = secret.metadata.annotations.as_ref()?.get(webhook::NOT_AFTER_ANNOTATION)?.clone();
+    Some(WebhookTls { ca_crt, tls_crt, tls_key, not_after })
+}
+
+/// The install's status: replicas of each enabled component, and the conditions
+/// Available (every enabled component has all its replicas ready), Progressing (a component
+/// is still rolling out) and Degraded (`problem`: the last reconcile could not apply
+/// everything). A condition keeps its lastTransitionTime while its status stays.
+pub fn status(
+    install: &KubeDevopsInstall,
+    deployments: &[Deployment],
+    problem: Option<&str>,
+    now: Timestamp,
+) -> KubeDevopsInstallStatus {
+    let generation = install.metadata.generation;
+    let mut components = ComponentsStatus::default();
+    let (mut not_ready, mut rolling) = (Vec::new(), Vec::new());
+    for component in manifests::enabled_components(&install.spec) {
+        let desired = manifests::settings(&install.spec, component).replicas;
+        let deployment = deployments.iter().find(|d| d.metadata.name.as_deref() == Some(&component.object_name()));
+        let state = deployment.and_then(|d| d.status.as_ref());
+        let ready = state.and_then(|s| s.ready_replicas).unwrap_or(0);
+        let updated = state.and_then(|s| s.updated_replicas).unwrap_or(0);
+        let observed = state.and_then(|s| s.observed_generation) >= deployment.and_then(|d| d.metadata.generation);
+        if ready < desired {
+            not_ready.push(format!("{} {ready}/{desired} ready", component.name()));
+        }
+        if deployment.is_none() || !observed || updated < desired || ready < desired {
+            rolling.push(component.name());
+        }
+        let slot = match component {
+            Component::Watch => &mut components.watch,
+            Component::Reconcile => &mut components.reconcile,
+            Component::Webhook => &mut components.webhook,
+        };
+        *slot = Some(ComponentStatus { desired_replicas: desired, ready_replicas: ready });
+    }
+    let old = install.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let condition = |kind: &str, on: bool, reason: &str, message: String| {
+        let status = if on { "True" } else { "False" };
+        let since = old
+            .iter()
+            .find(|c| c.type_ == kind && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or(Time(now));
+        Condition {
+            type_: kind.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message,
+            observed_generation: generation,
+            last_transition_time: since,
+        }
+    };
+    let conditions = vec![
+        if not_ready.is_empty() {
+            condition("Available", true, "ReplicasReady", "every enabled component has its replicas ready".into())
+        } else {
+            condition("Available", false, "ReplicasNotReady", not_ready.join(", "))
+        },
+        if rolling.is_empty() {
+            condition("Progressing", false, "Reconciled", "every component is up to date".into())
+        } else {
+            condition("Progressing", true, "RollingOut", format!("rolling out: {}", rolling.join(", ")))
+        },
+        match problem {
+            Some(problem) => condition("Degraded", true, "ApplyFailed", problem.into()),
+            None => condition("Degraded", false, "AsExpected", "every object is applied".into()),
+        },
+    ];
+    KubeDevopsInstallStatus {
+        conditions,
+        observed_generation: generation,
+        version: Some(manifests::VERSION.into()),
+        components,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::INSTALL_NAME;
+    use k8s_openapi::ByteString;
+    use serde_json::json;
+
+    fn install(spec: serde_json::Value) -> KubeDevopsInstall {
+        let mut install: KubeDevopsInstall = serde_json::from_value(json!({
+            "apiVersion": "devops.stochastic.io/v1alpha1", "kind": "KubeDevopsInstall",
+            "metadata": {"name": INSTALL_NAME, "uid": "u-1", "generation": 3}, "spec": spec}))
+        .unwrap();
+        install.metadata.generation = Some(3);
+        install
+    }
+
+    fn deployment(name: &str, replicas: i32, ready: i32) -> Deployment {
+        serde_json::from_value(json!({"metadata": {"name": name, "generation": 1},
+            "status": {"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas, "readyReplicas": ready}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn everything_but_the_namespace_is_owned_by_the_install() {
+        let tls = webhook::generate_tls().unwrap();
+        let objects = desired(&install(json!({})), &tls);
+        assert!(objects.iter().any(|o| o.kind() == "ValidatingWebhookConfiguration"));
+        for object in &objects {
+            let owners = object.meta().owner_references.clone().unwrap_or_default();
+            if object.kind() == "Namespace" {
+                assert!(owners.is_empty());
+            } else {
+                assert_eq!(owners.len(), 1, "{}", object.id());
+                assert_eq!((owners[0].kind.as_str(), owners[0].uid.as_str()), ("KubeDevopsInstall", "u-1"));
+                assert_eq!(owners[0].controller, Some(true));
+            }
+        }
+    }
+
+    #[test]
+    fn switching_parts_off_makes_their_objects_obsolete() {
+        assert_eq!(obsolete(&install(json!({})).spec), [], "the default installation has everything");
+        let off = install(json!({"watch": {"enabled": false}, "grafanaDashboard": {"enabled": false}})).spec;
+        let names: Vec<String> = obsolete(&off).iter().map(|o| format!("{}/{}", o.kind, o.name)).collect();
+        assert_eq!(
+            names,
+            [
+                "ConfigMap/kube-devops-grafana-dashboard",
+                "Service/kube-devops-watch",
+                "Deployment/kube-devops-watch",
+                "PodDisruptionBudget/kube-devops-watch",
+                "ServiceMonitor/kube-devops-watch"
+            ]
+        );
+        let webhook_off = obsolete(&install(json!({"webhook": {"enabled": false}})).spec);
+        assert!(webhook_off.iter().any(|o| o.kind == "ValidatingWebhookConfiguration"));
+        assert!(webhook_off.iter().any(|o| o.kind == "Secret"));
+        let single = obsolete(&install(json!({"replicas": 1})).spec);
+        assert_eq!(single.iter().filter(|o| o.kind == "PodDisruptionBudget").count(), 3, "one replica: no PDB");
+    }
+
+    fn secret(tls: &WebhookTls) -> Secret {
+        webhook::tls_secret(tls)
+    }
+
+    #[test]
+    fn a_valid_certificate_is_kept_and_anything_else_replaced() {
+        let tls = webhook::generate_tls().unwrap();
+        let now = Timestamp::now();
+        assert_eq!(reusable_tls(&secret(&tls), now), Some(tls.clone()));
+        // Within 30 days of expiry (certificates last 365 days).
+        assert_eq!(reusable_tls(&secret(&tls), now + SignedDuration::from_hours(340 * 24)), None);
+        // Another CA, another key, a certificate for other names, missing keys.
+        let other = webhook::generate_tls().unwrap();
+        let mixed = WebhookTls { ca_crt: other.ca_crt.clone(), ..tls.clone() };
+        assert_eq!(reusable_tls(&secret(&mixed), now), None);
+        let wrong_key = WebhookTls { tls_key: other.tls_key.clone(), ..tls.clone() };
+        assert_eq!(reusable_tls(&secret(&wrong_key), now), None);
+        let elsewhere = WebhookTls::generate(&["other.default.svc".into()]).unwrap();
+        assert_eq!(reusable_tls(&secret(&elsewhere), now), None);
+        let mut partial = secret(&tls);
+        partial.data.as_mut().unwrap().remove("tls.key");
+        assert_eq!(reusable_tls(&partial, now), None);
+        let mut garbage = secret(&tls);
+        garbage.data.as_mut().unwrap().insert("tls.crt".into(), ByteString(b"not PEM".to_vec()));
+        assert_eq!(reusable_tls(&garbage, now), None);
+    }
+
+    fn condition<'a>(status: &'a KubeDevopsInstallStatus, kind: &str) -> &'a Condition {
+        status.conditions.iter().find(|c| c.type_ == kind).unwrap()
+    }
+
+    #[test]
+    fn the_status_says_what_is_ready_rolling_and_broken() {
+        let mut kdi = install(json!({"reconcile": {"enabled": false}}));
+        let now = Timestamp::now();
+        let rolling = [deployment("kube-devops-watch", 2, 2), deployment("kube-devops-webhook", 2, 1)];
+        let status = status(&kdi, &rolling, None, now);
+        assert_eq!(status.components.webhook, Some(ComponentStatus { desired_replicas: 2, ready_replicas: 1 }));
+        assert_eq!(status.components.reconcile, None);
+        assert_eq!(status.observed_generation, Some(3));
+        let available = condition(&status, "Available");
+        assert_eq!((available.status.as_str(), available.message.as_str()), ("False", "webhook 1/2 ready"));
+        assert_eq!(condition(&status, "Progressing").status, "True");
+        assert_eq!(condition(&status, "Degraded").status, "False");
+
+        kdi.status = Some(status);
+        let later = now + SignedDuration::from_secs(60);
+        let ready = [deployment("kube-devops-watch", 2, 2), deployment("kube-devops-webhook", 2, 2)];
+        let status = super::status(&kdi, &ready, Some("ServiceMonitor/kube-devops-watch: 404"), later);
+        assert_eq!(condition(&status, "Available").status, "True");
+        assert_eq!(condition(&status, "Available").last_transition_time, Time(later), "it changed");
+        assert_eq!(condition(&status, "Progressing").status, "False");
+        let degraded = condition(&status, "Degraded");
+        assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "ApplyFailed"));
+        kdi.status = Some(status);
+        let status = super::status(&kdi, &ready, None, later + SignedDuration::from_secs(60));
+        assert_eq!(condition(&status, "Available").last_transition_time, Time(later), "unchanged: kept");
+        // A missing Deployment is neither ready nor up to date.
+        let status = super::status(&kdi, &ready[..1], None, later);
+        assert_eq!(condition(&status, "Available").message, "webhook 0/2 ready");
+    }
+}

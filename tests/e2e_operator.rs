@@ -1,0 +1,132 @@
+//! End to end on the testkit API server: `kubectl apply -k config/default` installs the
+//! bootstrap operator, which runs this binary under its own least-privilege RBAC. A
+//! KubeDevopsInstall makes it install the components (webhook TLS included) until the install
+//! reports Available; it heals a deleted Service and an edited Deployment, scales when the
+//! install is edited, keeps the webhook's certificate across reconciles, and removes a
+//! component that is switched off.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube_devops::api::KubeDevopsInstall;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use testkit::harness::TestCluster;
+
+const INSTALL: &str = "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {name: default}\nspec:\n  reconcile: {enabled: false}\n  serviceMonitor: {enabled: false}\n";
+
+async fn wait_until<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    seconds: u64,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn condition(install: &KubeDevopsInstall, kind: &str) -> Option<String> {
+    let status = install.status.as_ref()?;
+    status.conditions.iter().find(|c| c.type_ == kind).map(|c| c.status.clone())
+}
+
+async fn ready_replicas(deployments: &Api<Deployment>, name: &str) -> Option<i32> {
+    deployments.get_opt(name).await.ok()??.status?.ready_replicas
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_operator_installs_heals_scales_and_removes_components() {
+    let cluster = TestCluster::stand_in();
+    let binary = Path::new(env!("CARGO_BIN_EXE_kube-devops"));
+    cluster.run_image(kube_devops::api::install::DEFAULT_IMAGE_REPOSITORY, binary);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = cluster.kubectl(&["apply", "-k", root.join("config/default").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(INSTALL));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let client = cluster.client().await;
+    let installs: Api<KubeDevopsInstall> = Api::all(client.clone());
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-devops");
+    let started = Instant::now();
+    let installed = wait_until("the install to become Available", 90, || async {
+        let install = installs.get("default").await.ok()?;
+        (condition(&install, "Available").as_deref() == Some("True")).then_some(install)
+    })
+    .await;
+    eprintln!("Available after {:?}", started.elapsed());
+    let status = installed.status.unwrap();
+    assert_eq!(status.version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
+    assert_eq!(status.components.webhook.as_ref().map(|c| c.ready_replicas), Some(2));
+    assert_eq!(status.components.watch.as_ref().map(|c| c.ready_replicas), Some(2));
+    assert!(status.components.reconcile.is_none());
+    assert!(deployments.get_opt("kube-devops-reconcile").await.unwrap().is_none());
+    let out = cluster.kubectl(&["wait", "kubedevopsinstall/default", "--for=condition=Available", "--timeout=10s"]);
+    assert!(out.status.success(), "kubectl wait: {}", String::from_utf8_lossy(&out.stderr));
+
+    // The webhook TLS the operator minted: the caBundle is the Secret's CA.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "kube-devops");
+    let secret = secrets.get("kube-devops-webhook-tls").await.unwrap();
+    let ca = secret.data.as_ref().unwrap()["ca.crt"].0.clone();
+    let vwc = cluster.kubectl(&[
+        "get",
+        "validatingwebhookconfiguration",
+        "kube-devops-webhook",
+        "-o",
+        "jsonpath={.webhooks[0].clientConfig.caBundle}",
+    ]);
+    assert_eq!(openssl::base64::decode_block(String::from_utf8_lossy(&vwc.stdout).trim()).unwrap(), ca);
+
+    // Healing: a deleted Service comes back; a hand-edited Deployment is put back.
+    let services: Api<Service> = Api::namespaced(client.clone(), "kube-devops");
+    services.delete("kube-devops-webhook", &DeleteParams::default()).await.unwrap();
+    let healed = Instant::now();
+    wait_until("the webhook Service to come back", 30, || async {
+        services.get_opt("kube-devops-webhook").await.ok()?
+    })
+    .await;
+    eprintln!("Service recreated after {:?}", healed.elapsed());
+    let scale = Patch::Merge(serde_json::json!({"spec": {"replicas": 1}}));
+    deployments.patch("kube-devops-watch", &PatchParams::default(), &scale).await.unwrap();
+    wait_until("the watch Deployment to be put back to 2 replicas", 30, || async {
+        let d = deployments.get("kube-devops-watch").await.ok()?;
+        (d.spec?.replicas == Some(2)).then_some(())
+    })
+    .await;
+
+    // `kubectl edit kubedevopsinstall`: 3 replicas, and the watch controller switched off.
+    let edit = Patch::Merge(serde_json::json!({"spec": {"replicas": 3, "watch": {"enabled": false}}}));
+    installs.patch("default", &PatchParams::default(), &edit).await.unwrap();
+    wait_until("3 ready webhook replicas", 60, || async {
+        (ready_replicas(&deployments, "kube-devops-webhook").await? == 3).then_some(())
+    })
+    .await;
+    wait_until("the watch Deployment to go", 30, || async {
+        deployments.get_opt("kube-devops-watch").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let install = wait_until("the status to follow the edit", 30, || async {
+        let install = installs.get("default").await.ok()?;
+        let status = install.status.as_ref()?;
+        (status.observed_generation == install.metadata.generation
+            && condition(&install, "Available").as_deref() == Some("True"))
+        .then_some(install)
+    })
+    .await;
+    assert!(install.status.unwrap().components.watch.is_none());
+
+    // The certificate was kept through every reconcile.
+    let kept = secrets.get("kube-devops-webhook-tls").await.unwrap();
+    assert_eq!(kept.data.unwrap()["ca.crt"].0, ca, "the webhook's CA was not rotated");
+
+    let operator = "system:serviceaccount:kube-devops:kube-devops-operator";
+    let requests = cluster.requests();
+    assert!(requests.iter().any(|r| r.user == operator && r.verb == "patch"), "the operator applied the objects");
+    let refused: Vec<_> = requests.iter().filter(|r| r.user == operator && r.code == 403).collect();
+    assert!(refused.is_empty(), "its RBAC allows what it does: {refused:?}");
+}
