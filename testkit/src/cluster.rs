@@ -407,7 +407,20 @@ impl Cluster {
         let mut doc = old.clone();
         match patch_type {
             PatchType::Json => {
-                let patch: json_patch::Patch = serde_json::from_value(body.clone())
+                // As the API server's JSON patch library does, a `test` for null passes on a
+                // missing path (kube-runtime's finalizer helper relies on it).
+                let ops: Vec<Value> = body
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|op| {
+                        let missing = op["path"].as_str().is_some_and(|p| doc.pointer(p).is_none());
+                        !(op["op"] == "test" && op["value"].is_null() && missing)
+                    })
+                    .cloned()
+                    .collect();
+                let body = if body.is_array() { Value::Array(ops) } else { body.clone() };
+                let patch: json_patch::Patch = serde_json::from_value(body)
                     .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
                 json_patch::patch(&mut doc, &patch)
                     .map_err(|e| ApiError::new(422, "Invalid", format!("the JSON patch could not be applied: {e}")))?;

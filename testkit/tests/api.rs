@@ -168,6 +168,30 @@ async fn finalizers_hold_deletion_until_they_are_removed() {
     assert!(api.get_opt("held").await.unwrap().is_none());
 }
 
+/// kube-runtime's finalizer helper adds the first finalizer with `test` for null, then `add`:
+/// a `test` for null passes on a missing path, as on the real API server; other values fail.
+#[tokio::test]
+async fn a_json_patch_test_for_null_passes_on_a_missing_path() {
+    let cluster = TestCluster::start();
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client().await, cluster.namespace());
+    api.create(&PostParams::default(), &cm("plain")).await.unwrap();
+    let json_patch = |ops: serde_json::Value| Patch::<()>::Json(serde_json::from_value(ops).unwrap());
+    let add = json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
+                     {"op": "add", "path": "/metadata/finalizers", "value": ["example.com/hold"]}]);
+    api.patch("plain", &PatchParams::default(), &json_patch(add.clone())).await.unwrap();
+    assert_eq!(api.get("plain").await.unwrap().metadata.finalizers.unwrap(), ["example.com/hold"]);
+    // Now the list exists: the same test fails, as it should.
+    match api.patch("plain", &PatchParams::default(), &json_patch(add)).await {
+        Err(kube::Error::Api(e)) => assert_eq!(e.code, 422),
+        other => panic!("expected 422, got {other:?}"),
+    }
+    let wrong = json!([{"op": "test", "path": "/metadata/nothing", "value": "x"}]);
+    assert!(api.patch("plain", &PatchParams::default(), &json_patch(wrong)).await.is_err());
+    api.patch("plain", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn owned_objects_are_garbage_collected_even_across_scopes() {
     let cluster = TestCluster::start();
