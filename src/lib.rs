@@ -14,6 +14,7 @@ pub mod manifests;
 pub mod metrics;
 pub mod metrics_catalog;
 pub mod operator;
+pub mod reconcile;
 pub mod watch;
 pub mod workload;
 pub mod yaml;

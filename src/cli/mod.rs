@@ -77,6 +77,13 @@ pub enum Command {
         #[arg(long)]
         bundle: Option<String>,
     },
+    /// The reconcile operator: evaluates every DevOpsPolicy, writes its status and audit
+    /// history, and exports per-policy metrics (HTTP /healthz, /readyz, /metrics).
+    Reconcile {
+        /// Address to listen on (default: $POD_IP:9090, or 0.0.0.0:9090 without POD_IP).
+        #[arg(long)]
+        addr: Option<String>,
+    },
     /// The bootstrap operator: reconciles the KubeDevopsInstall `default` into the whole
     /// installation (HTTP /healthz, /readyz, /metrics).
     Operator {
@@ -175,6 +182,9 @@ pub fn run(cli: Cli) -> u8 {
         Command::Watch { addr, bundle } => {
             crate::watch::controller::run(crate::watch::controller::WatchOptions::from_env(addr, bundle))
                 .map(|()| exit::OK)
+        }
+        Command::Reconcile { addr } => {
+            crate::reconcile::controller::run(addr.unwrap_or_else(|| crate::http::pod_addr(9090))).map(|()| exit::OK)
         }
         Command::Operator { addr } => {
             crate::operator::controller::run(addr.unwrap_or_else(|| crate::http::pod_addr(8081))).map(|()| exit::OK)

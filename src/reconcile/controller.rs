@@ -1,0 +1,253 @@
+//! `kube-devops reconcile`: the shell around the pure functions of [`super`].
+//!
+//! HTTP `/healthz`, `/readyz` and `/metrics` on `$POD_IP:9090` start first; the replicas elect
+//! a leader through the Lease `kube-devops-reconcile`, so only one writes statuses and audit
+//! results. The leader runs a kube-runtime controller over every DevOpsPolicy: a policy is
+//! evaluated when it changes and again every minute (pods change without touching the
+//! policy). Its finalizer lets the operator drop a deleted policy's metric series; its audit
+//! results go with it (owner references).
+//!
+//! Enforcement (patching workloads in `enforce` mode) is not implemented yet: an `enforce`
+//! policy is evaluated and reported like an `audit` one, and the webhook enforces it at
+//! admission.
+
+use super::{AUDIT_HISTORY, Evaluation, FINALIZER, POLICY_LABEL, audit_result, differs, evaluate_policy, expired};
+use super::{newest, policy_status};
+use crate::api::{DevOpsPolicy, EnforcementMode, PolicyAuditResult};
+use crate::governance::Severity;
+use crate::leader::{self, Election, Shutdown};
+use crate::metrics::{LATENCY_BUCKETS, Metrics, counter, histogram};
+use futures::StreamExt;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{Event, finalizer};
+use kube::runtime::watcher;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram};
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The Lease the reconcile replicas elect their leader with.
+pub const LEASE_NAME: &str = "kube-devops-reconcile";
+/// The field manager of the statuses it writes.
+const FIELD_MANAGER: &str = "kube-devops-operator";
+/// Policies are evaluated again this often.
+const REEVALUATE: Duration = Duration::from_secs(60);
+/// After a failed reconcile.
+const RETRY: Duration = Duration::from_secs(30);
+
+/// What the gauges show for one policy, keyed by (namespace, policy).
+type Gauges = Arc<Mutex<BTreeMap<(String, String), PolicyGauges>>>;
+
+#[derive(Clone, Debug, PartialEq)]
+struct PolicyGauges {
+    violations: u64,
+    score: u64,
+    enforce: bool,
+    by_severity: [u64; 4],
+}
+
+struct Context {
+    client: kube::Client,
+    gauges: Gauges,
+    reconciles: Counter<u64>,
+    errors: Counter<u64>,
+    pods_scanned: Counter<u64>,
+    audit_results: Counter<u64>,
+    duration: Histogram<f64>,
+}
+
+/// Runs the reconcile operator until SIGTERM/SIGINT.
+pub fn run(addr: String) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let metrics = Metrics::new()?;
+        let gauges: Gauges = Arc::default();
+        register_gauges(&metrics, &gauges);
+        let meter = metrics.meter();
+        let ready = Arc::new(AtomicBool::new(false));
+        let client = crate::cluster::watch_client().await?;
+        let context = Arc::new(Context {
+            client: client.clone(),
+            gauges: gauges.clone(),
+            reconciles: counter(&meter, "devopspolicy_reconcile_total"),
+            errors: counter(&meter, "devopspolicy_reconcile_errors_total"),
+            pods_scanned: counter(&meter, "devopspolicy_pods_scanned_total"),
+            audit_results: counter(&meter, "devopspolicy_audit_results_total"),
+            duration: histogram(&meter, "devopspolicy_reconcile_duration_seconds", LATENCY_BUCKETS),
+        });
+        let shutdown = Shutdown::default();
+        let election = Election::from_env(LEASE_NAME, "reconcile");
+        eprintln!("reconcile: serving HTTP on {addr} as {}", election.identity);
+        let elected = tokio::spawn(leader::run(
+            client,
+            election,
+            ready.clone(),
+            shutdown.clone(),
+            move || reconcile_while_leading(context.clone()),
+            move || gauges.lock().unwrap().clear(),
+        ));
+        crate::http::serve(&addr, metrics, ready, "the leader-election lease could not be read yet").await?;
+        shutdown.trigger();
+        match tokio::time::timeout(Duration::from_secs(5), elected).await {
+            Ok(Ok(Err(e))) => eprintln!("reconcile: leader election: {e:#}"),
+            Err(_) => eprintln!("reconcile: the lease was not released within 5 s"),
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+fn register_gauges(metrics: &Metrics, gauges: &Gauges) {
+    let meter = metrics.meter();
+    let help = |name: &str| crate::metrics_catalog::find(name).expect("catalogue").help;
+    let labels = |(namespace, policy): &(String, String)| {
+        [KeyValue::new("namespace", namespace.clone()), KeyValue::new("policy", policy.clone())]
+    };
+    let g = gauges.clone();
+    meter
+        .u64_observable_gauge("devopspolicy_violations_total")
+        .with_description(help("devopspolicy_violations_total"))
+        .with_callback(move |o| g.lock().unwrap().iter().for_each(|(k, v)| o.observe(v.violations, &labels(k))))
+        .build();
+    let g = gauges.clone();
+    meter
+        .u64_observable_gauge("devopspolicy_health_score")
+        .with_description(help("devopspolicy_health_score"))
+        .with_callback(move |o| g.lock().unwrap().iter().for_each(|(k, v)| o.observe(v.score, &labels(k))))
+        .build();
+    let g = gauges.clone();
+    meter
+        .u64_observable_gauge("devopspolicy_enforcement_mode")
+        .with_description(help("devopspolicy_enforcement_mode"))
+        .with_callback(move |o| g.lock().unwrap().iter().for_each(|(k, v)| o.observe(u64::from(v.enforce), &labels(k))))
+        .build();
+    let g = gauges.clone();
+    meter
+        .u64_observable_gauge("devopspolicy_violations_by_severity")
+        .with_description(help("devopspolicy_violations_by_severity"))
+        .with_callback(move |o| {
+            for (key, value) in g.lock().unwrap().iter() {
+                for severity in Severity::ALL {
+                    let [namespace, policy] = labels(key);
+                    let attributes = [KeyValue::new("severity", severity.as_str()), namespace, policy];
+                    o.observe(value.by_severity[severity.index()], &attributes);
+                }
+            }
+        })
+        .build();
+}
+
+async fn reconcile_while_leading(context: Arc<Context>) {
+    let policies = Api::<DevOpsPolicy>::all(context.client.clone());
+    Controller::new(policies, watcher::Config::default())
+        .run(reconcile, retry, context)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                eprintln!("reconcile: {e}");
+            }
+        })
+        .await;
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+fn retry(policy: Arc<DevOpsPolicy>, error: &Error, context: Arc<Context>) -> Action {
+    context.errors.add(1, &[]);
+    eprintln!(
+        "reconcile: {}/{} failed, retrying in {}s: {error}",
+        policy.namespace().unwrap_or_default(),
+        policy.name_any(),
+        RETRY.as_secs()
+    );
+    Action::requeue(RETRY)
+}
+
+async fn reconcile(policy: Arc<DevOpsPolicy>, context: Arc<Context>) -> Result<Action, Error> {
+    let namespace = policy.namespace().unwrap_or_default();
+    let api: Api<DevOpsPolicy> = Api::namespaced(context.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, policy, |event| async {
+        match event {
+            Event::Apply(policy) => evaluate(&policy, &context).await,
+            Event::Cleanup(policy) => {
+                context.gauges.lock().unwrap().remove(&(namespace.clone(), policy.name_any()));
+                Ok(Action::await_change())
+            }
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+async fn evaluate(policy: &DevOpsPolicy, context: &Context) -> Result<Action, Error> {
+    // The status this writes comes back as a change of the policy: it must not trigger the
+    // next evaluation before its time (a spec change does).
+    if let Some(wait) = super::next_evaluation(policy, Timestamp::now(), REEVALUATE) {
+        return Ok(Action::requeue(wait));
+    }
+    let started = Instant::now();
+    context.reconciles.add(1, &[]);
+    let (namespace, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
+    let pods = crate::cluster::list_pods(context.client.clone(), Some(&namespace)).await?;
+    context.pods_scanned.add(pods.len() as u64, &[]);
+    let now = Timestamp::now();
+    let evaluation = evaluate_policy(policy, &pods, now);
+    record(context, &namespace, &name, policy, &evaluation);
+
+    let status = policy_status(policy, &evaluation, now);
+    let patch = Patch::Apply(serde_json::json!({
+        "apiVersion": "devops.stochastic.io/v1", "kind": "DevOpsPolicy",
+        "metadata": {"name": name}, "status": status,
+    }));
+    let policies: Api<DevOpsPolicy> = Api::namespaced(context.client.clone(), &namespace);
+    policies.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &patch).await?;
+
+    let results: Api<PolicyAuditResult> = Api::namespaced(context.client.clone(), &namespace);
+    let history = results.list(&ListParams::default().labels(&format!("{POLICY_LABEL}={name}"))).await?.items;
+    let candidate = audit_result(policy, &evaluation, now);
+    if differs(newest(&history), &candidate) {
+        results.create(&PostParams::default(), &candidate).await?;
+        context.audit_results.add(1, &[]);
+        let mut all = history;
+        all.push(candidate);
+        for old in expired(&all, AUDIT_HISTORY) {
+            match results.delete(&old, &DeleteParams::default()).await {
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+                Ok(_) => {}
+            }
+        }
+    }
+    context.duration.record(started.elapsed().as_secs_f64(), &[]);
+    Ok(Action::requeue(REEVALUATE))
+}
+
+fn record(context: &Context, namespace: &str, name: &str, policy: &DevOpsPolicy, evaluation: &Evaluation) {
+    let summary = evaluation.tally.summary();
+    let counts = summary.by_severity;
+    let mut by_severity = [0; 4];
+    for severity in Severity::ALL {
+        by_severity[severity.index()] = u64::from(match severity {
+            Severity::Critical => counts.critical,
+            Severity::High => counts.high,
+            Severity::Medium => counts.medium,
+            Severity::Low => counts.low,
+        });
+    }
+    let gauges = PolicyGauges {
+        violations: u64::from(summary.violations),
+        score: u64::from(summary.score),
+        enforce: policy.spec.enforcement_mode == Some(EnforcementMode::Enforce),
+        by_severity,
+    };
+    context.gauges.lock().unwrap().insert((namespace.to_string(), name.to_string()), gauges);
+}

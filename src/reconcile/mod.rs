@@ -1,0 +1,253 @@
+//! The reconcile operator (`kube-devops reconcile`): evaluates every DevOpsPolicy against the
+//! pods of its namespace, writes the policy's status, keeps an audit history of
+//! PolicyAuditResults and exports per-policy metrics. This module is the pure part;
+//! [`controller`] is the shell.
+//!
+//! A new PolicyAuditResult is written when an evaluation differs from the last one recorded
+//! (score, pods, violations), not on every periodic re-evaluation, so the history shows
+//! changes rather than ten copies of the last ten minutes.
+
+pub mod controller;
+
+use crate::api::{AuditViolation, DevOpsPolicy, DevOpsPolicyStatus, PolicyAuditResult, PolicyAuditResultSpec};
+use crate::governance::{Rules, Subject, Tally, evaluate_into, is_system_namespace};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::Resource;
+use std::collections::BTreeMap;
+
+/// The finalizer that lets the operator drop a deleted policy's metrics (contract name).
+pub const FINALIZER: &str = "devops.stochastic.io/cleanup";
+/// The label that ties a PolicyAuditResult to its policy.
+pub const POLICY_LABEL: &str = "devops.stochastic.io/policy";
+/// PolicyAuditResults kept per policy.
+pub const AUDIT_HISTORY: usize = 10;
+
+/// One evaluation of a policy over its namespace's pods.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Evaluation {
+    pub tally: Tally,
+    pub violations: Vec<AuditViolation>,
+}
+
+/// Evaluates `pods` (those of the policy's namespace) against `policy`; pods in system
+/// namespaces are never evaluated, so a policy there scores 100.
+pub fn evaluate_policy(policy: &DevOpsPolicy, pods: &[Pod], now: Timestamp) -> Evaluation {
+    let rules = Rules::from_spec(&policy.spec);
+    let mut evaluation = Evaluation::default();
+    let mut findings = Vec::new();
+    for pod in pods {
+        let Some(spec) = pod.spec.as_ref() else { continue };
+        if is_system_namespace(pod.metadata.namespace.as_deref().unwrap_or("default")) {
+            continue;
+        }
+        let subject = Subject { spec, status: pod.status.as_ref(), created: pod.metadata.creation_timestamp.as_ref() };
+        evaluate_into(subject, &rules, now, &mut findings);
+        evaluation.tally.add(&findings);
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        evaluation.violations.extend(findings.iter().map(|f| AuditViolation::from_finding(name, f)));
+    }
+    evaluation
+}
+
+/// How long until `policy` is due for evaluation at `now`, when every evaluation holds for
+/// `every`; `None` when it is due now: never evaluated, its spec changed since (generation),
+/// or the last evaluation is `every` old.
+pub fn next_evaluation(
+    policy: &DevOpsPolicy,
+    now: Timestamp,
+    every: std::time::Duration,
+) -> Option<std::time::Duration> {
+    let status = policy.status.as_ref()?;
+    if status.observed_generation != policy.metadata.generation {
+        return None;
+    }
+    let last: Timestamp = status.last_evaluated.as_deref()?.parse().ok()?;
+    let elapsed = std::time::Duration::try_from(now.duration_since(last)).unwrap_or_default();
+    every.checked_sub(elapsed).filter(|wait| !wait.is_zero())
+}
+
+/// The policy's status after `evaluation` at `now`.
+pub fn policy_status(policy: &DevOpsPolicy, evaluation: &Evaluation, now: Timestamp) -> DevOpsPolicyStatus {
+    let summary = evaluation.tally.summary();
+    let message = format!(
+        "{} violations across {} pods — {:?} ({})",
+        summary.violations, summary.subjects, summary.classification, summary.score
+    );
+    let old = policy.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let since = old
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    let ready = Condition {
+        type_: "Ready".into(),
+        status: "True".into(),
+        reason: "Evaluated".into(),
+        message: message.clone(),
+        observed_generation: policy.metadata.generation,
+        last_transition_time: since,
+    };
+    DevOpsPolicyStatus {
+        health_score: Some(summary.score),
+        classification: Some(summary.classification),
+        violations: Some(summary.violations),
+        healthy: Some(summary.score >= 80),
+        message: Some(message),
+        last_evaluated: Some(now.to_string()),
+        observed_generation: policy.metadata.generation,
+        conditions: vec![ready],
+    }
+}
+
+/// The PolicyAuditResult recording `evaluation`: named `<policy>-<unix millis>` (contract),
+/// labelled with its policy and owned by it (deleted with it).
+pub fn audit_result(policy: &DevOpsPolicy, evaluation: &Evaluation, now: Timestamp) -> PolicyAuditResult {
+    let name = policy.metadata.name.clone().unwrap_or_default();
+    let spec = PolicyAuditResultSpec::from_evaluation(
+        &name,
+        now.to_string(),
+        &evaluation.tally,
+        evaluation.violations.iter().cloned(),
+    );
+    // No blockOwnerDeletion: it would need update on devopspolicies/finalizers.
+    let owner = OwnerReference {
+        api_version: DevOpsPolicy::api_version(&()).into_owned(),
+        kind: DevOpsPolicy::kind(&()).into_owned(),
+        name: name.clone(),
+        uid: policy.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    };
+    PolicyAuditResult {
+        metadata: ObjectMeta {
+            name: Some(format!("{name}-{}", now.as_millisecond())),
+            namespace: policy.metadata.namespace.clone(),
+            labels: Some(BTreeMap::from([
+                (POLICY_LABEL.to_string(), name),
+                ("app.kubernetes.io/managed-by".to_string(), "kube-devops".to_string()),
+            ])),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        spec,
+    }
+}
+
+/// Whether `candidate` records something else than `last` (the time aside).
+pub fn differs(last: Option<&PolicyAuditResult>, candidate: &PolicyAuditResult) -> bool {
+    let Some(last) = last else { return true };
+    let strip = |spec: &PolicyAuditResultSpec| PolicyAuditResultSpec { timestamp: String::new(), ..spec.clone() };
+    strip(&last.spec) != strip(&candidate.spec)
+}
+
+/// The newest of `results` (by their timestamps).
+pub fn newest(results: &[PolicyAuditResult]) -> Option<&PolicyAuditResult> {
+    results.iter().max_by_key(|r| recorded_at(r))
+}
+
+/// Names of the results beyond the newest `keep`, oldest first.
+pub fn expired(results: &[PolicyAuditResult], keep: usize) -> Vec<String> {
+    let mut by_age: Vec<&PolicyAuditResult> = results.iter().collect();
+    by_age.sort_by_key(|r| recorded_at(r));
+    let excess = by_age.len().saturating_sub(keep);
+    by_age[..excess].iter().filter_map(|r| r.metadata.name.clone()).collect()
+}
+
+fn recorded_at(result: &PolicyAuditResult) -> Timestamp {
+    result.spec.timestamp.parse().unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{DevOpsPolicySpec, EnforcementMode};
+    use k8s_openapi::jiff::SignedDuration;
+    use serde_json::json;
+
+    fn policy() -> DevOpsPolicy {
+        let spec = DevOpsPolicySpec {
+            forbid_latest_tag: Some(true),
+            require_liveness_probe: Some(true),
+            enforcement_mode: Some(EnforcementMode::Audit),
+            ..Default::default()
+        };
+        let mut policy = DevOpsPolicy::new("strict", spec);
+        policy.metadata.namespace = Some("shop".into());
+        policy.metadata.uid = Some("p-1".into());
+        policy.metadata.generation = Some(2);
+        policy
+    }
+
+    fn pod(name: &str, image: &str) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": "shop"},
+            "spec": {"containers": [{"name": "app", "image": image}]}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_evaluation_counts_every_violation_of_the_namespace_pods() {
+        let pods = [pod("web", "nginx:latest"), pod("api", "api:1.2")];
+        let evaluation = evaluate_policy(&policy(), &pods, Timestamp::now());
+        assert_eq!(evaluation.tally.subjects(), 2);
+        let kinds: Vec<_> =
+            evaluation.violations.iter().map(|v| (v.pod_name.as_str(), v.violation_type.as_str())).collect();
+        assert_eq!(kinds, [("web", "latest_tag"), ("web", "missing_liveness"), ("api", "missing_liveness")]);
+        let status = policy_status(&policy(), &evaluation, Timestamp::now());
+        // (5 + 3 + 3) points over 2 pods: 100 - 5.
+        assert_eq!(status.health_score, Some(95));
+        assert_eq!(status.violations, Some(3));
+        assert_eq!(status.healthy, Some(true));
+        assert_eq!(status.observed_generation, Some(2));
+        assert_eq!(status.message.as_deref(), Some("3 violations across 2 pods — Healthy (95)"));
+        assert_eq!(status.conditions[0].type_, "Ready");
+    }
+
+    #[test]
+    fn a_policy_is_evaluated_again_when_due_or_changed() {
+        let every = std::time::Duration::from_secs(60);
+        let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+        let mut evaluated = policy();
+        assert_eq!(next_evaluation(&evaluated, now, every), None, "never evaluated");
+        evaluated.status = Some(policy_status(&evaluated, &Evaluation::default(), now));
+        let later = now + SignedDuration::from_secs(20);
+        assert_eq!(next_evaluation(&evaluated, later, every), Some(std::time::Duration::from_secs(40)));
+        assert_eq!(next_evaluation(&evaluated, now + SignedDuration::from_secs(60), every), None, "due");
+        evaluated.metadata.generation = Some(3);
+        assert_eq!(next_evaluation(&evaluated, later, every), None, "the spec changed");
+    }
+
+    #[test]
+    fn audit_results_are_named_labelled_and_owned_by_their_policy() {
+        let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+        let evaluation = evaluate_policy(&policy(), &[pod("web", "nginx:latest")], now);
+        let result = audit_result(&policy(), &evaluation, now);
+        assert_eq!(result.metadata.name.as_deref(), Some("strict-1795694400000"));
+        assert_eq!(result.metadata.namespace.as_deref(), Some("shop"));
+        assert_eq!(result.metadata.labels.as_ref().unwrap()[POLICY_LABEL], "strict");
+        let owner = &result.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("DevOpsPolicy", "p-1", Some(true)));
+        assert_eq!(result.spec.total_violations, 2);
+        assert_eq!(result.spec.timestamp, "2026-11-26T12:00:00Z");
+    }
+
+    #[test]
+    fn history_records_changes_and_keeps_the_newest() {
+        let start: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+        let at = |minutes: i64| start + SignedDuration::from_mins(minutes);
+        let bad = evaluate_policy(&policy(), &[pod("web", "nginx:latest")], start);
+        let good = evaluate_policy(&policy(), &[pod("web", "nginx:1.27")], start);
+        let first = audit_result(&policy(), &bad, at(0));
+        assert!(differs(None, &first));
+        assert!(!differs(Some(&first), &audit_result(&policy(), &bad, at(1))), "only the time changed");
+        assert!(differs(Some(&first), &audit_result(&policy(), &good, at(1))));
+
+        let history: Vec<_> = (0..13).map(|m| audit_result(&policy(), &bad, at(m))).collect();
+        assert_eq!(newest(&history).unwrap().metadata.name, history[12].metadata.name);
+        let gone = expired(&history, AUDIT_HISTORY);
+        let oldest: Vec<_> = history[..3].iter().map(|r| r.metadata.name.clone().unwrap()).collect();
+        assert_eq!(gone, oldest);
+        assert!(expired(&history[..5], AUDIT_HISTORY).is_empty());
+    }
+}

@@ -1,0 +1,163 @@
+//! End to end on the testkit API server: two `kube-devops reconcile` replicas, installed with
+//! `deploy generate-all`, elect a leader that evaluates a DevOpsPolicy against the pods of its
+//! namespace: the status (as `kubectl get devopspolicies` shows it), a PolicyAuditResult owned
+//! by the policy and the per-policy metrics all agree with the pure evaluation; an edit of the
+//! policy is evaluated at once and recorded; deleting the policy removes its finalizer, its
+//! audit history and its metric series.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube_devops::api::{DevOpsPolicy, PolicyAuditResult};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use testkit::harness::TestCluster;
+
+const INSTALL: &str = "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {name: default}\nspec:\n  watch: {enabled: false}\n  webhook: {enabled: false}\n  serviceMonitor: {enabled: false}\n";
+
+const SHOP: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n\
+apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\nspec:\n  containers: [{name: web, image: 'nginx:latest'}]\n---\n\
+apiVersion: v1\nkind: Pod\nmetadata: {name: cache, namespace: shop}\nspec:\n  containers: [{name: redis, image: 'redis:7.4'}]\n---\n\
+apiVersion: devops.stochastic.io/v1\nkind: DevOpsPolicy\nmetadata: {name: strict, namespace: shop}\nspec: {forbidLatestTag: true, requireLivenessProbe: true}\n";
+
+fn render_install() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("install.yaml");
+    std::fs::write(&file, INSTALL).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kube-devops"))
+        .args(["deploy", "generate-all", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+async fn wait_until<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    seconds: u64,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `/metrics` of the replica holding the lease (plain HTTP on :9090).
+fn leader_metrics(cluster: &TestCluster) -> Option<String> {
+    let get = |args: &[&str]| String::from_utf8_lossy(&cluster.kubectl(args).stdout).trim().to_string();
+    let holder =
+        get(&["get", "lease", "kube-devops-reconcile", "-n", "kube-devops", "-o", "jsonpath={.spec.holderIdentity}"]);
+    let ip = get(&["get", "pod", &holder, "-n", "kube-devops", "-o", "jsonpath={.status.podIP}"]);
+    let mut stream = std::net::TcpStream::connect((ip.as_str(), 9090)).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: reconcile\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.starts_with("HTTP/1.1 200").then(|| response.split_once("\r\n\r\n").unwrap().1.to_string())
+}
+
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_elected_replica_evaluates_policies_records_them_and_cleans_up() {
+    let cluster = TestCluster::stand_in();
+    let binary = Path::new(env!("CARGO_BIN_EXE_kube-devops"));
+    cluster.run_image(kube_devops::api::install::DEFAULT_IMAGE_REPOSITORY, binary);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = cluster.kubectl(&["apply", "-f", root.join("crds").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(&render_install()));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let client = cluster.client().await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-devops");
+    let started = Instant::now();
+    wait_until("2 ready reconcile replicas", 60, || async {
+        let d = deployments.get("kube-devops-reconcile").await.ok()?;
+        (d.status?.ready_replicas == Some(2)).then_some(())
+    })
+    .await;
+    eprintln!("2 reconcile replicas Ready after {:?}", started.elapsed());
+
+    let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(SHOP));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let policies: Api<DevOpsPolicy> = Api::namespaced(client.clone(), "shop");
+    let applied = Instant::now();
+    let policy = wait_until("the policy's status", 45, || async {
+        let policy = policies.get("strict").await.ok()?;
+        policy.status.as_ref()?.health_score?;
+        Some(policy)
+    })
+    .await;
+    eprintln!("policy evaluated {:?} after it was applied", applied.elapsed());
+    let pods = Api::<Pod>::namespaced(client.clone(), "shop").list(&ListParams::default()).await.unwrap().items;
+    let expected = kube_devops::reconcile::evaluate_policy(&policy, &pods, k8s_openapi::jiff::Timestamp::now());
+    let summary = expected.tally.summary();
+    let status = policy.status.clone().unwrap();
+    assert_eq!(status.health_score, Some(summary.score));
+    assert_eq!(status.violations, Some(summary.violations));
+    assert_eq!(summary.violations, 3, "web: latest_tag and missing_liveness; cache: missing_liveness");
+    assert!(policy.finalizers().contains(&"devops.stochastic.io/cleanup".to_string()));
+    let table = String::from_utf8_lossy(&cluster.kubectl(&["get", "devopspolicies", "-n", "shop"]).stdout).to_string();
+    assert!(table.contains(&summary.score.to_string()) && table.contains("Healthy"), "{table}");
+
+    let results: Api<PolicyAuditResult> = Api::namespaced(client.clone(), "shop");
+    let history =
+        results.list(&ListParams::default().labels("devops.stochastic.io/policy=strict")).await.unwrap().items;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].spec.total_violations, 3);
+    assert_eq!(history[0].metadata.owner_references.as_ref().unwrap()[0].uid, policy.metadata.uid.clone().unwrap());
+    let series = "devopspolicy_health_score{namespace=\"shop\",policy=\"strict\"}";
+    let metrics = wait_until("the leader's metrics", 30, || async {
+        let m = leader_metrics(&cluster)?;
+        sample(&m, series).map(|_| m)
+    })
+    .await;
+    assert_eq!(sample(&metrics, series), Some(f64::from(summary.score)));
+    let by_severity = "devopspolicy_violations_by_severity{namespace=\"shop\",policy=\"strict\",severity=\"high\"}";
+    assert_eq!(sample(&metrics, by_severity), Some(1.0), "{metrics}");
+
+    // An edit is evaluated at once (not at the next minute) and recorded.
+    let edit = Patch::Merge(serde_json::json!({"spec": {"requireReadinessProbe": true}}));
+    policies.patch("strict", &PatchParams::default(), &edit).await.unwrap();
+    let edited = wait_until("the edit to be evaluated", 20, || async {
+        let p = policies.get("strict").await.ok()?;
+        (p.status.as_ref()?.observed_generation == p.metadata.generation).then_some(p)
+    })
+    .await;
+    assert_eq!(edited.status.unwrap().violations, Some(5));
+    wait_until("a second audit result", 20, || async {
+        let items = results.list(&ListParams::default().labels("devops.stochastic.io/policy=strict")).await.ok()?.items;
+        (items.len() == 2).then_some(())
+    })
+    .await;
+
+    // Deleting the policy: the finalizer is removed, the history and the series go.
+    policies.delete("strict", &DeleteParams::default()).await.unwrap();
+    wait_until("the policy to be gone", 30, || async {
+        policies.get_opt("strict").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    wait_until("its audit results to be collected", 30, || async {
+        results.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())
+    })
+    .await;
+    wait_until("its metric series to go", 30, || async {
+        let m = leader_metrics(&cluster)?;
+        sample(&m, series).is_none().then_some(())
+    })
+    .await;
+
+    let user = "system:serviceaccount:kube-devops:kube-devops";
+    let refused: Vec<_> = cluster.requests().into_iter().filter(|r| r.user == user && r.code == 403).collect();
+    assert!(refused.is_empty(), "RBAC lets the reconcile operator do what it needs: {refused:?}");
+}
