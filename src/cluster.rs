@@ -1,4 +1,5 @@
-//! Reading the cluster (read-only): the thin I/O shell of `analyze`.
+//! Clients for the cluster (with the timeouts each use needs) and the paged pod list of
+//! `analyze` and the reconcile operator.
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
@@ -12,6 +13,12 @@ const PAGE_SIZE: u32 = 500;
 /// so an unreachable cluster is an error within seconds rather than a hang.
 pub async fn client() -> anyhow::Result<Client> {
     client_with(Some(Duration::from_secs(60))).await
+}
+
+/// A client for leader-election leases: a renewal that cannot finish well within the lease's
+/// renewal period must fail (and be retried) rather than hang while the lease expires.
+pub async fn lease_client() -> anyhow::Result<Client> {
+    client_with(Some(Duration::from_secs(5))).await
 }
 
 /// A client for long-lived watches: no read timeout (an idle watch sends nothing for

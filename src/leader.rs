@@ -1,7 +1,8 @@
 //! Leader election for the components that must act once however many replicas run (the
 //! watch controller, the bootstrap operator): a Lease held with kube-lease-manager (server-side
 //! apply with conflict detection, the pod name as identity), a task that runs only while this
-//! replica leads, and the lease released on shutdown so a standby takes over at once.
+//! replica leads (started again if it ends while leading), and the lease released on
+//! shutdown. A standby takes over when the lease it last read expires (at most 15 s).
 
 use anyhow::Context;
 use kube_lease_manager::LeaseManagerBuilder;
@@ -14,6 +15,8 @@ use std::time::Duration;
 const LEASE_DURATION: u64 = 15;
 /// How long before expiry the leader renews (seconds).
 const LEASE_GRACE: u64 = 5;
+/// How long to wait before starting the leader's task again after it ended.
+const RESTART_DELAY: Duration = Duration::from_secs(5);
 /// How long to wait before trying again to read or create the lease.
 const RETRY: Duration = Duration::from_secs(10);
 
@@ -113,14 +116,28 @@ where
             }
             _ => {}
         }
+        let running = async {
+            match task.as_mut() {
+                Some(handle) => handle.await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             changed = leading.changed() => if changed.is_err() { break },
             _ = shutdown.triggered() => break,
+            ended = running => {
+                // The leader's work must not stop while it holds the lease: start it again.
+                eprintln!("{component}: the leader's task ended ({ended:?}); restarting it in 5 s");
+                task = None;
+                stand_by();
+                tokio::time::sleep(RESTART_DELAY).await;
+            }
         }
     }
     if let Some(task) = task {
         task.abort();
     }
+    stand_by();
     // Dropping the receiver makes the manager release the lease and end.
     drop(leading);
     election.await.context("the election task panicked")?.context("releasing the lease")?;

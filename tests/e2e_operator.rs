@@ -3,10 +3,11 @@
 //! KubeDevopsInstall makes it install the components (webhook TLS included) until the install
 //! reports Available; it heals a deleted Service and an edited Deployment, scales when the
 //! install is edited, keeps the webhook's certificate across reconciles, and removes a
-//! component that is switched off.
+//! component that is switched off. A deleted ClusterRole is put back within seconds too.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube_devops::api::KubeDevopsInstall;
 use std::path::Path;
@@ -91,6 +92,10 @@ async fn the_operator_installs_heals_scales_and_removes_components() {
     })
     .await;
     eprintln!("Service recreated after {:?}", healed.elapsed());
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    roles.delete("kube-devops", &DeleteParams::default()).await.unwrap();
+    wait_until("the components' ClusterRole to come back", 10, || async { roles.get_opt("kube-devops").await.ok()? })
+        .await;
     let scale = Patch::Merge(serde_json::json!({"spec": {"replicas": 1}}));
     deployments.patch("kube-devops-watch", &PatchParams::default(), &scale).await.unwrap();
     wait_until("the watch Deployment to be put back to 2 replicas", 30, || async {

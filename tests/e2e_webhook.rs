@@ -97,8 +97,10 @@ fn sample_sum(scrapes: &[String], series: &str) -> f64 {
         .sum()
 }
 
+/// The webhook pods' uids and restart counts: equal before and after means the same pods
+/// kept running.
 fn restart_counts(cluster: &TestCluster) -> String {
-    let path = "jsonpath={.items[*].status.containerStatuses[*].restartCount}";
+    let path = "jsonpath={range .items[*]}{.metadata.uid}:{.status.containerStatuses[*].restartCount} {end}";
     String::from_utf8_lossy(&cluster.kubectl(&["get", "pods", "-n", "kube-devops", "-o", path]).stdout).into_owned()
 }
 

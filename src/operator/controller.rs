@@ -13,21 +13,23 @@
 //! changed. An object that cannot be applied does not stop the others; it is reported in the
 //! Degraded condition.
 
-use super::{FIELD_MANAGER, LEASE_NAME, ObjectRef, desired, obsolete, reusable_tls, status};
+use super::{FIELD_MANAGER, LEASE_NAME, desired, obsolete, reusable_tls, status, with_previous_ca};
 use crate::api::{INSTALL_NAME, KubeDevopsInstall};
 use crate::leader::{self, Election, Shutdown};
-use crate::manifests::{NAMESPACE, Object, WEBHOOK_TLS_SECRET, webhook};
+use crate::manifests::{APP, NAMESPACE, Object, WEBHOOK_TLS_SECRET, webhook};
 use crate::metrics::Metrics;
 use futures::StreamExt;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -43,16 +45,17 @@ pub fn run(addr: String) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let metrics = Metrics::new()?;
         let ready = Arc::new(AtomicBool::new(false));
-        let client = crate::cluster::watch_client().await?;
+        let watches = crate::cluster::watch_client().await?;
+        let writes = crate::cluster::client().await?;
         let shutdown = Shutdown::default();
         let election = Election::from_env(LEASE_NAME, "operator");
         eprintln!("operator: serving HTTP on {addr} as {}", election.identity);
         let elected = tokio::spawn(leader::run(
-            client.clone(),
+            crate::cluster::lease_client().await?,
             election,
             ready.clone(),
             shutdown.clone(),
-            move || reconcile_while_leading(client.clone()),
+            move || reconcile_while_leading(watches.clone(), writes.clone()),
             || {},
         ));
         crate::http::serve(&addr, metrics, ready, "the leader-election lease could not be read yet").await?;
@@ -66,25 +69,41 @@ pub fn run(addr: String) -> anyhow::Result<()> {
     })
 }
 
-async fn reconcile_while_leading(client: kube::Client) {
+async fn reconcile_while_leading(watches: kube::Client, writes: kube::Client) {
     let all = watcher::Config::default();
     let named = |name: &str| watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let client = &watches;
     Controller::new(Api::<KubeDevopsInstall>::all(client.clone()), all.clone())
-        .owns(Api::<Deployment>::namespaced(client.clone(), NAMESPACE), all.clone())
-        .owns(Api::<Service>::namespaced(client.clone(), NAMESPACE), all.clone())
-        .owns(Api::<PodDisruptionBudget>::namespaced(client.clone(), NAMESPACE), all.clone())
-        .owns(Api::<ConfigMap>::namespaced(client.clone(), NAMESPACE), all.clone())
-        .owns(Api::<ServiceAccount>::namespaced(client.clone(), NAMESPACE), all.clone())
-        // The only Secret and webhook configuration it may read are its own.
-        .owns(Api::<Secret>::namespaced(client.clone(), NAMESPACE), named(WEBHOOK_TLS_SECRET))
-        .owns(Api::<ValidatingWebhookConfiguration>::all(client.clone()), named(&webhook::webhook_service_name()))
-        .run(reconcile, retry, Arc::new(client))
+        .watches(Api::<Deployment>::namespaced(client.clone(), NAMESPACE), all.clone(), install)
+        .watches(Api::<Service>::namespaced(client.clone(), NAMESPACE), all.clone(), install)
+        .watches(Api::<PodDisruptionBudget>::namespaced(client.clone(), NAMESPACE), all.clone(), install)
+        .watches(Api::<ConfigMap>::namespaced(client.clone(), NAMESPACE), all.clone(), install)
+        .watches(Api::<ServiceAccount>::namespaced(client.clone(), NAMESPACE), all.clone(), install)
+        // The only Secret, webhook configuration and RBAC objects it may read are its own.
+        .watches(Api::<Secret>::namespaced(client.clone(), NAMESPACE), named(WEBHOOK_TLS_SECRET), install)
+        .watches(Api::<Role>::namespaced(client.clone(), NAMESPACE), named(APP), install)
+        .watches(Api::<RoleBinding>::namespaced(client.clone(), NAMESPACE), named(APP), install)
+        .watches(Api::<ClusterRole>::all(client.clone()), named(APP), install)
+        .watches(Api::<ClusterRoleBinding>::all(client.clone()), named(APP), install)
+        .watches(
+            Api::<ValidatingWebhookConfiguration>::all(client.clone()),
+            named(&webhook::webhook_service_name()),
+            install,
+        )
+        .run(reconcile, retry, Arc::new(writes))
         .for_each(|result| async move {
             if let Err(e) = result {
                 eprintln!("operator: {e}");
             }
         })
         .await;
+}
+
+/// Every watched object maps to the one install, so reconciles of it never run side by side
+/// (an owner reference from a namespaced object would name it with a namespace: a key of its
+/// own).
+fn install<T>(_: T) -> Option<ObjectRef<KubeDevopsInstall>> {
+    Some(ObjectRef::new(INSTALL_NAME))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,21 +126,26 @@ async fn reconcile(install: Arc<KubeDevopsInstall>, client: Arc<kube::Client>) -
     }
     let client = (*client).clone();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
-    let kept = secrets.get_opt(WEBHOOK_TLS_SECRET).await?.and_then(|s| reusable_tls(&s, Timestamp::now()));
-    let tls = match kept {
+    let current = secrets.get_opt(WEBHOOK_TLS_SECRET).await?;
+    let now = Timestamp::now();
+    let tls = match current.as_ref().and_then(|s| reusable_tls(s, now)) {
         Some(tls) => tls,
         None => {
             eprintln!("operator: minting a new webhook CA and certificate");
-            webhook::generate_tls()?
+            with_previous_ca(webhook::generate_tls()?, current.as_ref(), now)
         }
     };
     let mut problems = Vec::new();
+    // Only ServiceMonitors without the Prometheus Operator's CRDs: retrying soon will not help.
+    let mut only_missing_crds = true;
     for object in desired(&install, &tls) {
         if let Err(e) = apply(&client, &object).await {
+            only_missing_crds &= missing_service_monitor_crd(&object, &e);
             problems.push(describe(&object.id(), &e));
         }
     }
-    for gone in obsolete(&install.spec) {
+    // Reverse install order: the webhook configuration goes before the webhook it calls.
+    for gone in obsolete(&install.spec).into_iter().rev() {
         if let Err(e) = delete(&client, &gone).await {
             problems.push(describe(&format!("{}/{}", gone.kind, gone.name), &e));
         }
@@ -144,9 +168,13 @@ async fn reconcile(install: Arc<KubeDevopsInstall>, client: Arc<kube::Client>) -
     }
     if let Some(problem) = problem {
         eprintln!("operator: not everything could be applied: {problem}");
-        return Ok(Action::requeue(RETRY));
+        return Ok(Action::requeue(if only_missing_crds { RESYNC } else { RETRY }));
     }
     Ok(Action::requeue(RESYNC))
+}
+
+fn missing_service_monitor_crd(object: &Object, error: &kube::Error) -> bool {
+    object.kind() == "ServiceMonitor" && matches!(error, kube::Error::Api(e) if e.code == 404)
 }
 
 fn describe(what: &str, error: &kube::Error) -> String {
@@ -174,7 +202,7 @@ async fn apply(client: &kube::Client, object: &Object) -> Result<(), kube::Error
     api.patch(object.name(), &params, &Patch::Apply(object)).await.map(|_| ())
 }
 
-async fn delete(client: &kube::Client, gone: &ObjectRef) -> Result<(), kube::Error> {
+async fn delete(client: &kube::Client, gone: &super::ObjectRef) -> Result<(), kube::Error> {
     let api = api_for(client, &gone.api_version, &gone.kind, gone.namespace.as_deref());
     match api.delete(&gone.name, &DeleteParams::background()).await {
         Ok(_) => Ok(()),

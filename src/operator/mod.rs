@@ -105,6 +105,21 @@ pub fn reusable_tls(secret: &Secret, now: Timestamp) -> Option<WebhookTls> {
     Some(WebhookTls { ca_crt, tls_crt, tls_key, not_after })
 }
 
+/// `new` with the CA of the `previous` Secret added to its CA bundle while that CA is still
+/// valid: the API server then trusts both until the kubelet has put the new certificate into
+/// the webhook pods (up to a minute or two), so a renewal never interrupts admission. Only
+/// the newest previous CA is kept (the bundle holds at most two).
+pub fn with_previous_ca(mut new: WebhookTls, previous: Option<&Secret>, now: Timestamp) -> WebhookTls {
+    let previous_ca = previous
+        .and_then(|s| s.data.as_ref()?.get("ca.crt"))
+        .and_then(|pem| X509::from_pem(&pem.0).ok())
+        .filter(|ca| openssl::asn1::Asn1Time::from_unix(now.as_second() as _).is_ok_and(|now| ca.not_after() > now));
+    if let Some(pem) = previous_ca.and_then(|ca| ca.to_pem().ok()).and_then(|p| String::from_utf8(p).ok()) {
+        new.ca_crt.push_str(&pem);
+    }
+    new
+}
+
 /// The install's status: replicas of each enabled component, and the conditions
 /// Available (every enabled component has all its replicas ready), Progressing (a component
 /// is still rolling out) and Degraded (`problem`: the last reconcile could not apply
@@ -265,6 +280,26 @@ mod tests {
         let mut garbage = secret(&tls);
         garbage.data.as_mut().unwrap().insert("tls.crt".into(), ByteString(b"not PEM".to_vec()));
         assert_eq!(reusable_tls(&garbage, now), None);
+    }
+
+    #[test]
+    fn a_renewal_keeps_trusting_the_previous_ca_until_it_expires() {
+        let now = Timestamp::now();
+        let old = webhook::generate_tls().unwrap();
+        let new = webhook::generate_tls().unwrap();
+        let bundle = with_previous_ca(new.clone(), Some(&secret(&old)), now);
+        let cas = X509::stack_from_pem(bundle.ca_crt.as_bytes()).unwrap();
+        assert_eq!(cas.len(), 2);
+        assert_eq!(cas[0].to_pem().unwrap(), new.ca_crt.as_bytes(), "the new CA first");
+        assert_eq!(cas[1].to_pem().unwrap(), old.ca_crt.as_bytes());
+        // The bundle is still a usable certificate set, and the next renewal drops the oldest.
+        assert_eq!(reusable_tls(&secret(&bundle), now), Some(bundle.clone()));
+        let next = with_previous_ca(webhook::generate_tls().unwrap(), Some(&secret(&bundle)), now);
+        assert_eq!(X509::stack_from_pem(next.ca_crt.as_bytes()).unwrap().len(), 2);
+        // An expired previous CA, or none, adds nothing.
+        let later = now + SignedDuration::from_hours(400 * 24);
+        assert_eq!(with_previous_ca(new.clone(), Some(&secret(&old)), later), new);
+        assert_eq!(with_previous_ca(new.clone(), None, now), new);
     }
 
     fn condition<'a>(status: &'a KubeDevopsInstallStatus, kind: &str) -> &'a Condition {

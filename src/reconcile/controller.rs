@@ -52,6 +52,9 @@ struct PolicyGauges {
 }
 
 struct Context {
+    /// For the DevOpsPolicy watch (no read timeout).
+    watches: kube::Client,
+    /// For everything else (bounded timeouts).
     client: kube::Client,
     gauges: Gauges,
     reconciles: Counter<u64>,
@@ -69,9 +72,9 @@ pub fn run(addr: String) -> anyhow::Result<()> {
         register_gauges(&metrics, &gauges);
         let meter = metrics.meter();
         let ready = Arc::new(AtomicBool::new(false));
-        let client = crate::cluster::watch_client().await?;
         let context = Arc::new(Context {
-            client: client.clone(),
+            watches: crate::cluster::watch_client().await?,
+            client: crate::cluster::client().await?,
             gauges: gauges.clone(),
             reconciles: counter(&meter, "devopspolicy_reconcile_total"),
             errors: counter(&meter, "devopspolicy_reconcile_errors_total"),
@@ -83,7 +86,7 @@ pub fn run(addr: String) -> anyhow::Result<()> {
         let election = Election::from_env(LEASE_NAME, "reconcile");
         eprintln!("reconcile: serving HTTP on {addr} as {}", election.identity);
         let elected = tokio::spawn(leader::run(
-            client,
+            crate::cluster::lease_client().await?,
             election,
             ready.clone(),
             shutdown.clone(),
@@ -142,7 +145,7 @@ fn register_gauges(metrics: &Metrics, gauges: &Gauges) {
 }
 
 async fn reconcile_while_leading(context: Arc<Context>) {
-    let policies = Api::<DevOpsPolicy>::all(context.client.clone());
+    let policies = Api::<DevOpsPolicy>::all(context.watches.clone());
     Controller::new(policies, watcher::Config::default())
         .run(reconcile, retry, context)
         .for_each(|result| async move {

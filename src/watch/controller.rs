@@ -7,7 +7,8 @@
 //! exports scores; a standby exports none, so dashboards never see two writers. The scores are
 //! recomputed from the reflector's cache at most once a second after pod events, and every
 //! 15 s regardless (Pending durations grow without events). On SIGTERM the server drains and
-//! the lease is released, so a standby takes over without waiting for it to expire.
+//! the lease is released; a standby takes over when the lease it last read expires (at most
+//! 15 s).
 
 use super::{Scores, score_pods};
 use crate::governance::{Rules, bundles};
@@ -104,7 +105,7 @@ pub fn run(opts: WatchOptions) -> anyhow::Result<()> {
         let shutdown = Shutdown::default();
         let (lead_scores, idle_scores) = (scores.clone(), scores.clone());
         let election = tokio::spawn(leader::run(
-            client.clone(),
+            crate::cluster::lease_client().await?,
             opts.election.clone(),
             ready.clone(),
             shutdown.clone(),
@@ -132,7 +133,13 @@ async fn score_while_leading(
     events: Counter<u64>,
 ) {
     let (store, writer) = reflector::store::<Pod>();
-    let pods = watcher(kube::Api::<Pod>::all(client), watcher::Config::default()).default_backoff();
+    // Only what scoring reads is cached: a cluster's pods must fit in the container's memory.
+    let pods = watcher(kube::Api::<Pod>::all(client), watcher::Config::default()).default_backoff().modify(|pod| {
+        pod.metadata.managed_fields = None;
+        pod.metadata.annotations = None;
+        pod.metadata.labels = None;
+        pod.metadata.owner_references = None;
+    });
     let mut stream = std::pin::pin!(reflector::reflector(writer, pods));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let (mut synced, mut dirty, mut scored_at) = (false, false, None::<Instant>);
@@ -142,6 +149,8 @@ async fn score_while_leading(
                 // A relist starts over: score again once it is complete.
                 Some(Ok(watcher::Event::Init)) => synced = false,
                 Some(Ok(watcher::Event::InitDone)) => (synced, dirty) = (true, true),
+                // A relist replays every pod: not events.
+                Some(Ok(watcher::Event::InitApply(_))) => dirty = true,
                 Some(Ok(_)) => {
                     events.add(1, &[]);
                     dirty = true;
