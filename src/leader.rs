@@ -143,3 +143,35 @@ where
     election.await.context("the election task panicked")?.context("releasing the lease")?;
     Ok(())
 }
+
+/// Runs an elected component until SIGTERM/SIGINT: serves `/healthz`, `/readyz` (ready once
+/// the lease can be read) and `/metrics` on `addr` from the start, so every replica passes
+/// its probes; takes part in the election of `lease_name`, running `lead()` while leading
+/// (see [`run`]); on shutdown releases the lease (waiting at most 5 s).
+pub async fn serve_elected<F, Fut>(
+    component: &'static str,
+    lease_name: &str,
+    addr: &str,
+    metrics: crate::metrics::Metrics,
+    lead: F,
+    stand_by: impl Fn() + Send + 'static,
+) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let ready = Arc::new(AtomicBool::new(false));
+    let shutdown = Shutdown::default();
+    let election = Election::from_env(lease_name, component);
+    eprintln!("{component}: serving HTTP on {addr} as {}", election.identity);
+    let client = crate::cluster::lease_client().await?;
+    let elected = tokio::spawn(run(client, election, ready.clone(), shutdown.clone(), lead, stand_by));
+    crate::http::serve(addr, metrics, ready, "the leader-election lease could not be read yet").await?;
+    shutdown.trigger();
+    match tokio::time::timeout(Duration::from_secs(5), elected).await {
+        Ok(Ok(Err(e))) => eprintln!("{component}: leader election: {e:#}"),
+        Err(_) => eprintln!("{component}: the lease was not released within 5 s"),
+        _ => {}
+    }
+    Ok(())
+}

@@ -5,31 +5,15 @@
 //! install is edited, keeps the webhook's certificate across reconciles, and removes a
 //! component that is switched off. A deleted ClusterRole is put back within seconds too.
 
+mod common;
+
+use common::e2e::{apply_ok, cluster_running_kube_devops, install_file, refused, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube_devops::api::KubeDevopsInstall;
-use std::path::Path;
-use std::time::{Duration, Instant};
-use testkit::harness::TestCluster;
-
-const INSTALL: &str = "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {name: default}\nspec:\n  reconcile: {enabled: false}\n  serviceMonitor: {enabled: false}\n";
-
-async fn wait_until<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    seconds: u64,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
+use std::time::Instant;
 
 fn condition(install: &KubeDevopsInstall, kind: &str) -> Option<String> {
     let status = install.status.as_ref()?;
@@ -42,14 +26,10 @@ async fn ready_replicas(deployments: &Api<Deployment>, name: &str) -> Option<i32
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_operator_installs_heals_scales_and_removes_components() {
-    let cluster = TestCluster::stand_in();
-    let binary = Path::new(env!("CARGO_BIN_EXE_kube-devops"));
-    cluster.run_image(kube_devops::api::install::DEFAULT_IMAGE_REPOSITORY, binary);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = cluster.kubectl(&["apply", "-k", root.join("config/default").to_str().unwrap()]);
+    let cluster = cluster_running_kube_devops();
+    let out = cluster.kubectl(&["apply", "-k", common::repo_path("config/default").to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(INSTALL));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    apply_ok(&cluster, &install_file("  reconcile: {enabled: false}\n  serviceMonitor: {enabled: false}\n"));
 
     let client = cluster.client().await;
     let installs: Api<KubeDevopsInstall> = Api::all(client.clone());
@@ -132,6 +112,6 @@ async fn the_operator_installs_heals_scales_and_removes_components() {
     let operator = "system:serviceaccount:kube-devops:kube-devops-operator";
     let requests = cluster.requests();
     assert!(requests.iter().any(|r| r.user == operator && r.verb == "patch"), "the operator applied the objects");
-    let refused: Vec<_> = requests.iter().filter(|r| r.user == operator && r.code == 403).collect();
+    let refused = refused(&cluster, operator);
     assert!(refused.is_empty(), "its RBAC allows what it does: {refused:?}");
 }

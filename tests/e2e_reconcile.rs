@@ -5,91 +5,42 @@
 //! policy is evaluated at once and recorded; deleting the policy removes its finalizer, its
 //! audit history and its metric series.
 
-use k8s_openapi::api::apps::v1::Deployment;
+mod common;
+
+use common::e2e::{
+    apply_ok, cluster_running_kube_devops, http_get, install_file, lease_holder, refused, render, sample, wait_ready,
+    wait_until,
+};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube_devops::api::{DevOpsPolicy, PolicyAuditResult};
-use std::io::{Read, Write};
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use testkit::harness::TestCluster;
-
-const INSTALL: &str = "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {name: default}\nspec:\n  watch: {enabled: false}\n  webhook: {enabled: false}\n  serviceMonitor: {enabled: false}\n";
 
 const SHOP: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n\
 apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\nspec:\n  containers: [{name: web, image: 'nginx:latest'}]\n---\n\
 apiVersion: v1\nkind: Pod\nmetadata: {name: cache, namespace: shop}\nspec:\n  containers: [{name: redis, image: 'redis:7.4'}]\n---\n\
 apiVersion: devops.stochastic.io/v1\nkind: DevOpsPolicy\nmetadata: {name: strict, namespace: shop}\nspec: {forbidLatestTag: true, requireLivenessProbe: true}\n";
 
-fn render_install() -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("install.yaml");
-    std::fs::write(&file, INSTALL).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kube-devops"))
-        .args(["deploy", "generate-all", "-f"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-async fn wait_until<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    seconds: u64,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// `/metrics` of the replica holding the lease (plain HTTP on :9090).
+/// `/metrics` of the replica holding the lease.
 fn leader_metrics(cluster: &TestCluster) -> Option<String> {
-    let get = |args: &[&str]| String::from_utf8_lossy(&cluster.kubectl(args).stdout).trim().to_string();
-    let holder =
-        get(&["get", "lease", "kube-devops-reconcile", "-n", "kube-devops", "-o", "jsonpath={.spec.holderIdentity}"]);
-    let ip = get(&["get", "pod", &holder, "-n", "kube-devops", "-o", "jsonpath={.status.podIP}"]);
-    let mut stream = std::net::TcpStream::connect((ip.as_str(), 9090)).ok()?;
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: reconcile\r\nConnection: close\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response.starts_with("HTTP/1.1 200").then(|| response.split_once("\r\n\r\n").unwrap().1.to_string())
-}
-
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    let (_, ip) = lease_holder(cluster, "kube-devops-reconcile")?;
+    http_get(&ip, 9090, "/metrics")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_elected_replica_evaluates_policies_records_them_and_cleans_up() {
-    let cluster = TestCluster::stand_in();
-    let binary = Path::new(env!("CARGO_BIN_EXE_kube-devops"));
-    cluster.run_image(kube_devops::api::install::DEFAULT_IMAGE_REPOSITORY, binary);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = cluster.kubectl(&["apply", "-f", root.join("crds").to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(&render_install()));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cluster = cluster_running_kube_devops();
+    let install =
+        install_file("  watch: {enabled: false}\n  webhook: {enabled: false}\n  serviceMonitor: {enabled: false}\n");
+    apply_ok(&cluster, &render("generate-all", &install));
     let client = cluster.client().await;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-devops");
     let started = Instant::now();
-    wait_until("2 ready reconcile replicas", 60, || async {
-        let d = deployments.get("kube-devops-reconcile").await.ok()?;
-        (d.status?.ready_replicas == Some(2)).then_some(())
-    })
-    .await;
+    wait_ready(&cluster, "kube-devops-reconcile", 2).await;
     eprintln!("2 reconcile replicas Ready after {:?}", started.elapsed());
 
-    let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(SHOP));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    apply_ok(&cluster, SHOP);
     let policies: Api<DevOpsPolicy> = Api::namespaced(client.clone(), "shop");
     let applied = Instant::now();
     let policy = wait_until("the policy's status", 45, || async {
@@ -158,6 +109,6 @@ async fn the_elected_replica_evaluates_policies_records_them_and_cleans_up() {
     .await;
 
     let user = "system:serviceaccount:kube-devops:kube-devops";
-    let refused: Vec<_> = cluster.requests().into_iter().filter(|r| r.user == user && r.code == 403).collect();
+    let refused = refused(&cluster, user);
     assert!(refused.is_empty(), "RBAC lets the reconcile operator do what it needs: {refused:?}");
 }

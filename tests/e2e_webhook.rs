@@ -4,53 +4,33 @@
 //! enforce-mode DevOpsPolicy forbids, survives a certificate rotation without a restart, and
 //! fails open when it is down.
 
+mod common;
+
+use common::e2e::{apply, apply_ok, cluster_running_kube_devops, sample, wait_for, wait_ready};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use testkit::harness::TestCluster;
 
 const INSTALL: &str = "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {name: default}\nspec:\n  watch: {enabled: false}\n  reconcile: {enabled: false}\n  serviceMonitor: {enabled: false}\n";
 
 const LATEST_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\nspec:\n  containers: [{name: web, image: 'nginx:latest'}]\n";
 
-/// `kube-devops deploy <command> -f INSTALL`.
 fn render(command: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("install.yaml");
-    std::fs::write(&file, INSTALL).unwrap();
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_kube-devops")).args(["deploy", command, "-f"]).arg(&file).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn apply(cluster: &TestCluster, yaml: &str) -> std::process::Output {
-    cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(yaml))
-}
-
-fn wait_for(what: &str, seconds: u64, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    common::e2e::render(command, INSTALL)
 }
 
 /// Tries to create the `:latest` pod until the webhook denies it; returns the denial.
 fn until_denied(cluster: &TestCluster, what: &str) -> String {
-    let mut denial = String::new();
     wait_for(what, 30, || {
         let out = apply(cluster, LATEST_POD);
-        denial = String::from_utf8_lossy(&out.stderr).into_owned();
         if out.status.success() {
             // Admitted (failurePolicy Ignore while the webhook could not judge): try again.
             let _ = cluster.kubectl(&["delete", "pod", "web", "-n", "shop", "--wait=false"]);
+            return None;
         }
-        !out.status.success()
-    });
-    denial
+        Some(String::from_utf8_lossy(&out.stderr).into_owned())
+    })
 }
 
 /// `/metrics` of every webhook pod, fetched as Prometheus does with the webhook's
@@ -90,11 +70,7 @@ fn scrape_webhook_pods(cluster: &TestCluster) -> Vec<String> {
 
 /// The sum over `scrapes` of the sample named exactly `series` (name and labels).
 fn sample_sum(scrapes: &[String], series: &str) -> f64 {
-    scrapes
-        .iter()
-        .flat_map(|s| s.lines())
-        .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok())
-        .sum()
+    scrapes.iter().filter_map(|s| sample(s, series)).sum()
 }
 
 /// The webhook pods' uids and restart counts: equal before and after means the same pods
@@ -106,29 +82,11 @@ fn restart_counts(cluster: &TestCluster) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_webhook_replicas_become_ready_and_enforce_policies() {
-    let cluster = TestCluster::stand_in();
-    let binary = Path::new(env!("CARGO_BIN_EXE_kube-devops"));
-    cluster.run_image(kube_devops::api::install::DEFAULT_IMAGE_REPOSITORY, binary);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = cluster.kubectl(&["apply", "-f", root.join("crds").to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = apply(&cluster, &render("generate-all"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-
+    let cluster = cluster_running_kube_devops();
+    apply_ok(&cluster, &render("generate-all"));
     let deployments: Api<Deployment> = Api::namespaced(cluster.client().await, "kube-devops");
     let started = Instant::now();
-    loop {
-        let d = deployments.get("kube-devops-webhook").await.unwrap();
-        if d.status.as_ref().and_then(|s| s.ready_replicas) == Some(2) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the webhook replicas did not become Ready: {:?}",
-            d.status
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_ready(&cluster, "kube-devops-webhook", 2).await;
     eprintln!("2 webhook replicas Ready after {:?}", started.elapsed());
 
     // An enforce-mode policy in a namespace: a :latest pod is denied by the project's webhook.
@@ -170,7 +128,7 @@ async fn two_webhook_replicas_become_ready_and_enforce_policies() {
     deployments.patch("kube-devops-webhook", &PatchParams::default(), &scale_to_zero).await.unwrap();
     wait_for("the webhook pods to go", 30, || {
         let out = cluster.kubectl(&["get", "pods", "-n", "kube-devops", "-o", "name"]);
-        String::from_utf8_lossy(&out.stdout).trim().is_empty()
+        String::from_utf8_lossy(&out.stdout).trim().is_empty().then_some(())
     });
     let out = apply(&cluster, LATEST_POD);
     assert!(out.status.success(), "fails open: {}", String::from_utf8_lossy(&out.stderr));

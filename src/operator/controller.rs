@@ -15,7 +15,7 @@
 
 use super::{FIELD_MANAGER, LEASE_NAME, desired, obsolete, reusable_tls, status, with_previous_ca};
 use crate::api::{INSTALL_NAME, KubeDevopsInstall};
-use crate::leader::{self, Election, Shutdown};
+use crate::leader;
 use crate::manifests::{APP, NAMESPACE, Object, WEBHOOK_TLS_SECRET, webhook};
 use crate::metrics::Metrics;
 use futures::StreamExt;
@@ -32,7 +32,6 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// Everything is applied again this often, also without a change.
@@ -43,29 +42,10 @@ const RETRY: Duration = Duration::from_secs(30);
 /// Runs the bootstrap operator until SIGTERM/SIGINT.
 pub fn run(addr: String) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
-        let metrics = Metrics::new()?;
-        let ready = Arc::new(AtomicBool::new(false));
         let watches = crate::cluster::watch_client().await?;
         let writes = crate::cluster::client().await?;
-        let shutdown = Shutdown::default();
-        let election = Election::from_env(LEASE_NAME, "operator");
-        eprintln!("operator: serving HTTP on {addr} as {}", election.identity);
-        let elected = tokio::spawn(leader::run(
-            crate::cluster::lease_client().await?,
-            election,
-            ready.clone(),
-            shutdown.clone(),
-            move || reconcile_while_leading(watches.clone(), writes.clone()),
-            || {},
-        ));
-        crate::http::serve(&addr, metrics, ready, "the leader-election lease could not be read yet").await?;
-        shutdown.trigger();
-        match tokio::time::timeout(Duration::from_secs(5), elected).await {
-            Ok(Ok(Err(e))) => eprintln!("operator: leader election: {e:#}"),
-            Err(_) => eprintln!("operator: the lease was not released within 5 s"),
-            _ => {}
-        }
-        Ok(())
+        let lead = move || reconcile_while_leading(watches.clone(), writes.clone());
+        leader::serve_elected("operator", LEASE_NAME, &addr, Metrics::new()?, lead, || {}).await
     })
 }
 

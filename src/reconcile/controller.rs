@@ -15,7 +15,7 @@ use super::{AUDIT_HISTORY, Evaluation, FINALIZER, POLICY_LABEL, audit_result, di
 use super::{newest, policy_status};
 use crate::api::{DevOpsPolicy, EnforcementMode, PolicyAuditResult};
 use crate::governance::Severity;
-use crate::leader::{self, Election, Shutdown};
+use crate::leader;
 use crate::metrics::{LATENCY_BUCKETS, Metrics, counter, histogram};
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
@@ -27,7 +27,6 @@ use kube::runtime::watcher;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram};
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -71,7 +70,6 @@ pub fn run(addr: String) -> anyhow::Result<()> {
         let gauges: Gauges = Arc::default();
         register_gauges(&metrics, &gauges);
         let meter = metrics.meter();
-        let ready = Arc::new(AtomicBool::new(false));
         let context = Arc::new(Context {
             watches: crate::cluster::watch_client().await?,
             client: crate::cluster::client().await?,
@@ -82,25 +80,9 @@ pub fn run(addr: String) -> anyhow::Result<()> {
             audit_results: counter(&meter, "devopspolicy_audit_results_total"),
             duration: histogram(&meter, "devopspolicy_reconcile_duration_seconds", LATENCY_BUCKETS),
         });
-        let shutdown = Shutdown::default();
-        let election = Election::from_env(LEASE_NAME, "reconcile");
-        eprintln!("reconcile: serving HTTP on {addr} as {}", election.identity);
-        let elected = tokio::spawn(leader::run(
-            crate::cluster::lease_client().await?,
-            election,
-            ready.clone(),
-            shutdown.clone(),
-            move || reconcile_while_leading(context.clone()),
-            move || gauges.lock().unwrap().clear(),
-        ));
-        crate::http::serve(&addr, metrics, ready, "the leader-election lease could not be read yet").await?;
-        shutdown.trigger();
-        match tokio::time::timeout(Duration::from_secs(5), elected).await {
-            Ok(Ok(Err(e))) => eprintln!("reconcile: leader election: {e:#}"),
-            Err(_) => eprintln!("reconcile: the lease was not released within 5 s"),
-            _ => {}
-        }
-        Ok(())
+        let lead = move || reconcile_while_leading(context.clone());
+        let stand_by = move || gauges.lock().unwrap().clear();
+        leader::serve_elected("reconcile", LEASE_NAME, &addr, metrics, lead, stand_by).await
     })
 }
 

@@ -12,7 +12,7 @@
 
 use super::{Scores, score_pods};
 use crate::governance::{Rules, bundles};
-use crate::leader::{self, Election, Shutdown};
+use crate::leader;
 use crate::metrics::{Metrics, counter};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -20,7 +20,6 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Counter;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,19 +33,16 @@ const RESCORE_EVERY: Duration = Duration::from_secs(15);
 pub struct WatchOptions {
     /// Address of the HTTP server.
     pub addr: String,
-    /// The Lease and this replica's identity in it.
-    pub election: Election,
     /// The built-in bundle pods are scored against.
     pub bundle: String,
 }
 
 impl WatchOptions {
-    /// Defaults from the downward API: `$POD_IP:8080`, the Lease in `$POD_NAMESPACE`, and
-    /// `$POD_NAME` as identity (the host name outside a pod).
+    /// Defaults: `$POD_IP:8080` (the Lease is in `$POD_NAMESPACE`, with `$POD_NAME` as
+    /// identity: see [`leader::Election::from_env`]) and the baseline bundle.
     pub fn from_env(addr: Option<String>, bundle: Option<String>) -> WatchOptions {
         WatchOptions {
             addr: addr.unwrap_or_else(|| crate::http::pod_addr(8080)),
-            election: Election::from_env(LEASE_NAME, "watch"),
             bundle: bundle.unwrap_or_else(|| "baseline".into()),
         }
     }
@@ -100,28 +96,11 @@ pub fn run(opts: WatchOptions) -> anyhow::Result<()> {
         let scores = Arc::new(Mutex::new(None));
         register_gauges(&metrics, &scores);
         let events = counter(&metrics.meter(), "pod_events_total");
-        let ready = Arc::new(AtomicBool::new(false));
         let client = crate::cluster::watch_client().await?;
-        let shutdown = Shutdown::default();
         let (lead_scores, idle_scores) = (scores.clone(), scores.clone());
-        let election = tokio::spawn(leader::run(
-            crate::cluster::lease_client().await?,
-            opts.election.clone(),
-            ready.clone(),
-            shutdown.clone(),
-            move || score_while_leading(client.clone(), rules.clone(), lead_scores.clone(), events.clone()),
-            move || *idle_scores.lock().unwrap() = None,
-        ));
-        eprintln!("watch: serving HTTP on {} as {}", opts.addr, opts.election.identity);
-        crate::http::serve(&opts.addr, metrics, ready, "the leader-election lease could not be read yet").await?;
-        // The server stopped (SIGTERM): give the lease up so a standby takes over at once.
-        shutdown.trigger();
-        match tokio::time::timeout(Duration::from_secs(5), election).await {
-            Ok(Ok(Err(e))) => eprintln!("watch: leader election: {e:#}"),
-            Err(_) => eprintln!("watch: the lease was not released within 5 s"),
-            _ => {}
-        }
-        Ok(())
+        let lead = move || score_while_leading(client.clone(), rules.clone(), lead_scores.clone(), events.clone());
+        let stand_by = move || *idle_scores.lock().unwrap() = None;
+        leader::serve_elected("watch", LEASE_NAME, &opts.addr, metrics, lead, stand_by).await
     })
 }
 

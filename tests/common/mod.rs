@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod e2e;
 pub mod structural;
 
 use std::path::{Path, PathBuf};

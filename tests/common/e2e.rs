@@ -1,0 +1,114 @@
+//! Helpers of the end-to-end tests: a testkit API server whose kubelet runs this binary,
+//! installs rendered by `deploy`, waiting, and reading the components' `/metrics`.
+
+use std::future::Future;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use testkit::harness::TestCluster;
+
+/// A testkit API server with the CRDs applied, whose kubelet runs this binary for the
+/// kube-devops image.
+pub fn cluster_running_kube_devops() -> TestCluster {
+    let cluster = TestCluster::stand_in();
+    let binary = Path::new(env!("CARGO_BIN_EXE_kube-devops"));
+    cluster.run_image(kube_devops::api::install::DEFAULT_IMAGE_REPOSITORY, binary);
+    let out = cluster.kubectl(&["apply", "-f", super::repo_path("crds").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    cluster
+}
+
+/// A KubeDevopsInstall manifest with `spec` (YAML lines indented by two spaces).
+pub fn install_file(spec: &str) -> String {
+    format!(
+        "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {{name: default}}\nspec:\n{spec}"
+    )
+}
+
+/// `kube-devops deploy <command> -f <install>`.
+pub fn render(command: &str, install: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("install.yaml");
+    std::fs::write(&file, install).unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_kube-devops")).args(["deploy", command, "-f"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `kubectl apply -f -` of `yaml` as the admin.
+pub fn apply(cluster: &TestCluster, yaml: &str) -> Output {
+    cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(yaml))
+}
+
+/// `kubectl apply -f -` that must succeed.
+pub fn apply_ok(cluster: &TestCluster, yaml: &str) {
+    let out = apply(cluster, yaml);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Polls `check` every 250 ms until it gives a value; fails after `seconds`.
+pub fn wait_for<T>(what: &str, seconds: u64, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// [`wait_for`] for asynchronous checks.
+pub async fn wait_until<T, F: Future<Output = Option<T>>>(what: &str, seconds: u64, mut check: impl FnMut() -> F) -> T {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits until the Deployment `name` in kube-devops has `replicas` ready ones; returns how long
+/// that took.
+pub async fn wait_ready(cluster: &TestCluster, name: &str, replicas: i32) -> Duration {
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(cluster.client().await, "kube-devops");
+    let started = Instant::now();
+    wait_until(&format!("{replicas} ready replicas of {name}"), 60, || async {
+        let d = deployments.get(name).await.ok()?;
+        (d.status?.ready_replicas == Some(replicas)).then_some(())
+    })
+    .await;
+    started.elapsed()
+}
+
+/// The body of a plain-HTTP `GET path` on `ip:port`, when it answers 200.
+pub fn http_get(ip: &str, port: u16, path: &str) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect((ip, port)).ok()?;
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.starts_with("HTTP/1.1 200").then(|| response.split_once("\r\n\r\n").unwrap().1.to_string())
+}
+
+/// The value of the sample named exactly `series` (name and labels) in a `/metrics` body.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Who holds the Lease `name` in kube-devops, and that pod's IP.
+pub fn lease_holder(cluster: &TestCluster, name: &str) -> Option<(String, String)> {
+    let get = |args: &[&str]| String::from_utf8_lossy(&cluster.kubectl(args).stdout).trim().to_string();
+    let holder = get(&["get", "lease", name, "-n", "kube-devops", "-o", "jsonpath={.spec.holderIdentity}"]);
+    let ip = get(&["get", "pod", &holder, "-n", "kube-devops", "-o", "jsonpath={.status.podIP}"]);
+    (!holder.is_empty() && !ip.is_empty()).then_some((holder, ip))
+}
+
+/// Requests of `user` the API server refused with 403.
+pub fn refused(cluster: &TestCluster, user: &str) -> Vec<testkit::observe::RequestRecord> {
+    cluster.requests().into_iter().filter(|r| r.user == user && r.code == 403).collect()
+}
