@@ -6,7 +6,7 @@
 use crate::admission::Decision;
 use crate::metrics_catalog::{self, Metric, MetricKind};
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider as _};
+use opentelemetry::metrics::{AsyncInstrument, Counter, Histogram, Meter, MeterProvider as _};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 
 /// Bucket bounds (seconds) for request latencies: 0.5 ms to 5 s.
@@ -58,6 +58,13 @@ pub fn counter(meter: &Meter, name: &'static str) -> Counter<u64> {
     let metric = entry(name, MetricKind::Counter);
     // The exporter appends Prometheus' `_total` to counters itself.
     meter.u64_counter(name.strip_suffix("_total").unwrap_or(name)).with_description(metric.help).build()
+}
+
+/// The gauge `name` of the catalogue, reporting what `observe` observes at each scrape (and
+/// nothing else: a series not observed any more disappears).
+pub fn gauge(meter: &Meter, name: &'static str, observe: impl Fn(&dyn AsyncInstrument<u64>) + Send + Sync + 'static) {
+    let metric = entry(name, MetricKind::Gauge);
+    meter.u64_observable_gauge(name).with_description(metric.help).with_callback(observe).build();
 }
 
 /// The histogram `name` of the catalogue, with `bounds` as its buckets.

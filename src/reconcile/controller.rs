@@ -16,7 +16,7 @@ use super::{newest, policy_status};
 use crate::api::{DevOpsPolicy, EnforcementMode, PolicyAuditResult};
 use crate::governance::Severity;
 use crate::leader;
-use crate::metrics::{LATENCY_BUCKETS, Metrics, counter, histogram};
+use crate::metrics::{LATENCY_BUCKETS, Metrics, counter, gauge, histogram};
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -86,44 +86,34 @@ pub fn run(addr: String) -> anyhow::Result<()> {
     })
 }
 
+/// Reads one value out of a policy's gauges.
+type Field = fn(&PolicyGauges) -> u64;
+
 fn register_gauges(metrics: &Metrics, gauges: &Gauges) {
     let meter = metrics.meter();
-    let help = |name: &str| crate::metrics_catalog::find(name).expect("catalogue").help;
     let labels = |(namespace, policy): &(String, String)| {
         [KeyValue::new("namespace", namespace.clone()), KeyValue::new("policy", policy.clone())]
     };
+    // One gauge per field of PolicyGauges, each series labelled with namespace and policy.
+    let fields: [(&'static str, Field); 3] = [
+        ("devopspolicy_violations_total", |g| g.violations),
+        ("devopspolicy_health_score", |g| g.score),
+        ("devopspolicy_enforcement_mode", |g| u64::from(g.enforce)),
+    ];
+    for (name, field) in fields {
+        let g = gauges.clone();
+        gauge(&meter, name, move |o| g.lock().unwrap().iter().for_each(|(k, v)| o.observe(field(v), &labels(k))));
+    }
     let g = gauges.clone();
-    meter
-        .u64_observable_gauge("devopspolicy_violations_total")
-        .with_description(help("devopspolicy_violations_total"))
-        .with_callback(move |o| g.lock().unwrap().iter().for_each(|(k, v)| o.observe(v.violations, &labels(k))))
-        .build();
-    let g = gauges.clone();
-    meter
-        .u64_observable_gauge("devopspolicy_health_score")
-        .with_description(help("devopspolicy_health_score"))
-        .with_callback(move |o| g.lock().unwrap().iter().for_each(|(k, v)| o.observe(v.score, &labels(k))))
-        .build();
-    let g = gauges.clone();
-    meter
-        .u64_observable_gauge("devopspolicy_enforcement_mode")
-        .with_description(help("devopspolicy_enforcement_mode"))
-        .with_callback(move |o| g.lock().unwrap().iter().for_each(|(k, v)| o.observe(u64::from(v.enforce), &labels(k))))
-        .build();
-    let g = gauges.clone();
-    meter
-        .u64_observable_gauge("devopspolicy_violations_by_severity")
-        .with_description(help("devopspolicy_violations_by_severity"))
-        .with_callback(move |o| {
-            for (key, value) in g.lock().unwrap().iter() {
-                for severity in Severity::ALL {
-                    let [namespace, policy] = labels(key);
-                    let attributes = [KeyValue::new("severity", severity.as_str()), namespace, policy];
-                    o.observe(value.by_severity[severity.index()], &attributes);
-                }
+    gauge(&meter, "devopspolicy_violations_by_severity", move |o| {
+        for (key, value) in g.lock().unwrap().iter() {
+            for severity in Severity::ALL {
+                let [namespace, policy] = labels(key);
+                let attributes = [KeyValue::new("severity", severity.as_str()), namespace, policy];
+                o.observe(value.by_severity[severity.index()], &attributes);
             }
-        })
-        .build();
+        }
+    });
 }
 
 async fn reconcile_while_leading(context: Arc<Context>) {

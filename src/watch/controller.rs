@@ -13,7 +13,7 @@
 use super::{Scores, score_pods};
 use crate::governance::{Rules, bundles};
 use crate::leader;
-use crate::metrics::{Metrics, counter};
+use crate::metrics::{Metrics, counter, gauge};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
@@ -51,39 +51,24 @@ impl WatchOptions {
 /// Registers the watch controller's gauges, which report `scores` when there are any.
 fn register_gauges(metrics: &Metrics, scores: &Arc<Mutex<Option<Scores>>>) {
     let meter = metrics.meter();
-    let gauge = |name: &'static str| crate::metrics_catalog::find(name).expect("catalogue").help;
     let s = scores.clone();
-    meter
-        .u64_observable_gauge("cluster_health_score")
-        .with_description(gauge("cluster_health_score"))
-        .with_callback(move |o| {
-            if let Some(scores) = s.lock().unwrap().as_ref() {
-                o.observe(u64::from(scores.cluster), &[]);
-            }
-        })
-        .build();
+    gauge(&meter, "cluster_health_score", move |o| {
+        if let Some(scores) = s.lock().unwrap().as_ref() {
+            o.observe(u64::from(scores.cluster), &[]);
+        }
+    });
     let s = scores.clone();
-    meter
-        .u64_observable_gauge("namespace_health_score")
-        .with_description(gauge("namespace_health_score"))
-        .with_callback(move |o| {
-            if let Some(scores) = s.lock().unwrap().as_ref() {
-                for (namespace, score) in &scores.namespaces {
-                    o.observe(u64::from(*score), &[KeyValue::new("namespace", namespace.clone())]);
-                }
-            }
-        })
-        .build();
+    gauge(&meter, "namespace_health_score", move |o| {
+        for (namespace, score) in s.lock().unwrap().iter().flat_map(|scores| &scores.namespaces) {
+            o.observe(u64::from(*score), &[KeyValue::new("namespace", namespace.clone())]);
+        }
+    });
     let s = scores.clone();
-    meter
-        .u64_observable_gauge("pods_tracked_total")
-        .with_description(gauge("pods_tracked_total"))
-        .with_callback(move |o| {
-            if let Some(scores) = s.lock().unwrap().as_ref() {
-                o.observe(scores.pods, &[]);
-            }
-        })
-        .build();
+    gauge(&meter, "pods_tracked_total", move |o| {
+        if let Some(scores) = s.lock().unwrap().as_ref() {
+            o.observe(scores.pods, &[]);
+        }
+    });
 }
 
 /// Runs the watch controller until SIGTERM/SIGINT.
