@@ -62,8 +62,11 @@ async fn the_elected_replica_evaluates_policies_records_them_and_cleans_up() {
     assert!(table.contains(&summary.score.to_string()) && table.contains("Healthy"), "{table}");
 
     let results: Api<PolicyAuditResult> = Api::namespaced(client.clone(), "shop");
-    let history =
-        results.list(&ListParams::default().labels("devops.stochastic.io/policy=strict")).await.unwrap().items;
+    let history = wait_until("the first audit result", 20, || async {
+        let items = results.list(&ListParams::default().labels("devops.stochastic.io/policy=strict")).await.ok()?.items;
+        (!items.is_empty()).then_some(items)
+    })
+    .await;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].spec.total_violations, 3);
     assert_eq!(history[0].metadata.owner_references.as_ref().unwrap()[0].uid, policy.metadata.uid.clone().unwrap());
@@ -76,6 +79,18 @@ async fn the_elected_replica_evaluates_policies_records_them_and_cleans_up() {
     assert_eq!(sample(&metrics, series), Some(f64::from(summary.score)));
     let by_severity = "devopspolicy_violations_by_severity{namespace=\"shop\",policy=\"strict\",severity=\"high\"}";
     assert_eq!(sample(&metrics, by_severity), Some(1.0), "{metrics}");
+
+    // Its own status writes do not make it evaluate again and again.
+    let status_writes = || {
+        let requests = cluster.requests();
+        requests
+            .iter()
+            .filter(|r| r.resource == "devopspolicies" && r.subresource == "status" && r.verb == "patch")
+            .count()
+    };
+    let before = status_writes();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(status_writes(), before, "no evaluation loop");
 
     // An edit is evaluated at once (not at the next minute) and recorded.
     let edit = Patch::Merge(serde_json::json!({"spec": {"requireReadinessProbe": true}}));

@@ -48,17 +48,18 @@ impl Rule {
 const GROUP: &str = "devops.stochastic.io";
 
 /// What the three components do cluster-wide (the ClusterRole `kube-devops`):
-/// - DevOpsPolicies: watched by the reconcile operator and read by the webhook; `patch` and
-///   `update` add and remove the operator's finalizer; status is written by the operator.
-/// - PolicyAuditResults: created by the operator, old ones deleted (retention).
+/// - DevOpsPolicies: watched by the reconcile operator and the webhook; `patch` adds and
+///   removes the operator's finalizer (JSON patches); status is written by the operator
+///   (server-side apply: `patch`).
+/// - PolicyAuditResults: listed by policy, created by the operator, old ones deleted.
 /// - Pods: watched by the watch controller and the operator.
 /// - ReplicaSets: read to resolve a pod's owning Deployment for enforcement.
 /// - Deployments, StatefulSets, DaemonSets: enforcement patches their pod templates.
 /// - Events (core and events.k8s.io): what the components report on objects.
 pub const CLUSTER_RULES: &[Rule] = &[
-    Rule::new(&[GROUP], &["devopspolicies"], &["get", "list", "watch", "patch", "update"]),
-    Rule::new(&[GROUP], &["devopspolicies/status"], &["patch", "update"]),
-    Rule::new(&[GROUP], &["policyauditresults"], &["get", "list", "watch", "create", "delete"]),
+    Rule::new(&[GROUP], &["devopspolicies"], &["get", "list", "watch", "patch"]),
+    Rule::new(&[GROUP], &["devopspolicies/status"], &["patch"]),
+    Rule::new(&[GROUP], &["policyauditresults"], &["list", "create", "delete"]),
     Rule::new(&[""], &["pods"], &["get", "list", "watch"]),
     Rule::new(&["apps"], &["replicasets"], &["get", "list"]),
     Rule::new(&["apps"], &["deployments", "statefulsets", "daemonsets"], &["get", "list", "watch", "patch"]),

@@ -11,10 +11,11 @@
 //! policy is evaluated and reported like an `audit` one, and the webhook enforces it at
 //! admission.
 
-use super::{AUDIT_HISTORY, Evaluation, FINALIZER, POLICY_LABEL, audit_result, differs, evaluate_policy, expired};
-use super::{newest, policy_status};
+use super::{AUDIT_HISTORY, Evaluation, FINALIZER, POLICY_UID_LABEL, audit_result, differs, evaluate_policy, expired};
+use super::{newest, policy_status, system_namespace_status};
 use crate::api::{DevOpsPolicy, EnforcementMode, PolicyAuditResult};
 use crate::governance::Severity;
+use crate::governance::is_system_namespace;
 use crate::leader;
 use crate::metrics::{LATENCY_BUCKETS, Metrics, counter, gauge, histogram};
 use futures::StreamExt;
@@ -26,7 +27,7 @@ use kube::runtime::finalizer::{Event, finalizer};
 use kube::runtime::watcher;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,8 @@ struct PolicyGauges {
 }
 
 struct Context {
+    /// Uids of the policies evaluated since this replica became the leader.
+    seen: Mutex<HashSet<String>>,
     /// For the DevOpsPolicy watch (no read timeout).
     watches: kube::Client,
     /// For everything else (bounded timeouts).
@@ -71,6 +74,7 @@ pub fn run(addr: String) -> anyhow::Result<()> {
         register_gauges(&metrics, &gauges);
         let meter = metrics.meter();
         let context = Arc::new(Context {
+            seen: Mutex::default(),
             watches: crate::cluster::watch_client().await?,
             client: crate::cluster::client().await?,
             gauges: gauges.clone(),
@@ -80,8 +84,12 @@ pub fn run(addr: String) -> anyhow::Result<()> {
             audit_results: counter(&meter, "devopspolicy_audit_results_total"),
             duration: histogram(&meter, "devopspolicy_reconcile_duration_seconds", LATENCY_BUCKETS),
         });
+        let idle = context.clone();
         let lead = move || reconcile_while_leading(context.clone());
-        let stand_by = move || gauges.lock().unwrap().clear();
+        let stand_by = move || {
+            gauges.lock().unwrap().clear();
+            idle.seen.lock().unwrap().clear();
+        };
         leader::serve_elected("reconcile", LEASE_NAME, &addr, metrics, lead, stand_by).await
     })
 }
@@ -165,45 +173,68 @@ async fn reconcile(policy: Arc<DevOpsPolicy>, context: Arc<Context>) -> Result<A
 
 async fn evaluate(policy: &DevOpsPolicy, context: &Context) -> Result<Action, Error> {
     // The status this writes comes back as a change of the policy: it must not trigger the
-    // next evaluation before its time (a spec change does).
-    if let Some(wait) = super::next_evaluation(policy, Timestamp::now(), REEVALUATE) {
+    // next evaluation before its time (a spec change does). A new leader evaluates every
+    // policy once, so its metrics are complete from the start.
+    let uid = policy.metadata.uid.clone().unwrap_or_default();
+    let seen = context.seen.lock().unwrap().contains(&uid);
+    if seen && let Some(wait) = super::next_evaluation(policy, Timestamp::now(), REEVALUATE) {
         return Ok(Action::requeue(wait));
     }
     let started = Instant::now();
     context.reconciles.add(1, &[]);
     let (namespace, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
-    let pods = crate::cluster::list_pods(context.client.clone(), Some(&namespace)).await?;
-    context.pods_scanned.add(pods.len() as u64, &[]);
     let now = Timestamp::now();
-    let evaluation = evaluate_policy(policy, &pods, now);
-    record(context, &namespace, &name, policy, &evaluation);
-
-    let status = policy_status(policy, &evaluation, now);
+    let status = if is_system_namespace(&namespace) {
+        system_namespace_status(policy, now)
+    } else {
+        let pods = crate::cluster::list_pods(context.client.clone(), Some(&namespace)).await?;
+        context.pods_scanned.add(pods.len() as u64, &[]);
+        let evaluation = evaluate_policy(policy, &pods, now);
+        record(context, &namespace, &name, policy, &evaluation);
+        // The history first, the status last: a failure here is retried (a written status
+        // would make the retry look fresh).
+        keep_history(context, policy, &evaluation, now).await?;
+        policy_status(policy, &evaluation, now)
+    };
     let patch = Patch::Apply(serde_json::json!({
         "apiVersion": "devops.stochastic.io/v1", "kind": "DevOpsPolicy",
         "metadata": {"name": name}, "status": status,
     }));
     let policies: Api<DevOpsPolicy> = Api::namespaced(context.client.clone(), &namespace);
     policies.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &patch).await?;
-
-    let results: Api<PolicyAuditResult> = Api::namespaced(context.client.clone(), &namespace);
-    let history = results.list(&ListParams::default().labels(&format!("{POLICY_LABEL}={name}"))).await?.items;
-    let candidate = audit_result(policy, &evaluation, now);
-    if differs(newest(&history), &candidate) {
-        results.create(&PostParams::default(), &candidate).await?;
-        context.audit_results.add(1, &[]);
-        let mut all = history;
-        all.push(candidate);
-        for old in expired(&all, AUDIT_HISTORY) {
-            match results.delete(&old, &DeleteParams::default()).await {
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
-                Ok(_) => {}
-            }
-        }
-    }
+    context.seen.lock().unwrap().insert(uid);
     context.duration.record(started.elapsed().as_secs_f64(), &[]);
     Ok(Action::requeue(REEVALUATE))
+}
+
+/// Records `evaluation` as a PolicyAuditResult when it differs from the newest one, and
+/// deletes what is beyond the history's length.
+async fn keep_history(
+    context: &Context,
+    policy: &DevOpsPolicy,
+    evaluation: &Evaluation,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let results: Api<PolicyAuditResult> =
+        Api::namespaced(context.client.clone(), &policy.namespace().unwrap_or_default());
+    let uid = policy.metadata.uid.clone().unwrap_or_default();
+    let history = results.list(&ListParams::default().labels(&format!("{POLICY_UID_LABEL}={uid}"))).await?.items;
+    let candidate = audit_result(policy, evaluation, now);
+    if !differs(newest(&history), &candidate) {
+        return Ok(());
+    }
+    let created = results.create(&PostParams::default(), &candidate).await?;
+    context.audit_results.add(1, &[]);
+    let mut all = history;
+    all.push(created);
+    for old in expired(&all, AUDIT_HISTORY) {
+        match results.delete(&old, &DeleteParams::default()).await {
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn record(context: &Context, namespace: &str, name: &str, policy: &DevOpsPolicy, evaluation: &Evaluation) {

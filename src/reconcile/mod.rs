@@ -19,8 +19,12 @@ use std::collections::BTreeMap;
 
 /// The finalizer that lets the operator drop a deleted policy's metrics (contract name).
 pub const FINALIZER: &str = "devops.stochastic.io/cleanup";
-/// The label that ties a PolicyAuditResult to its policy.
+/// The label naming a PolicyAuditResult's policy, for people (`kubectl get par -l`); left
+/// out for names longer than a label value may be (63).
 pub const POLICY_LABEL: &str = "devops.stochastic.io/policy";
+/// The label the operator selects a policy's results by: its uid, so a policy deleted and
+/// created again under the same name starts a history of its own.
+pub const POLICY_UID_LABEL: &str = "devops.stochastic.io/policy-uid";
 /// PolicyAuditResults kept per policy.
 pub const AUDIT_HISTORY: usize = 10;
 
@@ -53,7 +57,7 @@ pub fn evaluate_policy(policy: &DevOpsPolicy, pods: &[Pod], now: Timestamp) -> E
 
 /// How long until `policy` is due for evaluation at `now`, when every evaluation holds for
 /// `every`; `None` when it is due now: never evaluated, its spec changed since (generation),
-/// or the last evaluation is `every` old.
+/// the last evaluation is `every` old, or its time is ahead of `now`.
 pub fn next_evaluation(
     policy: &DevOpsPolicy,
     now: Timestamp,
@@ -64,7 +68,8 @@ pub fn next_evaluation(
         return None;
     }
     let last: Timestamp = status.last_evaluated.as_deref()?.parse().ok()?;
-    let elapsed = std::time::Duration::try_from(now.duration_since(last)).unwrap_or_default();
+    // A time ahead of ours (written by a replica whose clock runs fast) is not trusted.
+    let elapsed = std::time::Duration::try_from(now.duration_since(last)).ok()?;
     every.checked_sub(elapsed).filter(|wait| !wait.is_zero())
 }
 
@@ -101,6 +106,27 @@ pub fn policy_status(policy: &DevOpsPolicy, evaluation: &Evaluation, now: Timest
     }
 }
 
+/// The status of a policy in a system namespace, whose pods kube-devops never evaluates: not
+/// ready, and no score (a perfect score for pods nobody looked at would mislead).
+pub fn system_namespace_status(policy: &DevOpsPolicy, now: Timestamp) -> DevOpsPolicyStatus {
+    let message = "the namespace is a system namespace, whose pods are not evaluated".to_string();
+    let condition = Condition {
+        type_: "Ready".into(),
+        status: "False".into(),
+        reason: "SystemNamespace".into(),
+        message: message.clone(),
+        observed_generation: policy.metadata.generation,
+        last_transition_time: Time(now),
+    };
+    DevOpsPolicyStatus {
+        message: Some(message),
+        last_evaluated: Some(now.to_string()),
+        observed_generation: policy.metadata.generation,
+        conditions: vec![condition],
+        ..Default::default()
+    }
+}
+
 /// The PolicyAuditResult recording `evaluation`: named `<policy>-<unix millis>` (contract),
 /// labelled with its policy and owned by it (deleted with it).
 pub fn audit_result(policy: &DevOpsPolicy, evaluation: &Evaluation, now: Timestamp) -> PolicyAuditResult {
@@ -120,14 +146,20 @@ pub fn audit_result(policy: &DevOpsPolicy, evaluation: &Evaluation, now: Timesta
         controller: Some(true),
         block_owner_deletion: None,
     };
+    let mut labels = BTreeMap::from([
+        (POLICY_UID_LABEL.to_string(), owner.uid.clone()),
+        ("app.kubernetes.io/managed-by".to_string(), "kube-devops".to_string()),
+    ]);
+    if name.len() <= 63 {
+        labels.insert(POLICY_LABEL.to_string(), name.clone());
+    }
+    // Object names are at most 253 characters: the policy's part gives way to the time.
+    let prefix = name.get(..239).unwrap_or(&name).trim_end_matches(['-', '.']);
     PolicyAuditResult {
         metadata: ObjectMeta {
-            name: Some(format!("{name}-{}", now.as_millisecond())),
+            name: Some(format!("{prefix}-{}", now.as_millisecond())),
             namespace: policy.metadata.namespace.clone(),
-            labels: Some(BTreeMap::from([
-                (POLICY_LABEL.to_string(), name),
-                ("app.kubernetes.io/managed-by".to_string(), "kube-devops".to_string()),
-            ])),
+            labels: Some(labels),
             owner_references: Some(vec![owner]),
             ..Default::default()
         },
@@ -135,14 +167,20 @@ pub fn audit_result(policy: &DevOpsPolicy, evaluation: &Evaluation, now: Timesta
     }
 }
 
-/// Whether `candidate` records something else than `last` (the time aside).
+/// Whether `candidate` records something else than `last`: other pods, checks, severities or
+/// counts (the time and the wording aside).
 pub fn differs(last: Option<&PolicyAuditResult>, candidate: &PolicyAuditResult) -> bool {
     let Some(last) = last else { return true };
-    let strip = |spec: &PolicyAuditResultSpec| PolicyAuditResultSpec { timestamp: String::new(), ..spec.clone() };
+    // Messages carry measurements (how long a pod has been Pending): not a change.
+    let strip = |spec: &PolicyAuditResultSpec| {
+        let mut spec = PolicyAuditResultSpec { timestamp: String::new(), ..spec.clone() };
+        spec.violations.iter_mut().for_each(|v| v.message.clear());
+        spec
+    };
     strip(&last.spec) != strip(&candidate.spec)
 }
 
-/// The newest of `results` (by their timestamps).
+/// The newest of `results`.
 pub fn newest(results: &[PolicyAuditResult]) -> Option<&PolicyAuditResult> {
     results.iter().max_by_key(|r| recorded_at(r))
 }
@@ -155,8 +193,11 @@ pub fn expired(results: &[PolicyAuditResult], keep: usize) -> Vec<String> {
     by_age[..excess].iter().filter_map(|r| r.metadata.name.clone()).collect()
 }
 
-fn recorded_at(result: &PolicyAuditResult) -> Timestamp {
-    result.spec.timestamp.parse().unwrap_or(Timestamp::UNIX_EPOCH)
+/// When a result was written: by the API server's clock (its creationTimestamp), which every
+/// replica shares; the name breaks ties; results not stored yet come last.
+fn recorded_at(result: &PolicyAuditResult) -> (Timestamp, String) {
+    let created = result.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or(Timestamp::MAX);
+    (created, result.metadata.name.clone().unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -214,6 +255,8 @@ mod tests {
         let later = now + SignedDuration::from_secs(20);
         assert_eq!(next_evaluation(&evaluated, later, every), Some(std::time::Duration::from_secs(40)));
         assert_eq!(next_evaluation(&evaluated, now + SignedDuration::from_secs(60), every), None, "due");
+        let skewed = now - SignedDuration::from_hours(2);
+        assert_eq!(next_evaluation(&evaluated, skewed, every), None, "evaluated in our future: not trusted");
         evaluated.metadata.generation = Some(3);
         assert_eq!(next_evaluation(&evaluated, later, every), None, "the spec changed");
     }
@@ -230,6 +273,45 @@ mod tests {
         assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("DevOpsPolicy", "p-1", Some(true)));
         assert_eq!(result.spec.total_violations, 2);
         assert_eq!(result.spec.timestamp, "2026-11-26T12:00:00Z");
+        assert_eq!(result.metadata.labels.as_ref().unwrap()[POLICY_UID_LABEL], "p-1");
+
+        // Names too long for a label value or for the time suffix still give valid objects.
+        let mut long = policy();
+        long.metadata.name = Some(format!("{}-x", "a".repeat(250)));
+        let result = audit_result(&long, &evaluation, now);
+        let name = result.metadata.name.unwrap();
+        assert!(name.len() <= 253 && name.ends_with("-1795694400000") && !name.contains("--"), "{name}");
+        assert!(!result.metadata.labels.as_ref().unwrap().contains_key(POLICY_LABEL));
+    }
+
+    #[test]
+    fn a_pending_pod_growing_older_is_not_a_change() {
+        let mut spec = policy().spec;
+        spec.forbid_pending_duration = Some(60);
+        let mut pending_policy = policy();
+        pending_policy.spec = spec;
+        let mut pending = pod("web", "nginx:1.27");
+        pending.metadata.creation_timestamp = Some(Time("2026-11-26T11:00:00Z".parse().unwrap()));
+        pending.status = Some(serde_json::from_value(json!({"phase": "Pending"})).unwrap());
+        let at = |t: &str| t.parse::<Timestamp>().unwrap();
+        let first = evaluate_policy(&pending_policy, std::slice::from_ref(&pending), at("2026-11-26T12:00:00Z"));
+        let later = evaluate_policy(&pending_policy, &[pending], at("2026-11-26T12:01:00Z"));
+        assert_ne!(first.violations, later.violations, "the message says how long");
+        let (a, b) = (
+            audit_result(&pending_policy, &first, at("2026-11-26T12:00:00Z")),
+            audit_result(&pending_policy, &later, at("2026-11-26T12:01:00Z")),
+        );
+        assert!(!differs(Some(&a), &b));
+    }
+
+    #[test]
+    fn a_policy_in_a_system_namespace_is_not_ready_and_has_no_score() {
+        let status = system_namespace_status(&policy(), Timestamp::now());
+        assert_eq!(status.health_score, None);
+        assert_eq!(
+            (status.conditions[0].status.as_str(), status.conditions[0].reason.as_str()),
+            ("False", "SystemNamespace")
+        );
     }
 
     #[test]

@@ -88,7 +88,9 @@ pub async fn wait_ready(cluster: &TestCluster, name: &str, replicas: i32) -> Dur
 
 /// The body of a plain-HTTP `GET path` on `ip:port`, when it answers 200.
 pub fn http_get(ip: &str, port: u16, path: &str) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect((ip, port)).ok()?;
+    let address = format!("{ip}:{port}").parse().ok()?;
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
