@@ -3,9 +3,10 @@
 //! HTTP `/healthz`, `/readyz` and `/metrics` on `$POD_IP:8081` start first; the replicas elect
 //! a leader through the Lease `kube-devops-operator`, and the leader runs a kube-runtime
 //! controller over KubeDevopsInstalls that also watches what it installs (Deployments,
-//! Services, PodDisruptionBudgets, ConfigMaps, ServiceAccounts, the webhook's Secret and
-//! ValidatingWebhookConfiguration), so a deleted or edited object is put back within seconds;
-//! everything is reconciled again every five minutes regardless.
+//! Services, PodDisruptionBudgets, ConfigMaps, ServiceAccounts, the RBAC objects, the
+//! webhook's Secret and ValidatingWebhookConfiguration), so a deleted or edited object is put
+//! back within seconds; everything (ServiceMonitors included) is applied again every five
+//! minutes regardless.
 //!
 //! A reconcile keeps the webhook's certificate while it is valid (else mints a new CA and
 //! certificate with OpenSSL), server-side applies every object (forcing: the operator owns
@@ -52,21 +53,20 @@ pub fn run(addr: String) -> anyhow::Result<()> {
 async fn reconcile_while_leading(watches: kube::Client, writes: kube::Client) {
     let all = watcher::Config::default();
     let named = |name: &str| watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let client = &watches;
-    Controller::new(Api::<KubeDevopsInstall>::all(client.clone()), all.clone())
-        .watches(Api::<Deployment>::namespaced(client.clone(), NAMESPACE), all.clone(), install)
-        .watches(Api::<Service>::namespaced(client.clone(), NAMESPACE), all.clone(), install)
-        .watches(Api::<PodDisruptionBudget>::namespaced(client.clone(), NAMESPACE), all.clone(), install)
-        .watches(Api::<ConfigMap>::namespaced(client.clone(), NAMESPACE), all.clone(), install)
-        .watches(Api::<ServiceAccount>::namespaced(client.clone(), NAMESPACE), all.clone(), install)
+    Controller::new(Api::<KubeDevopsInstall>::all(watches.clone()), all.clone())
+        .watches(Api::<Deployment>::namespaced(watches.clone(), NAMESPACE), all.clone(), install)
+        .watches(Api::<Service>::namespaced(watches.clone(), NAMESPACE), all.clone(), install)
+        .watches(Api::<PodDisruptionBudget>::namespaced(watches.clone(), NAMESPACE), all.clone(), install)
+        .watches(Api::<ConfigMap>::namespaced(watches.clone(), NAMESPACE), all.clone(), install)
+        .watches(Api::<ServiceAccount>::namespaced(watches.clone(), NAMESPACE), all.clone(), install)
         // The only Secret, webhook configuration and RBAC objects it may read are its own.
-        .watches(Api::<Secret>::namespaced(client.clone(), NAMESPACE), named(WEBHOOK_TLS_SECRET), install)
-        .watches(Api::<Role>::namespaced(client.clone(), NAMESPACE), named(APP), install)
-        .watches(Api::<RoleBinding>::namespaced(client.clone(), NAMESPACE), named(APP), install)
-        .watches(Api::<ClusterRole>::all(client.clone()), named(APP), install)
-        .watches(Api::<ClusterRoleBinding>::all(client.clone()), named(APP), install)
+        .watches(Api::<Secret>::namespaced(watches.clone(), NAMESPACE), named(WEBHOOK_TLS_SECRET), install)
+        .watches(Api::<Role>::namespaced(watches.clone(), NAMESPACE), named(APP), install)
+        .watches(Api::<RoleBinding>::namespaced(watches.clone(), NAMESPACE), named(APP), install)
+        .watches(Api::<ClusterRole>::all(watches.clone()), named(APP), install)
+        .watches(Api::<ClusterRoleBinding>::all(watches.clone()), named(APP), install)
         .watches(
-            Api::<ValidatingWebhookConfiguration>::all(client.clone()),
+            Api::<ValidatingWebhookConfiguration>::all(watches.clone()),
             named(&webhook::webhook_service_name()),
             install,
         )
