@@ -7,6 +7,7 @@ pub mod artefacts;
 pub mod audit;
 pub mod cli;
 pub mod cluster;
+pub mod events;
 pub mod governance;
 pub mod http;
 pub mod leader;

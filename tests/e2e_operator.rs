@@ -10,6 +10,7 @@ mod common;
 use common::e2e::{apply_ok, cluster_running_kube_devops, install_file, refused, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube_devops::api::KubeDevopsInstall;
@@ -107,6 +108,15 @@ async fn the_operator_installs_heals_scales_and_removes_components() {
     // The certificate was kept through every reconcile.
     let kept = secrets.get("kube-devops-webhook-tls").await.unwrap();
     assert_eq!(kept.data.unwrap()["ca.crt"].0, ca, "the webhook's CA was not rotated");
+
+    // `kubectl describe kubedevopsinstall default` tells when the certificate was issued (the
+    // Event of a cluster-scoped object lives in `default`).
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let issued = events.list(&Default::default()).await.unwrap().items.into_iter().filter(|e| {
+        e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("KubeDevopsInstall")
+            && e.reason.as_deref() == Some("CertificateIssued")
+    });
+    assert_eq!(issued.count(), 1, "one certificate for the whole test");
 
     let operator = "system:serviceaccount:kube-devops:kube-devops-operator";
     let requests = cluster.requests();

@@ -12,6 +12,7 @@ use common::e2e::{
     wait_until,
 };
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube_devops::api::{DevOpsPolicy, PolicyAuditResult};
@@ -70,6 +71,18 @@ async fn the_elected_replica_evaluates_policies_records_them_and_cleans_up() {
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].spec.total_violations, 3);
     assert_eq!(history[0].metadata.owner_references.as_ref().unwrap()[0].uid, policy.metadata.uid.clone().unwrap());
+    // `kubectl describe devopspolicy strict` shows what changed.
+    let events: Api<Event> = Api::namespaced(client.clone(), "shop");
+    let evaluated = wait_until("an Evaluated event on the policy", 20, || async {
+        let list = events.list(&ListParams::default()).await.ok()?.items;
+        list.into_iter().find(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("strict")
+                && e.reason.as_deref() == Some("Evaluated")
+        })
+    })
+    .await;
+    assert!(evaluated.note.unwrap().starts_with("3 violations across 2 pods"));
+    assert_eq!(evaluated.reporting_controller.as_deref(), Some("kube-devops-reconcile"));
     let series = "devopspolicy_health_score{namespace=\"shop\",policy=\"strict\"}";
     let metrics = wait_until("the leader's metrics", 30, || async {
         let m = leader_metrics(&cluster)?;

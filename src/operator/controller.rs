@@ -16,6 +16,7 @@
 
 use super::{FIELD_MANAGER, LEASE_NAME, desired, obsolete, reusable_tls, status, with_previous_ca};
 use crate::api::{INSTALL_NAME, KubeDevopsInstall};
+use crate::events::Events;
 use crate::leader;
 use crate::manifests::{APP, NAMESPACE, Object, WEBHOOK_TLS_SECRET, webhook};
 use crate::metrics::Metrics;
@@ -70,7 +71,11 @@ async fn reconcile_while_leading(watches: kube::Client, writes: kube::Client) {
             named(&webhook::webhook_service_name()),
             install,
         )
-        .run(reconcile, retry, Arc::new(writes))
+        .run(
+            reconcile,
+            retry,
+            Arc::new(Context { events: Events::new(writes.clone(), "kube-devops-operator"), client: writes }),
+        )
         .for_each(|result| async move {
             if let Err(e) = result {
                 eprintln!("operator: {e}");
@@ -94,25 +99,32 @@ enum Error {
     Other(#[from] anyhow::Error),
 }
 
-fn retry(_: Arc<KubeDevopsInstall>, error: &Error, _: Arc<kube::Client>) -> Action {
+struct Context {
+    client: kube::Client,
+    events: Events,
+}
+
+fn retry(_: Arc<KubeDevopsInstall>, error: &Error, _: Arc<Context>) -> Action {
     eprintln!("operator: reconcile failed, retrying in {}s: {error}", RETRY.as_secs());
     Action::requeue(RETRY)
 }
 
-async fn reconcile(install: Arc<KubeDevopsInstall>, client: Arc<kube::Client>) -> Result<Action, Error> {
+async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -> Result<Action, Error> {
     if install.metadata.name.as_deref() != Some(INSTALL_NAME) || install.metadata.deletion_timestamp.is_some() {
         // Other names are refused by the schema; a deleted install is garbage-collected.
         return Ok(Action::await_change());
     }
-    let client = (*client).clone();
+    let client = context.client.clone();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
     let current = secrets.get_opt(WEBHOOK_TLS_SECRET).await?;
     let now = Timestamp::now();
     let tls = match current.as_ref().and_then(|s| reusable_tls(s, now)) {
         Some(tls) => tls,
         None => {
-            eprintln!("operator: minting a new webhook CA and certificate");
-            with_previous_ca(webhook::generate_tls()?, current.as_ref(), now)
+            let minted = with_previous_ca(webhook::generate_tls()?, current.as_ref(), now);
+            let note = format!("a new webhook CA and serving certificate, valid until {}", minted.not_after);
+            context.events.publish(&*install, false, "CertificateIssued", "IssueCertificate", note).await;
+            minted
         }
     };
     let mut problems = Vec::new();
@@ -148,6 +160,7 @@ async fn reconcile(install: Arc<KubeDevopsInstall>, client: Arc<kube::Client>) -
     }
     if let Some(problem) = problem {
         eprintln!("operator: not everything could be applied: {problem}");
+        context.events.publish(&*install, true, "ApplyFailed", "Apply", problem.clone()).await;
         return Ok(Action::requeue(if only_missing_crds { RESYNC } else { RETRY }));
     }
     Ok(Action::requeue(RESYNC))

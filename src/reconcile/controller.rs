@@ -14,6 +14,7 @@
 use super::{AUDIT_HISTORY, Evaluation, FINALIZER, POLICY_UID_LABEL, audit_result, differs, evaluate_policy, expired};
 use super::{newest, policy_status, system_namespace_status};
 use crate::api::{DevOpsPolicy, EnforcementMode, PolicyAuditResult};
+use crate::events::Events;
 use crate::governance::Severity;
 use crate::governance::is_system_namespace;
 use crate::leader;
@@ -52,6 +53,7 @@ struct PolicyGauges {
 }
 
 struct Context {
+    events: Events,
     /// Uids of the policies evaluated since this replica became the leader.
     seen: Mutex<HashSet<String>>,
     /// For the DevOpsPolicy watch (no read timeout).
@@ -73,10 +75,12 @@ pub fn run(addr: String) -> anyhow::Result<()> {
         let gauges: Gauges = Arc::default();
         register_gauges(&metrics, &gauges);
         let meter = metrics.meter();
+        let client = crate::cluster::client().await?;
         let context = Arc::new(Context {
+            events: Events::new(client.clone(), "kube-devops-reconcile"),
             seen: Mutex::default(),
             watches: crate::cluster::watch_client().await?,
-            client: crate::cluster::client().await?,
+            client,
             gauges: gauges.clone(),
             reconciles: counter(&meter, "devopspolicy_reconcile_total"),
             errors: counter(&meter, "devopspolicy_reconcile_errors_total"),
@@ -225,6 +229,17 @@ async fn keep_history(
     }
     let created = results.create(&PostParams::default(), &candidate).await?;
     context.audit_results.add(1, &[]);
+    // An Event per change of the outcome (not per periodic evaluation).
+    let summary = evaluation.tally.summary();
+    let note = format!(
+        "{} violations across {} pods — {:?} ({}); recorded as PolicyAuditResult {}",
+        summary.violations,
+        summary.subjects,
+        summary.classification,
+        summary.score,
+        created.metadata.name.as_deref().unwrap_or_default()
+    );
+    context.events.publish(policy, summary.score < 60, "Evaluated", "Evaluate", note).await;
     let mut all = history;
     all.push(created);
     for old in expired(&all, AUDIT_HISTORY) {
