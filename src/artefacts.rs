@@ -1,5 +1,6 @@
 //! Every checked-in file that is generated from the code, with its path in the repository:
-//! `crds/`, `examples/policies/`, `config/` and the generated files of `helm/kube-devops/`.
+//! `crds/`, `examples/policies/`, `config/`, the OLM `bundle/` (and `bundle.Dockerfile`) and
+//! the generated files of `helm/kube-devops/`.
 //! `tests/generated.rs` fails when a file drifts; `KUBE_DEVOPS_REGENERATE=1 cargo test --test
 //! generated` rewrites them.
 
@@ -9,7 +10,7 @@ use crate::yaml::to_yaml_stream;
 /// Folders that hold generated files only: a file in them that the code does not generate is
 /// stale (regeneration deletes it).
 pub const GENERATED_DIRS: &[&str] =
-    &["crds", "config", "examples/policies", "helm/kube-devops/crds", "helm/kube-devops/dashboards"];
+    &["crds", "config", "bundle", "examples/policies", "helm/kube-devops/crds", "helm/kube-devops/dashboards"];
 
 /// `(path relative to the repository root, contents)` of every generated artefact.
 pub fn all() -> anyhow::Result<Vec<(String, String)>> {
@@ -24,5 +25,6 @@ pub fn all() -> anyhow::Result<Vec<(String, String)>> {
     }
     files.extend(crate::manifests::kustomize::files()?);
     files.extend(crate::manifests::chart::files()?);
+    files.extend(crate::manifests::bundle::files()?);
     Ok(files)
 }

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 /// Every file under `dir`, relative to `root`, with `/` separators.
 fn files_under(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+    // A generated folder that does not exist yet holds no stale file (regeneration creates it).
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries {
         let path: PathBuf = entry.unwrap().path();
         if path.is_dir() {
             files_under(root, &path, out);
