@@ -13,7 +13,7 @@ use super::operator::{self, OPERATOR};
 use super::rbac::Rule;
 use super::{NAMESPACE, VERSION};
 use crate::api::install::ImageSpec;
-use crate::api::{DevOpsPolicy, INSTALL_NAME, KubeDevopsInstall, KubeDevopsInstallSpec, PolicyAuditResult};
+use crate::api::{DevOpsPolicy, INSTALL_NAME, KubeDevopsInstall, KubeDevopsInstallSpec};
 use crate::governance::bundles;
 use crate::yaml::{to_yaml, to_yaml_stream};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -172,15 +172,6 @@ pub fn files() -> anyhow::Result<Vec<(String, String)>> {
         format!("{HEADER}FROM scratch\n{labels}COPY bundle/manifests /manifests/\nCOPY bundle/metadata /metadata/\n"),
     ));
     Ok(files)
-}
-
-/// The kinds the bundle provides (its owned CRDs): every example must be one of them.
-pub fn provided_kinds() -> Vec<String> {
-    vec![
-        KubeDevopsInstall::kind(&()).into_owned(),
-        DevOpsPolicy::kind(&()).into_owned(),
-        PolicyAuditResult::kind(&()).into_owned(),
-    ]
 }
 
 #[cfg(test)]

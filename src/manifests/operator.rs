@@ -10,9 +10,9 @@
 //! objects it installs.
 
 use super::deployments::{Workload, workload};
-use super::labels::{cluster_meta, namespaced_meta, selector};
+use super::labels::{namespaced_meta, selector};
 use super::monitoring::{Endpoint, MonitorSpec, NamespaceSelector, ServiceMonitor};
-use super::rbac::{self, Rule, role_ref, service_account_subject};
+use super::rbac::{self, Identity, Rule};
 use super::{APP, NAMESPACE, WEBHOOK_TLS_SECRET};
 use crate::api::install::{ImageSpec, default_resources};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -83,39 +83,26 @@ pub fn cluster_rules() -> Vec<Rule> {
     rbac::CLUSTER_RULES.iter().chain(MANAGEMENT_CLUSTER_RULES).copied().collect()
 }
 
+const IDENTITY: Identity = Identity { name: OPERATOR, component: COMPONENT };
+
 pub fn service_account() -> ServiceAccount {
-    ServiceAccount { metadata: namespaced_meta(OPERATOR, COMPONENT), ..Default::default() }
+    IDENTITY.service_account()
 }
 
 pub fn cluster_role() -> ClusterRole {
-    ClusterRole {
-        metadata: cluster_meta(OPERATOR, COMPONENT),
-        rules: Some(cluster_rules().iter().map(Rule::policy_rule).collect()),
-        ..Default::default()
-    }
+    IDENTITY.cluster_role(&cluster_rules())
 }
 
 pub fn cluster_role_binding() -> ClusterRoleBinding {
-    ClusterRoleBinding {
-        metadata: cluster_meta(OPERATOR, COMPONENT),
-        role_ref: role_ref("ClusterRole", OPERATOR),
-        subjects: Some(vec![service_account_subject(OPERATOR)]),
-    }
+    IDENTITY.cluster_role_binding()
 }
 
 pub fn role() -> Role {
-    Role {
-        metadata: namespaced_meta(OPERATOR, COMPONENT),
-        rules: Some(NAMESPACE_RULES.iter().map(Rule::policy_rule).collect()),
-    }
+    IDENTITY.role(NAMESPACE_RULES)
 }
 
 pub fn role_binding() -> RoleBinding {
-    RoleBinding {
-        metadata: namespaced_meta(OPERATOR, COMPONENT),
-        role_ref: role_ref("Role", OPERATOR),
-        subjects: Some(vec![service_account_subject(OPERATOR)]),
-    }
+    IDENTITY.role_binding()
 }
 
 /// The operator's Deployment: one replica (it is not in any request path; a replacement

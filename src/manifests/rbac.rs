@@ -72,51 +72,84 @@ pub const CLUSTER_RULES: &[Rule] = &[
 pub const NAMESPACE_RULES: &[Rule] =
     &[Rule::new(&["coordination.k8s.io"], &["leases"], &["get", "list", "watch", "create", "update", "patch"])];
 
+/// One identity's RBAC objects: a ServiceAccount in `kube-devops`, a ClusterRole and a Role
+/// with its rules, each bound to it, all named `name` (the components' `kube-devops`, the
+/// bootstrap operator's `kube-devops-operator`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Identity {
+    pub name: &'static str,
+    pub component: &'static str,
+}
+
+impl Identity {
+    pub fn service_account(self) -> ServiceAccount {
+        ServiceAccount { metadata: namespaced_meta(self.name, self.component), ..Default::default() }
+    }
+
+    pub fn cluster_role(self, rules: &[Rule]) -> ClusterRole {
+        ClusterRole {
+            metadata: cluster_meta(self.name, self.component),
+            rules: Some(rules.iter().map(Rule::policy_rule).collect()),
+            ..Default::default()
+        }
+    }
+
+    pub fn cluster_role_binding(self) -> ClusterRoleBinding {
+        ClusterRoleBinding {
+            metadata: cluster_meta(self.name, self.component),
+            role_ref: role_ref("ClusterRole", self.name),
+            subjects: Some(vec![service_account_subject(self.name)]),
+        }
+    }
+
+    pub fn role(self, rules: &[Rule]) -> Role {
+        Role {
+            metadata: namespaced_meta(self.name, self.component),
+            rules: Some(rules.iter().map(Rule::policy_rule).collect()),
+        }
+    }
+
+    pub fn role_binding(self) -> RoleBinding {
+        RoleBinding {
+            metadata: namespaced_meta(self.name, self.component),
+            role_ref: role_ref("Role", self.name),
+            subjects: Some(vec![service_account_subject(self.name)]),
+        }
+    }
+}
+
+const COMPONENTS: Identity = Identity { name: APP, component: RBAC_COMPONENT };
+
 /// The ServiceAccount all three components run as.
 pub fn service_account() -> ServiceAccount {
-    ServiceAccount { metadata: namespaced_meta(APP, RBAC_COMPONENT), ..Default::default() }
+    COMPONENTS.service_account()
 }
 
 /// The cluster-wide permissions of the components.
 pub fn cluster_role() -> ClusterRole {
-    ClusterRole {
-        metadata: cluster_meta(APP, RBAC_COMPONENT),
-        rules: Some(CLUSTER_RULES.iter().map(Rule::policy_rule).collect()),
-        ..Default::default()
-    }
+    COMPONENTS.cluster_role(CLUSTER_RULES)
 }
 
 /// Binds [`cluster_role`] to [`service_account`].
 pub fn cluster_role_binding() -> ClusterRoleBinding {
-    ClusterRoleBinding {
-        metadata: cluster_meta(APP, RBAC_COMPONENT),
-        role_ref: role_ref("ClusterRole", APP),
-        subjects: Some(vec![service_account_subject(APP)]),
-    }
+    COMPONENTS.cluster_role_binding()
 }
 
 /// The namespaced permissions of the components (leader-election leases).
 pub fn role() -> Role {
-    Role {
-        metadata: namespaced_meta(APP, RBAC_COMPONENT),
-        rules: Some(NAMESPACE_RULES.iter().map(Rule::policy_rule).collect()),
-    }
+    COMPONENTS.role(NAMESPACE_RULES)
 }
 
 /// Binds [`role`] to [`service_account`].
 pub fn role_binding() -> RoleBinding {
-    RoleBinding {
-        metadata: namespaced_meta(APP, RBAC_COMPONENT),
-        role_ref: role_ref("Role", APP),
-        subjects: Some(vec![service_account_subject(APP)]),
-    }
+    COMPONENTS.role_binding()
 }
 
-pub(crate) fn role_ref(kind: &str, name: &str) -> RoleRef {
+fn role_ref(kind: &str, name: &str) -> RoleRef {
     RoleRef { api_group: "rbac.authorization.k8s.io".into(), kind: kind.into(), name: name.into() }
 }
 
-pub(crate) fn service_account_subject(name: &str) -> Subject {
+fn service_account_subject(name: &str) -> Subject {
     Subject { kind: "ServiceAccount".into(), name: name.into(), namespace: Some(NAMESPACE.into()), api_group: None }
 }
 

@@ -132,8 +132,16 @@ async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -> Re
     let mut only_missing_crds = true;
     for object in desired(&install, &tls) {
         if let Err(e) = apply(&client, &object).await {
-            only_missing_crds &= missing_service_monitor_crd(&object, &e);
-            problems.push(describe(&object.id(), &e));
+            let missing_crd = missing_service_monitor_crd(&object, &e);
+            only_missing_crds &= missing_crd;
+            problems.push(if missing_crd {
+                format!(
+                    "{}: the Prometheus Operator's CRDs are not installed (set spec.serviceMonitor.enabled: false)",
+                    object.id()
+                )
+            } else {
+                describe(&object.id(), &e)
+            });
         }
     }
     // Reverse install order: the webhook configuration goes before the webhook it calls.
@@ -172,9 +180,6 @@ fn missing_service_monitor_crd(object: &Object, error: &kube::Error) -> bool {
 
 fn describe(what: &str, error: &kube::Error) -> String {
     match error {
-        kube::Error::Api(e) if e.code == 404 && what.starts_with("ServiceMonitor/") => {
-            format!("{what}: the Prometheus Operator's CRDs are not installed (set spec.serviceMonitor.enabled: false)")
-        }
         kube::Error::Api(e) => format!("{what}: {} ({})", e.message, e.code),
         other => format!("{what}: {other}"),
     }

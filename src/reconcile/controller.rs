@@ -167,6 +167,7 @@ async fn reconcile(policy: Arc<DevOpsPolicy>, context: Arc<Context>) -> Result<A
             Event::Apply(policy) => evaluate(&policy, &context).await,
             Event::Cleanup(policy) => {
                 context.gauges.lock().unwrap().remove(&(namespace.clone(), policy.name_any()));
+                context.seen.lock().unwrap().remove(policy.metadata.uid.as_deref().unwrap_or_default());
                 Ok(Action::await_change())
             }
         }
@@ -254,16 +255,7 @@ async fn keep_history(
 
 fn record(context: &Context, namespace: &str, name: &str, policy: &DevOpsPolicy, evaluation: &Evaluation) {
     let summary = evaluation.tally.summary();
-    let counts = summary.by_severity;
-    let mut by_severity = [0; 4];
-    for severity in Severity::ALL {
-        by_severity[severity.index()] = u64::from(match severity {
-            Severity::Critical => counts.critical,
-            Severity::High => counts.high,
-            Severity::Medium => counts.medium,
-            Severity::Low => counts.low,
-        });
-    }
+    let by_severity = Severity::ALL.map(|severity| u64::from(evaluation.tally.count_by_severity(severity)));
     let gauges = PolicyGauges {
         violations: u64::from(summary.violations),
         score: u64::from(summary.score),
