@@ -39,10 +39,17 @@ echo "==> cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --locked --workspace --lib --bins --tests 2>&1 | tee "$log"
+# --no-fail-fast: every test binary runs even when an earlier one fails, so the total below
+# counts every test and names every failing target.
+cargo test --locked --workspace --lib --bins --tests --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-# One closing line over every test binary.
+# One closing line over every test binary, then the targets that failed (a binary that crashed
+# without its "test result" line is named there too).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+grep -E '^error: test failed, to rerun pass' "$log" | sed 's/.*to rerun pass /failed: /' || true
+if [ "$status" -ne 0 ]; then
+  echo "FAILED (cargo test exited with $status)" >&2
+fi
 exit "$status"

@@ -1,5 +1,5 @@
 //! The OLM bundle (`bundle/`, `bundle.Dockerfile`) against the rules of OLM's registry+v1
-//! format and operator-sdk's validators (../shared/reference/operator-anchors.md §C): layout,
+//! format and operator-sdk's validators (`operator-sdk bundle validate`): layout,
 //! one object per file, allowed kinds, annotations equal to the image labels, the
 //! ClusterServiceVersion's required fields, naming, install modes, owned CRDs both ways,
 //! examples that are provided APIs and valid, the operator's Deployment and RBAC exactly as
@@ -183,11 +183,11 @@ fn the_operator_is_installed_as_config_installs_it() {
     }
 }
 
-/// The CSV against OLM's own ClusterServiceVersion CRD schema (../shared/schemas/olm), the way
-/// the API server would check it.
+/// The CSV against OLM's own ClusterServiceVersion CRD schema (a copy in tests/schemas/olm, see
+/// its README), the way the API server would check it.
 #[test]
 fn the_csv_is_valid_for_olms_csv_schema() {
-    let path = repo_path("../shared/schemas/olm/operators.coreos.com_clusterserviceversions.yaml");
+    let path = repo_path("tests/schemas/olm/operators.coreos.com_clusterserviceversions.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let crd: Value = documents(&text).remove(0);
     let version = crd["spec"]["versions"].as_array().unwrap().iter().find(|v| v["name"] == "v1alpha1").unwrap().clone();

@@ -118,7 +118,7 @@ pub fn validate_builtin(objects: &[Value]) -> bool {
 
 /// Errors of a ServiceMonitor against the upstream CRD's schema (the fields kube-devops uses).
 pub fn service_monitor_errors(object: &Value) -> Vec<String> {
-    let schema: Value = serde_json::from_str(include_str!("servicemonitor.schema.json")).unwrap();
+    let schema: Value = serde_json::from_str(include_str!("../schemas/servicemonitor.schema.json")).unwrap();
     let mut errors = crate::common::structural::check(&schema, object);
     let scheme_ok = object["spec"]["endpoints"]
         .as_array()
