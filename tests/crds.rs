@@ -116,7 +116,7 @@ fn an_empty_install_spec_is_defaulted_as_documented() {
         json!({"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "250m", "memory": "128Mi"}})
     );
     assert_eq!(spec["pdb"], json!({"enabled": true, "minAvailable": 1}));
-    assert_eq!(spec["serviceMonitor"], json!({"enabled": true, "interval": "15s"}));
+    assert_eq!(spec["serviceMonitor"], json!({"interval": "15s"}), "enabled unset: automatic");
     assert_eq!(spec["grafanaDashboard"], json!({"enabled": true}));
     assert_eq!(spec["webhook"]["failurePolicy"], "Ignore");
     assert_eq!(spec["webhook"]["timeoutSeconds"], 3);

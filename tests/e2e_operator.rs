@@ -1,24 +1,33 @@
 //! End to end on the testkit API server: `kubectl apply -k config/default` installs the
-//! bootstrap operator, which runs this binary under its own least-privilege RBAC. A
-//! KubeDevopsInstall makes it install the three components (webhook TLS included; every one
-//! this binary too) until the install reports Available; it heals a deleted Service and an edited Deployment, scales when the
+//! bootstrap operator, which runs this binary under its own least-privilege RBAC. The sample
+//! (`kubectl apply -k config/samples`), on a cluster without the Prometheus Operator, makes it
+//! install the three components (webhook TLS included; every one this binary too) until the
+//! install reports Available and not Degraded, ServiceMonitors skipped until their CRD
+//! appears and created then; it heals a deleted Service and an edited Deployment, scales when the
 //! install is edited, keeps the webhook's certificate across reconciles, and removes a
 //! component that is switched off. A deleted ClusterRole is put back within seconds too.
 
 mod common;
 
-use common::e2e::{apply_ok, cluster_running_kube_devops, install_file, refused, wait_until};
+use common::e2e::{apply_ok, cluster_running_kube_devops, refused, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::ClusterRole;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::ApiResource;
 use kube_devops::api::KubeDevopsInstall;
+use kube_devops::api::install::IntegrationState;
 use std::time::Instant;
 
 fn condition(install: &KubeDevopsInstall, kind: &str) -> Option<String> {
     let status = install.status.as_ref()?;
     status.conditions.iter().find(|c| c.type_ == kind).map(|c| c.status.clone())
+}
+
+fn service_monitor_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk("monitoring.coreos.com", "v1", "ServiceMonitor"))
 }
 
 async fn ready_replicas(deployments: &Api<Deployment>, name: &str) -> Option<i32> {
@@ -30,7 +39,9 @@ async fn the_operator_installs_heals_scales_and_removes_components() {
     let cluster = cluster_running_kube_devops();
     let out = cluster.kubectl(&["apply", "-k", common::repo_path("config/default").to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    apply_ok(&cluster, &install_file("  serviceMonitor: {enabled: false}\n"));
+    // The sample, as a new user applies it, on a cluster without the Prometheus Operator.
+    let out = cluster.kubectl(&["apply", "-k", common::repo_path("config/samples").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let client = cluster.client().await;
     let installs: Api<KubeDevopsInstall> = Api::all(client.clone());
@@ -42,13 +53,35 @@ async fn the_operator_installs_heals_scales_and_removes_components() {
     })
     .await;
     eprintln!("Available after {:?}", started.elapsed());
-    let status = installed.status.unwrap();
+    let status = installed.status.clone().unwrap();
     assert_eq!(status.version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
     assert_eq!(status.components.webhook.as_ref().map(|c| c.ready_replicas), Some(2));
     assert_eq!(status.components.watch.as_ref().map(|c| c.ready_replicas), Some(2));
     assert_eq!(status.components.reconcile.as_ref().map(|c| c.ready_replicas), Some(2), "every component runs");
     let out = cluster.kubectl(&["wait", "kubedevopsinstall/default", "--for=condition=Available", "--timeout=10s"]);
     assert!(out.status.success(), "kubectl wait: {}", String::from_utf8_lossy(&out.stderr));
+    // Healthy on a plain cluster: ServiceMonitors are skipped, and the status says why.
+    assert_eq!(condition(&installed, "Degraded").as_deref(), Some("False"), "{:?}", status.conditions);
+    let monitors = &status.integrations[0];
+    assert_eq!((monitors.name.as_str(), monitors.state), ("serviceMonitors", IntegrationState::Skipped));
+    assert!(monitors.message.contains("monitoring.coreos.com/v1"), "{}", monitors.message);
+
+    // The Prometheus Operator's CRDs arrive later: the ServiceMonitors follow within seconds.
+    apply_ok(&cluster, &common::e2e::service_monitor_crd().to_string());
+    let monitors_api =
+        Api::<DynamicObject>::namespaced_with(client.clone(), "kube-devops", &service_monitor_resource());
+    let arrived = Instant::now();
+    wait_until("the ServiceMonitors to be created", 30, || async {
+        (monitors_api.list(&Default::default()).await.ok()?.items.len() == 3).then_some(())
+    })
+    .await;
+    eprintln!("ServiceMonitors created {:?} after their CRD", arrived.elapsed());
+    wait_until("the status to show them", 30, || async {
+        let install = installs.get("default").await.ok()?;
+        let state = install.status?.integrations.first()?.state;
+        (state == IntegrationState::Active).then_some(())
+    })
+    .await;
 
     // The webhook TLS the operator minted: the caBundle is the Secret's CA.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "kube-devops");

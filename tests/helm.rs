@@ -26,7 +26,7 @@ for expression in sys.argv[3:]:
 try:
     with helm.Chart.load(sys.argv[1]) as chart:
         out = chart.render(values=values, name="kube-devops", namespace=sys.argv[2], is_install=True)
-    print(json.dumps([out[k] for k in sorted(out)]))
+    print(json.dumps([out[k] for k in sorted(out) if not k.endswith("NOTES.txt")]))
 except helm.HelmError as e:
     print(json.dumps({"error": str(e)}))
 "#;
@@ -142,13 +142,47 @@ fn service_monitor_labels_match_an_install_file_that_sets_them() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("install.yaml");
     let spec = "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {name: default}\nspec:\n  \
-                serviceMonitor: {labels: {release: prom}}\n";
+                serviceMonitor: {enabled: true, labels: {release: prom}}\n";
     std::fs::write(&file, spec).unwrap();
-    assert_same(&["serviceMonitor.labels.release=prom"], &["-f", file.to_str().unwrap()]);
+    assert_same(
+        &["serviceMonitor.enabled=true", "serviceMonitor.labels.release=prom"],
+        &["-f", file.to_str().unwrap()],
+    );
     let monitors: Vec<Value> =
         deploy(&["-f", file.to_str().unwrap()]).into_iter().filter(|o| o["kind"] == "ServiceMonitor").collect();
     assert_eq!(monitors.len(), 3);
     assert!(monitors.iter().all(|m| m["metadata"]["labels"]["release"] == "prom"));
+}
+
+/// Installs the chart into the cluster of argv[1] as `helm install --dry-run=server` does (Helm
+/// discovers what the cluster serves); prints the kinds it would create and the notes.
+const INSTALL: &str = r#"
+import json, sys
+import helm_python as helm
+config = helm.Config(kubeconfig_path=sys.argv[1], namespace="kube-devops")
+release = config.install(sys.argv[2], "kube-devops", {}, namespace="kube-devops", dry_run="server", create_namespace=True)
+kinds = [line[len("kind: "):] for line in release["manifest"].splitlines() if line.startswith("kind: ")]
+print(json.dumps({"kinds": kinds, "notes": release["notes"]}))
+"#;
+
+/// `helm install` sees the cluster: with the default `serviceMonitor.enabled: auto` it renders
+/// ServiceMonitors only where the Prometheus Operator's CRDs are installed, and its notes say
+/// when it left them out (a plain cluster installs cleanly).
+#[test]
+fn helm_install_renders_service_monitors_only_where_the_cluster_serves_them() {
+    let cluster = testkit::harness::TestCluster::stand_in();
+    let install = || python(INSTALL, &[cluster.kubeconfig().to_str().unwrap(), chart().to_str().unwrap()]);
+    let Some(plain) = install() else { return };
+    let monitors =
+        |release: &Value| release["kinds"].as_array().unwrap().iter().filter(|k| *k == "ServiceMonitor").count();
+    assert_eq!(monitors(&plain), 0, "{plain}");
+    assert!(plain["kinds"].as_array().unwrap().iter().any(|k| k == "Deployment"), "{plain}");
+    assert!(plain["notes"].as_str().unwrap().contains("No ServiceMonitors were installed"), "{plain}");
+
+    common::e2e::apply_ok(&cluster, &common::e2e::service_monitor_crd().to_string());
+    let monitored = install().unwrap();
+    assert_eq!(monitors(&monitored), 3, "{monitored}");
+    assert!(!monitored["notes"].as_str().unwrap().contains("ServiceMonitors"), "{monitored}");
 }
 
 #[test]

@@ -35,9 +35,12 @@ fn decode(secret: &Value, key: &str) -> Vec<u8> {
     decode_block(secret["data"][key].as_str().unwrap()).unwrap()
 }
 
+/// What a cluster with the Prometheus Operator's CRDs serves (`--api-versions`).
+const MONITORING: &str = "--api-versions=monitoring.coreos.com/v1";
+
 #[test]
 fn generate_all_prints_every_object_of_an_installation_in_apply_order() {
-    let objects = generate(&["generate-all"]);
+    let objects = generate(&["generate-all", MONITORING]);
     assert_eq!(
         kinds(&objects),
         [
@@ -82,7 +85,7 @@ fn generate_all_prints_every_object_of_an_installation_in_apply_order() {
 
 #[test]
 fn generate_all_is_valid_for_kubernetes_1_30_and_1_37() {
-    validate_all(&generate(&["generate-all"]));
+    validate_all(&generate(&["generate-all", MONITORING]));
     validate_all(&generate(&["generate-all", "-f", "examples/install.yaml"]));
 }
 
@@ -104,13 +107,43 @@ fn the_partial_commands_print_their_part() {
         deployments,
         ["Deployment/kube-devops-watch", "Deployment/kube-devops-reconcile", "Deployment/kube-devops-webhook"]
     );
-    let observability = generate(&["generate-observability"]);
+    let observability = generate(&["generate-observability", MONITORING]);
     assert_eq!(observability.len(), 7);
     assert!(
         observability.iter().all(|o| ["Service", "ServiceMonitor", "ConfigMap"].contains(&o["kind"].as_str().unwrap()))
     );
     let webhook = kinds(&generate(&["generate-webhook"]));
     assert_eq!(webhook, ["Secret/kube-devops-webhook-tls", "ValidatingWebhookConfiguration/kube-devops-webhook"]);
+}
+
+/// ServiceMonitors are automatic by default: these commands cannot see the cluster, so they
+/// render them only when told that it serves their API, and say so on stderr otherwise.
+#[test]
+fn service_monitors_are_rendered_for_a_cluster_that_serves_them_and_the_output_says_when_not() {
+    let monitors = |objects: Vec<Value>| objects.iter().filter(|o| o["kind"] == "ServiceMonitor").count();
+    let out = kube_devops(&["deploy", "generate-all"]);
+    assert!(out.status.success());
+    assert_eq!(monitors(documents(&String::from_utf8(out.stdout).unwrap())), 0);
+    let note = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        note.contains("no ServiceMonitors rendered") && note.contains("--api-versions monitoring.coreos.com/v1"),
+        "{note}"
+    );
+    assert_eq!(monitors(generate(&["generate-all", "-a", "apps/v1,monitoring.coreos.com/v1/ServiceMonitor"])), 3);
+    let dir = tempfile::tempdir().unwrap();
+    for (enabled, without, with) in [("true", 3, 3), ("false", 0, 0)] {
+        let file = dir.path().join(format!("{enabled}.yaml"));
+        let install = format!(
+            "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {{name: default}}\n\
+             spec:\n  serviceMonitor: {{enabled: {enabled}}}\n"
+        );
+        std::fs::write(&file, install).unwrap();
+        let file = file.to_str().unwrap();
+        let out = kube_devops(&["deploy", "generate-all", "-f", file]);
+        assert!(out.stderr.is_empty(), "an explicit setting needs no note: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(monitors(documents(&String::from_utf8(out.stdout).unwrap())), without, "enabled: {enabled}");
+        assert_eq!(monitors(generate(&["generate-all", "-f", file, MONITORING])), with, "enabled: {enabled}");
+    }
 }
 
 /// `--keep-tls` changes an installation without rotating the webhook's certificate: every

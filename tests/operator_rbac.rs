@@ -5,26 +5,17 @@
 //! object of the same kinds under another name, POSTing instead of applying, and reading
 //! other Secrets are refused.
 
+mod common;
+
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, pinned_kind};
 use kube_devops::api::KubeDevopsInstallSpec;
-use kube_devops::manifests::{Object, all, operator, webhook};
+use kube_devops::manifests::{ClusterApis, Object, all, operator, resolve, webhook};
 use serde_json::{Value, json};
 use testkit::harness::TestCluster;
 
 const FIELD_MANAGER: &str = "kube-devops-operator";
-
-/// A ServiceMonitor CRD that accepts any spec: only the Prometheus Operator's group and kind
-/// matter here.
-fn service_monitor_crd() -> Value {
-    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-        "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
-            "names": {"plural": "servicemonitors", "singular": "servicemonitor", "kind": "ServiceMonitor", "listKind": "ServiceMonitorList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
-}
 
 async fn api_for(client: &kube::Client, admin: &kube::Client, object: &Value) -> Api<DynamicObject> {
     let (group, version) = match object["apiVersion"].as_str().unwrap().split_once('/') {
@@ -71,8 +62,9 @@ async fn the_operator_can_install_exactly_its_objects_and_nothing_else() {
         operator::role().into(),
         operator::role_binding().into(),
     ];
-    for object in
-        [namespace, service_monitor_crd()].into_iter().chain(own.iter().map(|o| serde_json::to_value(o).unwrap()))
+    for object in [namespace, common::e2e::service_monitor_crd()]
+        .into_iter()
+        .chain(own.iter().map(|o| serde_json::to_value(o).unwrap()))
     {
         apply(&admin, &admin, &object).await.unwrap_or_else(|e| panic!("{}: {e}", object["kind"]));
     }
@@ -81,7 +73,10 @@ async fn the_operator_can_install_exactly_its_objects_and_nothing_else() {
 
     let tls = webhook::generate_tls().unwrap();
     let installation: Vec<Value> =
-        all(&KubeDevopsInstallSpec::default(), &tls).iter().map(|o| serde_json::to_value(o).unwrap()).collect();
+        all(&resolve(&KubeDevopsInstallSpec::default(), ClusterApis { service_monitors: true }), &tls)
+            .iter()
+            .map(|o| serde_json::to_value(o).unwrap())
+            .collect();
     assert!(installation.len() >= 20, "{} objects", installation.len());
     for round in ["create", "update"] {
         for object in &installation {

@@ -64,7 +64,7 @@ fn config_samples_and_prometheus_are_valid_custom_resources() {
 
 #[test]
 fn the_service_monitor_check_catches_fields_prometheus_would_drop() {
-    let objects = documents(&render(&["deploy", "generate-observability"]));
+    let objects = documents(&render(&["deploy", "generate-observability", "-a", "monitoring.coreos.com/v1"]));
     let mut monitor = objects.into_iter().find(|o| o["kind"] == "ServiceMonitor").unwrap();
     assert!(tools::service_monitor_errors(&monitor).is_empty());
     monitor["spec"]["endpoints"][0]["intervall"] = "15s".into();
@@ -210,7 +210,11 @@ fn place(target: &str) -> String {
 /// Writes what the scanners read: the deploy output, the rendered config/ tree, the
 /// Dockerfile, and the chart (for trivy, which renders it) or its rendering (for checkov).
 fn scan_inputs(dir: &Path) -> Option<()> {
-    std::fs::write(dir.join("deploy.yaml"), render(&["deploy", "generate-all"])).unwrap();
+    std::fs::write(
+        dir.join("deploy.yaml"),
+        render(&["deploy", "generate-all", "--api-versions=monitoring.coreos.com/v1"]),
+    )
+    .unwrap();
     let mut config = String::new();
     for part in ["config/default", "config/prometheus", "config/samples"] {
         let kubectl = tool("kubectl")?;
@@ -294,7 +298,7 @@ fn helm_rendering() -> Option<String> {
     let python = python_with("helm_python")?;
     let script = "import sys, helm_python as h\nwith h.Chart.load(sys.argv[1]) as c:\n    \
                   out = c.render(name='kube-devops', namespace='kube-devops', is_install=True)\n\
-                  print(''.join('---\\n' + out[k] for k in sorted(out)))";
+                  print(''.join('---\\n' + out[k] for k in sorted(out) if not k.endswith('NOTES.txt')))";
     let out =
         Command::new(python).args(["-c", script, repo_path("helm/kube-devops").to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

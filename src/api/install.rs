@@ -218,9 +218,12 @@ impl Default for PdbSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceMonitorSpec {
-    /// Whether ServiceMonitors are created (needs the Prometheus Operator's CRDs).
-    #[serde(default = "enabled")]
-    pub enabled: bool,
+    /// Whether ServiceMonitors are created. Unset (the default): automatic, created when the
+    /// cluster serves the Prometheus Operator's ServiceMonitor API (monitoring.coreos.com/v1)
+    /// and as soon as it appears, skipped while it does not (the status says so). true: always
+    /// (without the Prometheus Operator's CRDs the install is Degraded). false: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
     /// Scrape interval, a Prometheus duration.
     #[serde(default = "default_scrape_interval")]
     #[schemars(regex(pattern = r"^[0-9]+(ms|s|m|h)$"))]
@@ -233,7 +236,15 @@ pub struct ServiceMonitorSpec {
 
 impl Default for ServiceMonitorSpec {
     fn default() -> Self {
-        ServiceMonitorSpec { enabled: true, interval: default_scrape_interval(), labels: BTreeMap::new() }
+        ServiceMonitorSpec { enabled: None, interval: default_scrape_interval(), labels: BTreeMap::new() }
+    }
+}
+
+impl ServiceMonitorSpec {
+    /// Whether ServiceMonitors belong to the installation on a cluster that does (`served`)
+    /// or does not serve their API: the explicit setting, else whether it is served.
+    pub fn wanted(&self, served: bool) -> bool {
+        self.enabled.unwrap_or(served)
     }
 }
 
@@ -269,6 +280,32 @@ pub struct KubeDevopsInstallStatus {
     /// Replicas of each component.
     #[serde(default)]
     pub components: ComponentsStatus,
+    /// The optional integrations (ServiceMonitors) and whether the installation has them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub integrations: Vec<IntegrationStatus>,
+}
+
+/// How one optional integration of the installation stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct IntegrationStatus {
+    /// The integration: `serviceMonitors`.
+    pub name: String,
+    /// Active: installed. Skipped: automatic, and the cluster does not serve its API (yet).
+    /// Disabled: switched off in the spec. Missing: switched on, but the cluster does not serve
+    /// its API (the install is Degraded).
+    pub state: IntegrationState,
+    /// Why, and what to do about it.
+    pub message: String,
+}
+
+/// The state of an optional integration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum IntegrationState {
+    Active,
+    Skipped,
+    Disabled,
+    Missing,
 }
 
 /// Replicas of each component.

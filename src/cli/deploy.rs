@@ -5,7 +5,7 @@
 
 use super::exit;
 use crate::api::{KubeDevopsInstall, KubeDevopsInstallSpec};
-use crate::manifests::{self, Object, webhook};
+use crate::manifests::{self, ClusterApis, Object, webhook};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use std::io::Read;
@@ -40,6 +40,12 @@ pub struct DeployOptions {
     /// Replicas of each component that does not set its own (spec.replicas).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..=10))]
     pub replicas: Option<i32>,
+    /// APIs the target cluster serves, as `helm template --api-versions` takes them
+    /// (GROUP/VERSION or GROUP/VERSION/KIND; repeatable or comma-separated). They decide the
+    /// automatic settings: with monitoring.coreos.com/v1 an unset spec.serviceMonitor.enabled
+    /// renders ServiceMonitors. These commands do not read the cluster.
+    #[arg(long = "api-versions", short = 'a', value_name = "API", value_delimiter = ',')]
+    pub api_versions: Vec<String>,
 }
 
 /// `generate-all`'s options.
@@ -57,14 +63,14 @@ pub struct AllOptions {
 type Render = fn(&KubeDevopsInstallSpec) -> anyhow::Result<Vec<Object>>;
 
 pub fn run(command: DeployCommand) -> anyhow::Result<u8> {
+    let renders_monitors = matches!(command, DeployCommand::GenerateAll(_) | DeployCommand::GenerateObservability(_));
     let (options, render): (_, Render) = match command {
         DeployCommand::GenerateAll(AllOptions { common, keep_tls: false }) => {
             (common, |s| Ok(manifests::all(s, &webhook::generate_tls()?)))
         }
         DeployCommand::GenerateAll(AllOptions { common, keep_tls: true }) => (common, |s| {
             // Placeholder key material: the objects that would carry it are left out.
-            let none = String::new;
-            let tls = manifests::WebhookTls { ca_crt: none(), tls_crt: none(), tls_key: none(), not_after: none() };
+            let tls = manifests::WebhookTls::placeholder();
             let carries_tls =
                 |o: &Object| o.kind() == "ValidatingWebhookConfiguration" || o.name() == manifests::WEBHOOK_TLS_SECRET;
             Ok(manifests::all(s, &tls).into_iter().filter(|o| !carries_tls(o)).collect())
@@ -75,9 +81,30 @@ pub fn run(command: DeployCommand) -> anyhow::Result<u8> {
         DeployCommand::GenerateWebhook(o) => (o, |s| Ok(manifests::webhook_admission(s, &webhook::generate_tls()?))),
     };
     let spec = spec(&options)?;
-    let objects = render(&spec)?;
+    let apis = ClusterApis::from_api_versions(&options.api_versions);
+    if let Some(note) = automatic_settings_note(&spec, apis, renders_monitors) {
+        eprintln!("{note}");
+    }
+    let objects = render(&manifests::resolve(&spec, apis))?;
     crate::yaml::print(&crate::yaml::to_yaml_stream(&objects)?);
     Ok(exit::OK)
+}
+
+/// What the user should know when an automatic setting left something out because these
+/// commands cannot see the cluster.
+pub fn automatic_settings_note(
+    spec: &KubeDevopsInstallSpec,
+    apis: ClusterApis,
+    renders_monitors: bool,
+) -> Option<String> {
+    (renders_monitors && spec.service_monitor.enabled.is_none() && !apis.service_monitors).then(|| {
+        format!(
+            "note: no ServiceMonitors rendered: spec.serviceMonitor.enabled is unset (automatic) and this command \
+             does not read the cluster; with the Prometheus Operator's CRDs installed pass --api-versions {} \
+             (or set spec.serviceMonitor.enabled: true)",
+            ClusterApis::SERVICE_MONITOR_API
+        )
+    })
 }
 
 /// The spec to render: the file's (or the defaults), then the command-line overrides.
@@ -182,12 +209,27 @@ mod tests {
     }
 
     #[test]
+    fn an_automatic_setting_that_left_service_monitors_out_says_so() {
+        let automatic = KubeDevopsInstallSpec::default();
+        let note = automatic_settings_note(&automatic, ClusterApis::default(), true).unwrap();
+        assert!(note.contains("--api-versions monitoring.coreos.com/v1"), "{note}");
+        let served = ClusterApis { service_monitors: true };
+        assert_eq!(automatic_settings_note(&automatic, served, true), None);
+        assert_eq!(automatic_settings_note(&automatic, ClusterApis::default(), false), None, "nothing left out");
+        let mut explicit = automatic.clone();
+        explicit.service_monitor.enabled = Some(false);
+        assert_eq!(automatic_settings_note(&explicit, ClusterApis::default(), true), None);
+    }
+
+    #[test]
     fn command_line_overrides_win_and_are_validated() {
-        let options = DeployOptions { file: None, image: Some("reg/kd:v2".into()), replicas: Some(4) };
+        let options =
+            DeployOptions { file: None, image: Some("reg/kd:v2".into()), replicas: Some(4), api_versions: Vec::new() };
         let spec = spec(&options).unwrap();
         assert_eq!(spec.image.reference(), "reg/kd:v2");
         assert_eq!(spec.replicas, 4);
-        let options = DeployOptions { file: None, image: Some("reg/kd".into()), replicas: None };
+        let options =
+            DeployOptions { file: None, image: Some("reg/kd".into()), replicas: None, api_versions: Vec::new() };
         assert_eq!(super::spec(&options).unwrap().image.reference(), format!("reg/kd:v{}", env!("CARGO_PKG_VERSION")));
     }
 }

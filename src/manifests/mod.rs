@@ -195,6 +195,40 @@ pub fn validate(spec: &KubeDevopsInstallSpec) -> Result<(), Vec<String>> {
     if problems.is_empty() { Ok(()) } else { Err(problems) }
 }
 
+/// The optional APIs a cluster serves, which decide the spec's automatic settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClusterApis {
+    /// The Prometheus Operator's `monitoring.coreos.com/v1` ServiceMonitor.
+    pub service_monitors: bool,
+}
+
+impl ClusterApis {
+    /// The group/version (or group/version/Kind) that serves ServiceMonitors, as `helm
+    /// template --api-versions` names it.
+    pub const SERVICE_MONITOR_API: &str = "monitoring.coreos.com/v1";
+
+    /// From a list of served APIs in Helm's `--api-versions` form (`group/version` or
+    /// `group/version/Kind`).
+    pub fn from_api_versions<S: AsRef<str>>(api_versions: &[S]) -> ClusterApis {
+        let serves = |api: &str, kind: &str| {
+            api_versions.iter().any(|a| {
+                let a = a.as_ref();
+                a == api || a.strip_prefix(api).and_then(|k| k.strip_prefix('/')) == Some(kind)
+            })
+        };
+        ClusterApis { service_monitors: serves(Self::SERVICE_MONITOR_API, "ServiceMonitor") }
+    }
+}
+
+/// `spec` with every automatic setting decided for a cluster that serves `apis`: what the
+/// bootstrap operator installs, and what `deploy generate-*` renders (told by
+/// `--api-versions`, since it does not read the cluster).
+pub fn resolve(spec: &KubeDevopsInstallSpec, apis: ClusterApis) -> KubeDevopsInstallSpec {
+    let mut resolved = spec.clone();
+    resolved.service_monitor.enabled = Some(spec.service_monitor.wanted(apis.service_monitors));
+    resolved
+}
+
 /// Every object of an installation, in the order `kubectl apply` should create them: the
 /// namespace and RBAC first, the webhook's configuration last (its pods exist by then).
 pub fn all(spec: &KubeDevopsInstallSpec, tls: &WebhookTls) -> Vec<Object> {
@@ -265,6 +299,28 @@ mod tests {
         assert_eq!(settings(&spec, Component::Watch).replicas, 4);
         assert_eq!(settings(&spec, Component::Webhook).replicas, 3);
         assert_eq!(enabled_components(&spec), [Component::Watch, Component::Webhook]);
+    }
+
+    #[test]
+    fn service_monitors_follow_the_cluster_unless_the_spec_says_otherwise() {
+        let with = ClusterApis::from_api_versions(&["apps/v1", "monitoring.coreos.com/v1"]);
+        assert_eq!(with, ClusterApis { service_monitors: true });
+        assert_eq!(ClusterApis::from_api_versions(&["monitoring.coreos.com/v1/ServiceMonitor"]), with);
+        let without =
+            ClusterApis::from_api_versions(&["monitoring.coreos.com/v1alpha1", "monitoring.coreos.com/v1/Probe"]);
+        assert_eq!(without, ClusterApis::default());
+        let mut spec = KubeDevopsInstallSpec::default();
+        let monitors = |spec: &KubeDevopsInstallSpec, apis| {
+            all(&resolve(spec, apis), &WebhookTls::placeholder())
+                .iter()
+                .filter(|o| o.kind() == "ServiceMonitor")
+                .count()
+        };
+        assert_eq!((monitors(&spec, with), monitors(&spec, without)), (3, 0), "automatic");
+        spec.service_monitor.enabled = Some(true);
+        assert_eq!((monitors(&spec, with), monitors(&spec, without)), (3, 3), "always");
+        spec.service_monitor.enabled = Some(false);
+        assert_eq!((monitors(&spec, with), monitors(&spec, without)), (0, 0), "never");
     }
 
     #[test]

@@ -107,10 +107,11 @@ pub fn service_monitor(spec: &KubeDevopsInstallSpec, component: Component) -> Se
     }
 }
 
-/// The ServiceMonitors of the enabled components; none when `spec.serviceMonitor.enabled`
-/// is false.
+/// The ServiceMonitors of the enabled components when `spec.serviceMonitor.enabled` is true.
+/// An automatic setting ([`super::resolve`] decides it for a cluster) renders none: whoever
+/// cannot see the cluster cannot know that it serves ServiceMonitors.
 pub fn service_monitors(spec: &KubeDevopsInstallSpec) -> Vec<ServiceMonitor> {
-    if !spec.service_monitor.enabled {
+    if spec.service_monitor.enabled != Some(true) {
         return Vec::new();
     }
     enabled_components(spec).into_iter().map(|c| service_monitor(spec, c)).collect()
@@ -143,8 +144,12 @@ mod tests {
         assert_eq!((endpoint.port.as_str(), endpoint.scheme.as_str()), ("metrics", "http"));
         assert_eq!(endpoint.interval, "30s");
         assert_eq!(sm.spec.selector.match_labels.unwrap()["app.kubernetes.io/component"], "watch");
-        spec.service_monitor.enabled = false;
-        assert!(service_monitors(&spec).is_empty());
+        for unwanted in [Some(false), None] {
+            spec.service_monitor.enabled = unwanted;
+            assert!(service_monitors(&spec).is_empty(), "{unwanted:?}");
+        }
+        spec.service_monitor.enabled = Some(true);
+        assert_eq!(service_monitors(&spec).len(), 3);
     }
 
     #[test]

@@ -56,7 +56,13 @@ pub const MANAGEMENT_CLUSTER_RULES: &[Rule] = &[
     Rule::new(&[RBAC], &["clusterroles", "clusterrolebindings"], READ_WRITE).named(&[APP]),
     Rule::new(&["admissionregistration.k8s.io"], &["validatingwebhookconfigurations"], READ_WRITE)
         .named(&[WEBHOOK_CONFIGURATION]),
+    // Whether the Prometheus Operator's ServiceMonitor CRD is installed (automatic
+    // ServiceMonitors), and when it appears.
+    Rule::new(&["apiextensions.k8s.io"], &["customresourcedefinitions"], READ).named(&[SERVICE_MONITOR_CRD]),
 ];
+
+/// The Prometheus Operator's ServiceMonitor CRD, which the operator watches.
+pub const SERVICE_MONITOR_CRD: &str = "servicemonitors.monitoring.coreos.com";
 
 /// In `kube-devops`: the namespaced objects it installs (read freely, so it can watch what
 /// it owns; written by name only), the webhook's TLS Secret (by name only, so no other

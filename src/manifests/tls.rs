@@ -44,6 +44,11 @@ impl std::fmt::Debug for WebhookTls {
 }
 
 impl WebhookTls {
+    /// Empty key material, for renderings that leave out (or only name) the objects that carry it.
+    pub fn placeholder() -> WebhookTls {
+        WebhookTls { ca_crt: String::new(), tls_crt: String::new(), tls_key: String::new(), not_after: String::new() }
+    }
+
     /// A new CA and a serving certificate for `dns_names` (the first is the subject's CN).
     pub fn generate(dns_names: &[String]) -> anyhow::Result<WebhookTls> {
         let now = jiff::Timestamp::now().as_second();

@@ -5,8 +5,9 @@
 //! controller over KubeDevopsInstalls that also watches what it installs (Deployments,
 //! Services, PodDisruptionBudgets, ConfigMaps, ServiceAccounts, the RBAC objects, the
 //! webhook's Secret and ValidatingWebhookConfiguration), so a deleted or edited object is put
-//! back within seconds; everything (ServiceMonitors included) is applied again every five
-//! minutes regardless.
+//! back within seconds; everything is applied again every five minutes regardless. It also
+//! watches the Prometheus Operator's ServiceMonitor CRD, so automatic ServiceMonitors are
+//! created as soon as that CRD is installed.
 //!
 //! A reconcile keeps the webhook's certificate while it is valid (else mints a new CA and
 //! certificate with OpenSSL), server-side applies every object (forcing: the operator owns
@@ -18,7 +19,8 @@ use super::{FIELD_MANAGER, LEASE_NAME, desired, obsolete, reusable_tls, status, 
 use crate::api::{INSTALL_NAME, KubeDevopsInstall};
 use crate::events::Events;
 use crate::leader;
-use crate::manifests::{APP, NAMESPACE, Object, WEBHOOK_TLS_SECRET, webhook};
+use crate::manifests::operator::SERVICE_MONITOR_CRD;
+use crate::manifests::{APP, ClusterApis, NAMESPACE, Object, WEBHOOK_TLS_SECRET, webhook};
 use crate::metrics::Metrics;
 use futures::StreamExt;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
@@ -26,6 +28,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
@@ -71,6 +74,7 @@ async fn reconcile_while_leading(watches: kube::Client, writes: kube::Client) {
             named(&webhook::webhook_service_name()),
             install,
         )
+        .watches(Api::<CustomResourceDefinition>::all(watches.clone()), named(SERVICE_MONITOR_CRD), install)
         .run(
             reconcile,
             retry,
@@ -127,16 +131,19 @@ async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -> Re
             minted
         }
     };
+    let apis = cluster_apis(&client).await?;
     let mut problems = Vec::new();
-    // Only ServiceMonitors without the Prometheus Operator's CRDs: retrying soon will not help.
+    // Only ServiceMonitors without the Prometheus Operator's CRDs: retrying soon will not help
+    // (the CRD's appearance starts a reconcile).
     let mut only_missing_crds = true;
-    for object in desired(&install, &tls) {
+    for object in desired(&install, &tls, apis) {
         if let Err(e) = apply(&client, &object).await {
             let missing_crd = missing_service_monitor_crd(&object, &e);
             only_missing_crds &= missing_crd;
             problems.push(if missing_crd {
                 format!(
-                    "{}: the Prometheus Operator's CRDs are not installed (set spec.serviceMonitor.enabled: false)",
+                    "{}: the Prometheus Operator's CRDs are not installed (spec.serviceMonitor.enabled is true; \
+                     unset it to create ServiceMonitors only when they are)",
                     object.id()
                 )
             } else {
@@ -145,7 +152,7 @@ async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -> Re
         }
     }
     // Reverse install order: the webhook configuration goes before the webhook it calls.
-    for gone in obsolete(&install.spec).into_iter().rev() {
+    for gone in obsolete(&install.spec, apis).into_iter().rev() {
         if let Err(e) = delete(&client, &gone).await {
             problems.push(describe(&format!("{}/{}", gone.kind, gone.name), &e));
         }
@@ -155,7 +162,7 @@ async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -> Re
         .await?
         .items;
     let problem = (!problems.is_empty()).then(|| problems.join("; "));
-    let new = status(&install, &deployments, problem.as_deref(), Timestamp::now());
+    let new = status(&install, &deployments, problem.as_deref(), apis, Timestamp::now());
     if install.status.as_ref() != Some(&new) {
         // Server-side apply: a field the operator set before and leaves out now (a component
         // switched off) is removed, which a merge patch would keep.
@@ -172,6 +179,23 @@ async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -> Re
         return Ok(Action::requeue(if only_missing_crds { RESYNC } else { RETRY }));
     }
     Ok(Action::requeue(RESYNC))
+}
+
+/// What the cluster serves of the installation's optional APIs: the ServiceMonitor CRD is
+/// there, Established, and serves v1.
+async fn cluster_apis(client: &kube::Client) -> Result<ClusterApis, kube::Error> {
+    let crd = Api::<CustomResourceDefinition>::all(client.clone()).get_opt(SERVICE_MONITOR_CRD).await?;
+    let service_monitors = crd.is_some_and(|crd| {
+        let established = crd
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        let version = ClusterApis::SERVICE_MONITOR_API.rsplit('/').next().unwrap_or_default();
+        established && crd.spec.versions.iter().any(|v| v.name == version && v.served)
+    });
+    Ok(ClusterApis { service_monitors })
 }
 
 fn missing_service_monitor_crd(object: &Object, error: &kube::Error) -> bool {

@@ -8,9 +8,9 @@
 
 pub mod controller;
 
-use crate::api::install::{ComponentStatus, ComponentsStatus};
+use crate::api::install::{ComponentStatus, ComponentsStatus, IntegrationState, IntegrationStatus};
 use crate::api::{KubeDevopsInstall, KubeDevopsInstallSpec, KubeDevopsInstallStatus};
-use crate::manifests::{self, Component, Object, WebhookTls, webhook};
+use crate::manifests::{self, ClusterApis, Component, Object, WebhookTls, webhook};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -46,36 +46,63 @@ impl ObjectRef {
     }
 }
 
-/// The installation `install` describes. Every object but the namespace is owned by the
-/// install, so deleting it removes the installation (garbage collection); the namespace is
-/// left alone, since it also holds the operator and whatever else its users put there.
-pub fn desired(install: &KubeDevopsInstall, tls: &WebhookTls) -> Vec<Object> {
+/// The installation `install` describes on a cluster serving `apis`. Every object but the
+/// namespace is owned by the install, so deleting it removes the installation (garbage
+/// collection); the namespace is left alone, since it also holds the operator and whatever
+/// else its users put there.
+pub fn desired(install: &KubeDevopsInstall, tls: &WebhookTls, apis: ClusterApis) -> Vec<Object> {
     let owner = install.controller_owner_ref(&());
-    let mut objects = manifests::all(&install.spec, tls);
+    let mut objects = manifests::all(&manifests::resolve(&install.spec, apis), tls);
     for object in objects.iter_mut().filter(|o| o.kind() != "Namespace") {
         object.meta_mut().owner_references = owner.clone().map(|o| vec![o]);
     }
     objects
 }
 
-/// Objects an installation can have that `spec` leaves out (a component, the ServiceMonitors,
-/// the dashboard, PodDisruptionBudgets switched off or not needed): what to delete.
-pub fn obsolete(spec: &KubeDevopsInstallSpec) -> Vec<ObjectRef> {
+/// Objects an installation can have that `spec` leaves out on a cluster serving `apis` (a
+/// component, the ServiceMonitors, the dashboard, PodDisruptionBudgets switched off or not
+/// needed): what to delete. Nothing of an API the cluster does not serve can exist.
+pub fn obsolete(spec: &KubeDevopsInstallSpec, apis: ClusterApis) -> Vec<ObjectRef> {
     let mut everything = spec.clone();
     for component in [&mut everything.watch.enabled, &mut everything.reconcile.enabled, &mut everything.webhook.enabled]
     {
         *component = true;
     }
-    everything.service_monitor.enabled = true;
+    everything.service_monitor.enabled = Some(apis.service_monitors);
     everything.grafana_dashboard.enabled = true;
     everything.pdb.enabled = true;
     // PodDisruptionBudgets exist only above minAvailable replicas.
     everything.replicas = everything.pdb.min_available + 1;
     (everything.watch.replicas, everything.reconcile.replicas, everything.webhook.replicas) = (None, None, None);
-    let placeholder =
-        WebhookTls { ca_crt: String::new(), tls_crt: String::new(), tls_key: String::new(), not_after: String::new() };
-    let wanted: Vec<ObjectRef> = manifests::all(spec, &placeholder).iter().map(ObjectRef::of).collect();
+    let placeholder = WebhookTls::placeholder();
+    let wanted: Vec<ObjectRef> =
+        manifests::all(&manifests::resolve(spec, apis), &placeholder).iter().map(ObjectRef::of).collect();
     manifests::all(&everything, &placeholder).iter().map(ObjectRef::of).filter(|o| !wanted.contains(o)).collect()
+}
+
+/// The integrations' part of the status: whether the ServiceMonitors are installed, and why
+/// not.
+pub fn integrations(spec: &KubeDevopsInstallSpec, apis: ClusterApis) -> Vec<IntegrationStatus> {
+    let api = ClusterApis::SERVICE_MONITOR_API;
+    let (state, message) = match (spec.service_monitor.enabled, apis.service_monitors) {
+        (Some(false), _) => (IntegrationState::Disabled, "spec.serviceMonitor.enabled is false".to_string()),
+        (_, true) => (IntegrationState::Active, format!("the cluster serves {api} ServiceMonitor")),
+        (None, false) => (
+            IntegrationState::Skipped,
+            format!(
+                "the cluster does not serve {api} ServiceMonitor (the Prometheus Operator's CRDs are not \
+                 installed): they are created when it does"
+            ),
+        ),
+        (Some(true), false) => (
+            IntegrationState::Missing,
+            format!(
+                "spec.serviceMonitor.enabled is true, but the cluster does not serve {api} ServiceMonitor: \
+                 install the Prometheus Operator's CRDs, or unset it to create them only when they are there"
+            ),
+        ),
+    };
+    vec![IntegrationStatus { name: "serviceMonitors".into(), state, message }]
 }
 
 /// The certificate in the webhook's Secret, when it can stay: CA, certificate and key all
@@ -128,6 +155,7 @@ pub fn status(
     install: &KubeDevopsInstall,
     deployments: &[Deployment],
     problem: Option<&str>,
+    apis: ClusterApis,
     now: Timestamp,
 ) -> KubeDevopsInstallStatus {
     let generation = install.metadata.generation;
@@ -191,6 +219,7 @@ pub fn status(
         observed_generation: generation,
         version: Some(manifests::VERSION.into()),
         components,
+        integrations: integrations(&install.spec, apis),
     }
 }
 
@@ -219,8 +248,9 @@ mod tests {
     #[test]
     fn everything_but_the_namespace_is_owned_by_the_install() {
         let tls = webhook::generate_tls().unwrap();
-        let objects = desired(&install(json!({})), &tls);
+        let objects = desired(&install(json!({})), &tls, SERVED);
         assert!(objects.iter().any(|o| o.kind() == "ValidatingWebhookConfiguration"));
+        assert!(objects.iter().any(|o| o.kind() == "ServiceMonitor"));
         for object in &objects {
             let owners = object.meta().owner_references.clone().unwrap_or_default();
             if object.kind() == "Namespace" {
@@ -233,11 +263,14 @@ mod tests {
         }
     }
 
+    const SERVED: ClusterApis = ClusterApis { service_monitors: true };
+    const NOT_SERVED: ClusterApis = ClusterApis { service_monitors: false };
+
     #[test]
     fn switching_parts_off_makes_their_objects_obsolete() {
-        assert_eq!(obsolete(&install(json!({})).spec), [], "the default installation has everything");
+        assert_eq!(obsolete(&install(json!({})).spec, SERVED), [], "the default installation has everything");
         let off = install(json!({"watch": {"enabled": false}, "grafanaDashboard": {"enabled": false}})).spec;
-        let names: Vec<String> = obsolete(&off).iter().map(|o| format!("{}/{}", o.kind, o.name)).collect();
+        let names: Vec<String> = obsolete(&off, SERVED).iter().map(|o| format!("{}/{}", o.kind, o.name)).collect();
         assert_eq!(
             names,
             [
@@ -248,11 +281,40 @@ mod tests {
                 "ServiceMonitor/kube-devops-watch"
             ]
         );
-        let webhook_off = obsolete(&install(json!({"webhook": {"enabled": false}})).spec);
+        let webhook_off = obsolete(&install(json!({"webhook": {"enabled": false}})).spec, SERVED);
         assert!(webhook_off.iter().any(|o| o.kind == "ValidatingWebhookConfiguration"));
         assert!(webhook_off.iter().any(|o| o.kind == "Secret"));
-        let single = obsolete(&install(json!({"replicas": 1})).spec);
+        let single = obsolete(&install(json!({"replicas": 1})).spec, SERVED);
         assert_eq!(single.iter().filter(|o| o.kind == "PodDisruptionBudget").count(), 3, "one replica: no PDB");
+        // ServiceMonitors switched off go; where the cluster has none, there is nothing to delete.
+        let monitors_off = obsolete(&install(json!({"serviceMonitor": {"enabled": false}})).spec, SERVED);
+        assert_eq!(monitors_off.iter().filter(|o| o.kind == "ServiceMonitor").count(), 3);
+        assert_eq!(obsolete(&install(json!({"serviceMonitor": {"enabled": false}})).spec, NOT_SERVED), []);
+        assert_eq!(obsolete(&install(json!({})).spec, NOT_SERVED), []);
+    }
+
+    #[test]
+    fn service_monitors_are_installed_when_served_unless_switched_off_and_the_status_says_why() {
+        let tls = WebhookTls::placeholder();
+        let monitors =
+            |spec, apis| desired(&install(spec), &tls, apis).iter().filter(|o| o.kind() == "ServiceMonitor").count();
+        let state = |spec, apis| integrations(&install(spec).spec, apis)[0].state;
+        let automatic = json!({});
+        assert_eq!(
+            (monitors(automatic.clone(), SERVED), state(automatic.clone(), SERVED)),
+            (3, IntegrationState::Active)
+        );
+        assert_eq!(
+            (monitors(automatic.clone(), NOT_SERVED), state(automatic, NOT_SERVED)),
+            (0, IntegrationState::Skipped)
+        );
+        let always = json!({"serviceMonitor": {"enabled": true}});
+        assert_eq!((monitors(always.clone(), NOT_SERVED), state(always, NOT_SERVED)), (3, IntegrationState::Missing));
+        let never = json!({"serviceMonitor": {"enabled": false}});
+        assert_eq!((monitors(never.clone(), SERVED), state(never, SERVED)), (0, IntegrationState::Disabled));
+        let skipped = &integrations(&install(json!({})).spec, NOT_SERVED)[0];
+        assert_eq!(skipped.name, "serviceMonitors");
+        assert!(skipped.message.contains("monitoring.coreos.com/v1"), "{}", skipped.message);
     }
 
     fn secret(tls: &WebhookTls) -> Secret {
@@ -311,7 +373,7 @@ mod tests {
         let mut kdi = install(json!({"reconcile": {"enabled": false}}));
         let now = Timestamp::now();
         let rolling = [deployment("kube-devops-watch", 2, 2), deployment("kube-devops-webhook", 2, 1)];
-        let status = status(&kdi, &rolling, None, now);
+        let status = status(&kdi, &rolling, None, SERVED, now);
         assert_eq!(status.components.webhook, Some(ComponentStatus { desired_replicas: 2, ready_replicas: 1 }));
         assert_eq!(status.components.reconcile, None);
         assert_eq!(status.observed_generation, Some(3));
@@ -323,17 +385,17 @@ mod tests {
         kdi.status = Some(status);
         let later = now + SignedDuration::from_secs(60);
         let ready = [deployment("kube-devops-watch", 2, 2), deployment("kube-devops-webhook", 2, 2)];
-        let status = super::status(&kdi, &ready, Some("ServiceMonitor/kube-devops-watch: 404"), later);
+        let status = super::status(&kdi, &ready, Some("ServiceMonitor/kube-devops-watch: 404"), SERVED, later);
         assert_eq!(condition(&status, "Available").status, "True");
         assert_eq!(condition(&status, "Available").last_transition_time, Time(later), "it changed");
         assert_eq!(condition(&status, "Progressing").status, "False");
         let degraded = condition(&status, "Degraded");
         assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "ApplyFailed"));
         kdi.status = Some(status);
-        let status = super::status(&kdi, &ready, None, later + SignedDuration::from_secs(60));
+        let status = super::status(&kdi, &ready, None, SERVED, later + SignedDuration::from_secs(60));
         assert_eq!(condition(&status, "Available").last_transition_time, Time(later), "unchanged: kept");
         // A missing Deployment is neither ready nor up to date.
-        let status = super::status(&kdi, &ready[..1], None, later);
+        let status = super::status(&kdi, &ready[..1], None, SERVED, later);
         assert_eq!(condition(&status, "Available").message, "webhook 0/2 ready");
     }
 }

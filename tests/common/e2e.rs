@@ -19,6 +19,18 @@ pub fn cluster_running_kube_devops() -> TestCluster {
     cluster
 }
 
+/// The Prometheus Operator's ServiceMonitor CRD (monitoring.coreos.com/v1): only its group,
+/// kind and version matter to kube-devops, so it accepts any spec. (JSON is YAML: `apply_ok`
+/// takes its text.)
+pub fn service_monitor_crd() -> serde_json::Value {
+    serde_json::json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+        "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
+            "names": {"plural": "servicemonitors", "singular": "servicemonitor", "kind": "ServiceMonitor", "listKind": "ServiceMonitorList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
+}
+
 /// A KubeDevopsInstall manifest with `spec` (YAML lines indented by two spaces).
 pub fn install_file(spec: &str) -> String {
     format!(

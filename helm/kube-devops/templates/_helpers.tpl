@@ -224,10 +224,23 @@ spec:
 {{- end }}
 {{- end -}}
 
+{{/*
+Non-empty when ServiceMonitors are rendered: serviceMonitor.enabled true, or auto and the
+cluster serves monitoring.coreos.com/v1 (what `helm install` discovers; `helm template` knows
+it only from --api-versions).
+*/}}
+{{- define "kube-devops.serviceMonitors" -}}
+{{- $enabled := toString .Values.serviceMonitor.enabled -}}
+{{- $served := or (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor") -}}
+{{- if or (eq $enabled "true") (and (eq $enabled "auto") $served) -}}
+true
+{{- end -}}
+{{- end }}
+
 {{/* A component's ServiceMonitor; call with (dict "root" $ "component" "watch" "port" "metrics" "scheme" "http"). */}}
 {{- define "kube-devops.serviceMonitor" -}}
 {{- $root := .root -}}
-{{- if and (index $root.Values .component).enabled $root.Values.serviceMonitor.enabled }}
+{{- if and (index $root.Values .component).enabled (include "kube-devops.serviceMonitors" $root) }}
 {{- $name := printf "%s-%s" (include "kube-devops.fullname" $root) .component }}
 {{- $ns := include "kube-devops.namespace" $root }}
 apiVersion: monitoring.coreos.com/v1
