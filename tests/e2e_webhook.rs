@@ -1,7 +1,8 @@
 //! End to end on the testkit API server: the project's own binary, installed with the
 //! manifests of `deploy generate-all`, runs as two webhook replicas that become Ready through
 //! their real HTTPS `/readyz`, denies through the ValidatingWebhookConfiguration what an
-//! enforce-mode DevOpsPolicy forbids, survives a certificate rotation without a restart, and
+//! enforce-mode DevOpsPolicy forbids (also in a bare pod that carries a copied owner reference,
+//! and in `kubectl set image`) while the ReplicaSet controller's pods pass, survives a certificate rotation without a restart, and
 //! fails open when it is down.
 
 mod common;
@@ -15,6 +16,11 @@ use testkit::harness::TestCluster;
 const INSTALL: &str = "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {name: default}\nspec:\n  watch: {enabled: false}\n  reconcile: {enabled: false}\n  serviceMonitor: {enabled: false}\n";
 
 const LATEST_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\nspec:\n  containers: [{name: web, image: 'nginx:latest'}]\n";
+
+/// A Deployment that breaks the policy applied after it (its pods run `:latest`).
+const LEGACY_DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: legacy, namespace: shop}\nspec:\n  \
+    replicas: 1\n  selector: {matchLabels: {app: legacy}}\n  template:\n    metadata: {labels: {app: legacy}}\n    \
+    spec: {containers: [{name: web, image: 'nginx:latest'}]}\n";
 
 fn render(command: &str) -> String {
     common::e2e::render(command, INSTALL)
@@ -89,8 +95,10 @@ async fn two_webhook_replicas_become_ready_and_enforce_policies() {
     wait_ready(&cluster, "kube-devops-webhook", 2).await;
     eprintln!("2 webhook replicas Ready after {:?}", started.elapsed());
 
-    // An enforce-mode policy in a namespace: a :latest pod is denied by the project's webhook.
+    // A Deployment written before the policy: its ReplicaSet's pods keep being made after it.
     assert!(apply(&cluster, "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n").status.success());
+    apply_ok(&cluster, LEGACY_DEPLOYMENT);
+    // An enforce-mode policy in a namespace: a :latest pod is denied by the project's webhook.
     let policy = "apiVersion: devops.stochastic.io/v1\nkind: DevOpsPolicy\nmetadata: {name: strict, namespace: shop}\nspec: {forbidLatestTag: true, enforcementMode: enforce}\n";
     assert!(apply(&cluster, policy).status.success());
     let denial = until_denied(&cluster, "the webhook to see the policy");
@@ -100,6 +108,44 @@ async fn two_webhook_replicas_become_ready_and_enforce_policies() {
     );
     let pinned = LATEST_POD.replace("nginx:latest", "nginx:1.27.3").replace("name: web,", "name: pinned,");
     assert!(apply(&cluster, &pinned).status.success());
+
+    // No bypass: an owner reference copied from a real ReplicaSet into a bare pod proves nothing.
+    let replicaset = String::from_utf8(
+        cluster.kubectl(&["get", "replicasets", "-n", "shop", "-o", "jsonpath={.items[0].metadata.uid}"]).stdout,
+    )
+    .unwrap();
+    let forged = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: forged\n  namespace: shop\n  ownerReferences: \
+         [{{apiVersion: apps/v1, kind: ReplicaSet, name: legacy, uid: '{replicaset}', controller: true}}]\n\
+         spec:\n  containers: [{{name: web, image: 'nginx:latest'}}]\n"
+    );
+    let out = apply(&cluster, &forged);
+    assert!(!out.status.success(), "a forged owner reference is judged as a bare pod");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("uses :latest tag"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The ReplicaSet controller's own pods are trusted: the legacy Deployment still scales.
+    let legacy: Api<Deployment> = Api::namespaced(cluster.client().await, "shop");
+    legacy
+        .patch("legacy", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"replicas": 2}})))
+        .await
+        .unwrap();
+    wait_for("the legacy Deployment's second pod", 30, || {
+        let out = cluster.kubectl(&["get", "pods", "-n", "shop", "-l", "app=legacy", "-o", "name"]);
+        (String::from_utf8_lossy(&out.stdout).lines().count() == 2).then_some(())
+    });
+    // `kubectl set image pod/...` is judged like a create.
+    let out = cluster.kubectl(&["set", "image", "pod/pinned", "-n", "shop", "pinned=nginx:latest"]);
+    assert!(!out.status.success(), "set image to :latest is denied");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Denied by DevOpsPolicy strict"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cluster.kubectl(&["set", "image", "pod/pinned", "-n", "shop", "pinned=nginx:1.27.4"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Both replicas serve their metrics as the ServiceMonitor scrapes them: the denial is
     // counted under its check, the admitted pod as an allowed CREATE.
     let scrapes = scrape_webhook_pods(&cluster);

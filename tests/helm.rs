@@ -136,6 +136,26 @@ fn components_are_left_out_as_an_install_file_leaves_them_out() {
     assert!(!kinds.iter().any(|k| k == "ValidatingWebhookConfiguration" || k == "Secret"), "{kinds:?}");
 }
 
+/// Controllers the webhook trusts besides the built-in ones (Argo Rollouts and the like).
+#[test]
+fn trusted_controllers_match_an_install_file_that_lists_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("install.yaml");
+    let rollouts = "system:serviceaccount:argo-rollouts:argo-rollouts";
+    let spec = format!(
+        "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {{name: default}}\nspec:\n  \
+         webhook: {{trustedControllers: ['{rollouts}', 'ops']}}\n"
+    );
+    std::fs::write(&file, spec).unwrap();
+    assert_same(&[&format!("webhook.trustedControllers={{{rollouts},ops}}")], &["-f", file.to_str().unwrap()]);
+    let webhook = deploy(&["-f", file.to_str().unwrap()])
+        .into_iter()
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "kube-devops-webhook")
+        .unwrap();
+    let args = &webhook["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(args.as_array().unwrap()[6..], [json!("--trusted-controller"), json!(rollouts), json!("--trusted-controller"), json!("ops")]);
+}
+
 /// A Prometheus that selects ServiceMonitors by label (kube-prometheus-stack's `release`).
 #[test]
 fn service_monitor_labels_match_an_install_file_that_sets_them() {

@@ -1,12 +1,15 @@
 //! The validating admission webhook: a pure decision ([`decide`]) over an AdmissionRequest and
 //! the DevOpsPolicies of its namespace, and the HTTPS server around it ([`server`]).
 //!
-//! What it decides: objects in system namespaces, deletions, updates that leave the pod
-//! template as it was, and pods and Jobs created by a controller (judged as their owner's
-//! template) are always allowed (controllers must be able to manage what they own); a Pod or
-//! workload template that violates an `enforce` policy is denied, one that violates an `audit`
-//! policy is allowed with warnings; anything it cannot read is allowed
-//! with a warning (the webhook fails open on its own errors).
+//! What it decides: objects in system namespaces, deletions and updates that leave the pod
+//! template as it was are always allowed; so are pods, Jobs and ReplicaSets that a controller
+//! the cluster vouches for creates for its own workload (the built-in controllers' service
+//! accounts, and those the install names): their template was judged when the workload was.
+//! An owner reference alone proves nothing (anyone can write one), so anybody else's pod is
+//! judged as a bare pod. A Pod or workload template that violates an `enforce` policy is
+//! denied, one that violates an `audit` policy is allowed with warnings; debug containers
+//! (`kubectl debug`) are allowed with a warning; anything it cannot read is allowed with a
+//! warning (the webhook fails open on its own errors).
 
 pub mod server;
 
@@ -16,6 +19,50 @@ use crate::workload::{Classified, Workload};
 use k8s_openapi::jiff::Timestamp;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+
+/// The identities of kube-controller-manager's controllers that create pods, Jobs and
+/// ReplicaSets from the templates of workloads (with `--use-service-account-credentials`, as
+/// every common distribution runs it), and the controller manager itself (without it).
+pub const BUILT_IN_CONTROLLERS: &[&str] = &[
+    "system:serviceaccount:kube-system:replicaset-controller",
+    "system:serviceaccount:kube-system:replication-controller",
+    "system:serviceaccount:kube-system:deployment-controller",
+    "system:serviceaccount:kube-system:job-controller",
+    "system:serviceaccount:kube-system:cronjob-controller",
+    "system:serviceaccount:kube-system:statefulset-controller",
+    "system:serviceaccount:kube-system:daemon-set-controller",
+    "system:kube-controller-manager",
+];
+
+/// Whose requests to create an object for the workload that controls it are trusted: the
+/// built-in controllers and the identities the install lists (`webhook.trustedControllers`,
+/// for Argo Rollouts and the like).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedControllers {
+    extra: Vec<String>,
+}
+
+impl TrustedControllers {
+    pub fn new(extra: impl IntoIterator<Item = String>) -> TrustedControllers {
+        TrustedControllers { extra: extra.into_iter().collect() }
+    }
+
+    /// Whether `request` comes from a trusted controller creating an object for the workload
+    /// that controls it. A kubelet's mirror pod (owned by its Node) counts too: its spec comes
+    /// from the node's own disk.
+    fn vouch_for(&self, request: &AdmissionRequest<DynamicObject>) -> bool {
+        let Some(owner) = request
+            .object
+            .as_ref()
+            .and_then(|o| o.metadata.owner_references.as_ref()?.iter().find(|r| r.controller == Some(true)).cloned())
+        else {
+            return false;
+        };
+        let user = request.user_info.username.as_deref().unwrap_or_default();
+        let mirror_pod = user.starts_with("system:node:") && owner.kind == "Node";
+        BUILT_IN_CONTROLLERS.contains(&user) || self.extra.iter().any(|t| t == user) || mirror_pod
+    }
+}
 
 /// At most this many warnings are returned (the API server truncates long lists anyway).
 const MAX_WARNINGS: usize = 10;
@@ -67,7 +114,12 @@ fn workload(object: Option<&DynamicObject>) -> Result<Option<Workload>, String> 
 }
 
 /// Decides on `request` given the DevOpsPolicies of its namespace.
-pub fn decide(request: &AdmissionRequest<DynamicObject>, policies: &[DevOpsPolicy], now: Timestamp) -> Decision {
+pub fn decide(
+    request: &AdmissionRequest<DynamicObject>,
+    policies: &[DevOpsPolicy],
+    trusted: &TrustedControllers,
+    now: Timestamp,
+) -> Decision {
     let namespace = request.namespace.as_deref().unwrap_or("default");
     if is_system_namespace(namespace) || policies.is_empty() {
         return Decision::allow();
@@ -76,13 +128,13 @@ pub fn decide(request: &AdmissionRequest<DynamicObject>, policies: &[DevOpsPolic
         Operation::Create | Operation::Update => workload(request.object.as_ref()),
         Operation::Delete | Operation::Connect => return Decision::allow(),
     };
-    // A pod created by a controller, or a Job created by a CronJob, was judged as its owner's
-    // template; denying it here would only stall the controller (a ReplicaSet that cannot
-    // create pods, a CronJob whose runs stop) out of sight.
-    if request.object.as_ref().is_some_and(|o| {
-        o.types.as_ref().is_some_and(|t| t.kind == "Pod" || t.kind == "Job")
-            && o.metadata.owner_references.as_ref().is_some_and(|refs| refs.iter().any(|r| r.controller == Some(true)))
-    }) {
+    if request.sub_resource.as_deref() == Some("ephemeralcontainers") {
+        return debug_containers(request, policies);
+    }
+    // A pod a ReplicaSet's controller creates, a Job of a CronJob, a ReplicaSet of a
+    // Deployment: judged as their owner's template; denying them here would only stall the
+    // controller out of sight.
+    if request.operation == Operation::Create && trusted.vouch_for(request) {
         return Decision::allow();
     }
     let new = match new {
@@ -127,6 +179,26 @@ pub fn decide(request: &AdmissionRequest<DynamicObject>, policies: &[DevOpsPolic
     Decision { allowed: false, message: Some(format!("Denied by {}", denials.join(". "))), warnings, violations }
 }
 
+/// `kubectl debug` adds an ephemeral container through the `pods/ephemeralcontainers`
+/// subresource: debugging must stay possible, so it is allowed, with a warning that the
+/// namespace's policies do not apply to it.
+fn debug_containers(request: &AdmissionRequest<DynamicObject>, policies: &[DevOpsPolicy]) -> Decision {
+    let images: Vec<String> = request
+        .object
+        .as_ref()
+        .and_then(|o| o.data.pointer("/spec/ephemeralContainers")?.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| Some(format!("{} ({})", c["name"].as_str()?, c["image"].as_str().unwrap_or("no image"))))
+        .collect();
+    let names: Vec<&str> = policies.iter().filter_map(|p| p.metadata.name.as_deref()).collect();
+    Decision::allow_with_warning(format!(
+        "debug containers {} are allowed: DevOpsPolicy {} does not judge ephemeral containers",
+        images.join(", "),
+        names.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,15 +224,35 @@ mod tests {
     }
 
     fn request(operation: &str, namespace: &str, object: Value, old: Value) -> AdmissionRequest<DynamicObject> {
-        let kind = object["kind"].as_str().unwrap_or("Pod").to_string();
+        request_by("jane@example.com", operation, namespace, object, old)
+    }
+
+    fn request_by(
+        user: &str,
+        operation: &str,
+        namespace: &str,
+        object: Value,
+        old: Value,
+    ) -> AdmissionRequest<DynamicObject> {
+        let kind = object["kind"].as_str().or(old["kind"].as_str()).unwrap_or("Pod").to_string();
         let review: AdmissionReview<DynamicObject> = serde_json::from_value(json!({
             "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "request": {"uid": "1", "kind": {"group": "", "version": "v1", "kind": kind},
                 "resource": {"group": "", "version": "v1", "resource": "pods"}, "name": "web", "namespace": namespace,
-                "operation": operation, "userInfo": {"username": "u"}, "object": object, "oldObject": old}
+                "operation": operation, "userInfo": {"username": user}, "object": object, "oldObject": old}
         }))
         .unwrap();
         review.try_into().unwrap()
+    }
+
+    fn decide(request: &AdmissionRequest<DynamicObject>, policies: &[DevOpsPolicy], now: Timestamp) -> Decision {
+        super::decide(request, policies, &TrustedControllers::default(), now)
+    }
+
+    fn owned_by(mut object: Value, kind: &str) -> Value {
+        object["metadata"]["ownerReferences"] =
+            json!([{"apiVersion": "apps/v1", "kind": kind, "name": "web-1", "uid": "u", "controller": true}]);
+        object
     }
 
     fn now() -> Timestamp {
@@ -209,18 +301,20 @@ mod tests {
         assert!(decide(&request("UPDATE", "shop", relabelled, pod("nginx:latest")), &strict, now()).allowed);
         // An update that changes the spec is judged.
         assert!(!decide(&request("UPDATE", "shop", pod("nginx:latest"), pod("nginx:1.27")), &strict, now()).allowed);
-        // Pods of a controller were judged through their workload.
-        let mut owned = pod("nginx:latest");
-        owned["metadata"]["ownerReferences"] =
-            json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "u", "controller": true}]);
-        assert!(decide(&request("CREATE", "shop", owned, Value::Null), &strict, now()).allowed);
-        // So were the Jobs of a CronJob; a Job of its own is judged.
+        // Pods the ReplicaSet controller creates were judged through their workload.
+        let replicaset_controller = "system:serviceaccount:kube-system:replicaset-controller";
+        let owned = owned_by(pod("nginx:latest"), "ReplicaSet");
+        assert!(
+            decide(&request_by(replicaset_controller, "CREATE", "shop", owned, Value::Null), &strict, now()).allowed
+        );
+        // So were the Jobs the CronJob controller creates; a Job of its own is judged.
         let mut job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "nightly-1"},
             "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "tool:latest"}]}}}});
         assert!(!decide(&request("CREATE", "shop", job.clone(), Value::Null), &strict, now()).allowed);
         job["metadata"]["ownerReferences"] =
             json!([{"apiVersion": "batch/v1", "kind": "CronJob", "name": "nightly", "uid": "u", "controller": true}]);
-        assert!(decide(&request("CREATE", "shop", job, Value::Null), &strict, now()).allowed);
+        let cronjob_controller = "system:serviceaccount:kube-system:cronjob-controller";
+        assert!(decide(&request_by(cronjob_controller, "CREATE", "shop", job, Value::Null), &strict, now()).allowed);
         // No policy, or an object it cannot read: allowed (fail open), with a warning for the latter.
         assert!(decide(&request("CREATE", "shop", pod("nginx:latest"), Value::Null), &[], now()).allowed);
         let unreadable =
@@ -228,6 +322,69 @@ mod tests {
         let d = decide(&request("CREATE", "shop", unreadable, Value::Null), &strict, now());
         assert!(d.allowed);
         assert!(d.warnings[0].starts_with("kube-devops could not read the object"), "{:?}", d.warnings);
+    }
+
+    #[test]
+    fn an_owner_reference_anyone_can_write_does_not_skip_the_policy() {
+        let strict = [policy("strict", EnforcementMode::Enforce)];
+        // A bare pod carrying a copied ReplicaSet reference, sent by a person or another
+        // service account: judged as a bare pod.
+        for user in
+            ["jane@example.com", "system:serviceaccount:shop:deployer", "system:serviceaccount:kube-system:default"]
+        {
+            let forged = request_by(user, "CREATE", "shop", owned_by(pod("nginx:latest"), "ReplicaSet"), Value::Null);
+            assert!(!decide(&forged, &strict, now()).allowed, "{user}");
+        }
+        // A trusted controller's pod without an owner is judged too.
+        let bare = request_by(BUILT_IN_CONTROLLERS[0], "CREATE", "shop", pod("nginx:latest"), Value::Null);
+        assert!(!decide(&bare, &strict, now()).allowed);
+        // Every built-in controller, and the identities the install trusts.
+        for controller in BUILT_IN_CONTROLLERS {
+            let made =
+                request_by(controller, "CREATE", "shop", owned_by(pod("nginx:latest"), "ReplicaSet"), Value::Null);
+            assert!(decide(&made, &strict, now()).allowed, "{controller}");
+        }
+        let rollouts = "system:serviceaccount:argo-rollouts:argo-rollouts";
+        let made = request_by(rollouts, "CREATE", "shop", owned_by(pod("nginx:latest"), "ReplicaSet"), Value::Null);
+        assert!(!decide(&made, &strict, now()).allowed, "not trusted unless listed");
+        let trusted = TrustedControllers::new([rollouts.to_string()]);
+        assert!(super::decide(&made, &strict, &trusted, now()).allowed);
+        // A kubelet's mirror pod is owned by its Node; a Node reference from anyone else is not.
+        let mirror = owned_by(pod("nginx:latest"), "Node");
+        assert!(
+            decide(&request_by("system:node:worker-1", "CREATE", "shop", mirror.clone(), Value::Null), &strict, now())
+                .allowed
+        );
+        assert!(!decide(&request("CREATE", "shop", mirror, Value::Null), &strict, now()).allowed);
+    }
+
+    #[test]
+    fn changing_a_pods_image_is_judged_like_a_create_and_debug_containers_warn() {
+        let strict = [policy("strict", EnforcementMode::Enforce)];
+        // `kubectl set image pod/web web=nginx:latest`, even on a ReplicaSet's pod.
+        let set_image = request(
+            "UPDATE",
+            "shop",
+            owned_by(pod("nginx:latest"), "ReplicaSet"),
+            owned_by(pod("nginx:1.27"), "ReplicaSet"),
+        );
+        let d = decide(&set_image, &strict, now());
+        assert!(!d.allowed);
+        assert_eq!(d.violations, ["latest_tag"]);
+        // `kubectl debug`: allowed, with a warning naming the container and the policy.
+        let mut debugged = pod("nginx:1.27");
+        debugged["spec"]["ephemeralContainers"] = json!([{"name": "debugger-x1", "image": "busybox:latest"}]);
+        let mut review = request("UPDATE", "shop", debugged, pod("nginx:1.27"));
+        review.sub_resource = Some("ephemeralcontainers".into());
+        let d = decide(&review, &strict, now());
+        assert!(d.allowed);
+        assert_eq!(
+            d.warnings,
+            [
+                "debug containers debugger-x1 (busybox:latest) are allowed: DevOpsPolicy strict does not judge ephemeral containers"
+            ]
+        );
+        assert!(decide(&review, &[], now()).warnings.is_empty(), "no policy, nothing to say");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! Secret in place when the certificate is rotated), so rotation needs no restart.
 //! `/metrics` serves the webhook's Prometheus metrics over the same HTTPS port.
 
-use super::decide;
+use super::{TrustedControllers, decide};
 use crate::api::DevOpsPolicy;
 use crate::metrics::{Metrics, WebhookMetrics};
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -34,6 +34,7 @@ pub struct WebhookOptions {
     pub addr: String,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
+    pub trusted: TrustedControllers,
 }
 
 /// The address to bind when none is given: the pod's own IP when known (`POD_IP`, from the
@@ -44,6 +45,7 @@ pub fn default_addr() -> String {
 
 struct State {
     policies: Store<DevOpsPolicy>,
+    trusted: TrustedControllers,
     ready: Arc<AtomicBool>,
     metrics: Metrics,
     recorded: WebhookMetrics,
@@ -123,7 +125,7 @@ pub fn serve(opts: WebhookOptions) -> anyhow::Result<()> {
         });
         let metrics = Metrics::new()?;
         let recorded = WebhookMetrics::new(&metrics.meter());
-        let state = web::Data::new(State { policies: store, ready, metrics, recorded });
+        let state = web::Data::new(State { policies: store, trusted: opts.trusted.clone(), ready, metrics, recorded });
         eprintln!("webhook: serving HTTPS on {}", opts.addr);
         HttpServer::new(move || {
             App::new()
@@ -180,7 +182,7 @@ async fn validate(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
         .filter(|p| p.metadata.namespace.as_deref() == Some(namespace.as_str()))
         .map(|p| (**p).clone())
         .collect();
-    let decision = decide(&request, &policies, Timestamp::now());
+    let decision = decide(&request, &policies, &state.trusted, Timestamp::now());
     let operation = serde_json::to_value(&request.operation).ok();
     let operation = operation.as_ref().and_then(|o| o.as_str()).unwrap_or("UNKNOWN");
     state.recorded.record(operation, &namespace, &decision, started.elapsed().as_secs_f64());

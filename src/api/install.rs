@@ -173,6 +173,12 @@ pub struct WebhookSpec {
     #[serde(default = "default_webhook_timeout")]
     #[schemars(range(min = 1, max = 30))]
     pub timeout_seconds: i32,
+    /// Users (besides the built-in controllers of kube-controller-manager) whose requests to
+    /// create a pod, Job or ReplicaSet for the workload that controls it are allowed without
+    /// judging it again, e.g. `system:serviceaccount:argo-rollouts:argo-rollouts`. Anyone
+    /// else's pod is judged as a bare pod, whatever owner references it carries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_controllers: Vec<String>,
 }
 
 impl Default for WebhookSpec {
@@ -183,6 +189,7 @@ impl Default for WebhookSpec {
             resources: None,
             failure_policy: FailurePolicy::default(),
             timeout_seconds: default_webhook_timeout(),
+            trusted_controllers: Vec::new(),
         }
     }
 }

@@ -147,6 +147,11 @@ pub enum WebhookCommand {
         /// PEM private key of the certificate.
         #[arg(long, default_value = "tls.key")]
         tls_key: PathBuf,
+        /// A user whose requests to create a pod, Job or ReplicaSet for the workload that
+        /// controls it are trusted like the built-in controllers' (repeatable), e.g.
+        /// system:serviceaccount:argo-rollouts:argo-rollouts.
+        #[arg(long = "trusted-controller", value_name = "USER")]
+        trusted_controllers: Vec<String>,
     },
 }
 
@@ -174,10 +179,16 @@ pub fn run(cli: Cli) -> u8 {
         Command::Policy { command } => policy::run(command),
         Command::Crd { command: CrdCommand::Generate { out_dir } } => crd::generate(out_dir.as_deref()),
         Command::Deploy { command } => deploy::run(command),
-        Command::Webhook { command: WebhookCommand::Serve { addr, tls_cert, tls_key } } => {
+        Command::Webhook { command: WebhookCommand::Serve { addr, tls_cert, tls_key, trusted_controllers } } => {
             let addr = addr.unwrap_or_else(crate::admission::server::default_addr);
-            crate::admission::server::serve(crate::admission::server::WebhookOptions { addr, tls_cert, tls_key })
-                .map(|()| exit::OK)
+            let trusted = crate::admission::TrustedControllers::new(trusted_controllers);
+            crate::admission::server::serve(crate::admission::server::WebhookOptions {
+                addr,
+                tls_cert,
+                tls_key,
+                trusted,
+            })
+            .map(|()| exit::OK)
         }
         Command::Watch { addr, bundle } => {
             crate::watch::controller::run(crate::watch::controller::WatchOptions::from_env(addr, bundle))

@@ -62,10 +62,16 @@ pub fn deployment(spec: &KubeDevopsInstallSpec, component: Component) -> Deploym
         };
         extra_volumes.push((tls, TLS_MOUNT_PATH.to_string()));
     }
+    let mut args = component.args();
+    if component == Component::Webhook {
+        for user in &spec.webhook.trusted_controllers {
+            args.extend(["--trusted-controller".to_string(), user.clone()]);
+        }
+    }
     workload(&Workload {
         name: component.object_name(),
         component: component.name(),
-        args: component.args(),
+        args,
         port: component.container_port(),
         port_name: component.port_name(),
         scheme: component.scheme(),

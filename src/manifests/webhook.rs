@@ -1,8 +1,10 @@
 //! The admission webhook's TLS Secret and its ValidatingWebhookConfiguration.
 //!
-//! The webhook judges pods at CREATE, and the workload kinds whose pod templates it judges at
-//! CREATE and UPDATE (so a compliant pod template is required before pods are made). It never
-//! sees the system namespaces nor its own (`namespaceSelector`), has no side effects, and the
+//! The webhook judges pods and every kind with a pod template at CREATE and UPDATE (so a
+//! compliant pod template is required before pods are made). It never sees the system
+//! namespaces, its own, namespaces labelled `devops.stochastic.io/ignore: "true"`
+//! (`namespaceSelector`) nor the platform's `kube-*`, `*-system` and `openshift-*`
+//! namespaces (`matchConditions`), has no side effects, and the
 //! API server waits at most `spec.webhook.timeoutSeconds` for it, then applies
 //! `spec.webhook.failurePolicy` (Ignore by default: an outage of kube-devops never blocks the
 //! cluster).
@@ -14,7 +16,8 @@ use crate::api::KubeDevopsInstallSpec;
 use crate::api::install::FailurePolicy;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
-    RuleWithOperations, ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+    MatchCondition, RuleWithOperations, ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration,
+    WebhookClientConfig,
 };
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
@@ -85,16 +88,51 @@ fn rule(groups: &[&str], resources: &[&str], operations: &[&str]) -> RuleWithOpe
     }
 }
 
-/// The rules: pods at CREATE; the workload kinds people write at CREATE and UPDATE (their
-/// templates). ReplicaSets are left out: they are judged through their Deployment, and
-/// denying one would only stall the Deployment controller out of the user's sight.
+/// The rules: pods at CREATE and UPDATE (`kubectl set image pod/...` changes an image), their
+/// ephemeral containers (`kubectl debug`: allowed with a warning), and every kind that
+/// carries a pod template at CREATE and UPDATE. ReplicaSets are judged too (a bare one is as
+/// good as a bare pod); those the Deployment controller makes are allowed by identity.
 pub fn rules() -> Vec<RuleWithOperations> {
     vec![
-        rule(&[""], &["pods"], &["CREATE"]),
+        rule(&[""], &["pods"], &["CREATE", "UPDATE"]),
+        rule(&[""], &["pods/ephemeralcontainers"], &["UPDATE"]),
         rule(&[""], &["replicationcontrollers"], &["CREATE", "UPDATE"]),
-        rule(&["apps"], &["deployments", "statefulsets", "daemonsets"], &["CREATE", "UPDATE"]),
+        rule(&["apps"], &["deployments", "replicasets", "statefulsets", "daemonsets"], &["CREATE", "UPDATE"]),
         rule(&["batch"], &["jobs", "cronjobs"], &["CREATE", "UPDATE"]),
     ]
+}
+
+/// The label that keeps a namespace away from the webhook (`devops.stochastic.io/ignore:
+/// "true"`).
+pub const IGNORE_LABEL: &str = "devops.stochastic.io/ignore";
+
+/// Namespaces the webhook never sees: the named ones ([`EXCLUDED_NAMESPACES`]) and those
+/// labelled [`IGNORE_LABEL`]`: "true"`.
+pub fn namespace_selector() -> LabelSelector {
+    let requirement = |key: &str, values: Vec<String>| LabelSelectorRequirement {
+        key: key.into(),
+        operator: "NotIn".into(),
+        values: Some(values),
+    };
+    LabelSelector {
+        match_expressions: Some(vec![
+            requirement("kubernetes.io/metadata.name", EXCLUDED_NAMESPACES.iter().map(|s| s.to_string()).collect()),
+            requirement(IGNORE_LABEL, vec!["true".into()]),
+        ]),
+        ..Default::default()
+    }
+}
+
+/// The CEL condition (`matchConditions`, Kubernetes 1.30+) that keeps the namespaces no label
+/// selector can name away from the webhook: `kube-*`, `*-system` and `openshift-*` hold the
+/// cluster's own workloads (CNI, CSI, the platform), which an outage of the webhook with
+/// `failurePolicy: Fail` must never stop.
+pub const PLATFORM_NAMESPACES_CONDITION: &str = "!request.namespace.startsWith('kube-') && \
+     !request.namespace.endsWith('-system') && !request.namespace.startsWith('openshift-') && \
+     request.namespace != 'openshift'";
+
+fn match_conditions() -> Vec<MatchCondition> {
+    vec![MatchCondition { name: "not-a-platform-namespace".into(), expression: PLATFORM_NAMESPACES_CONDITION.into() }]
 }
 
 /// The ValidatingWebhookConfiguration `kube-devops-webhook`, trusting `tls`'s CA.
@@ -120,14 +158,8 @@ pub fn validating_webhook_configuration(
             ..Default::default()
         },
         rules: Some(rules()),
-        namespace_selector: Some(LabelSelector {
-            match_expressions: Some(vec![LabelSelectorRequirement {
-                key: "kubernetes.io/metadata.name".into(),
-                operator: "NotIn".into(),
-                values: Some(EXCLUDED_NAMESPACES.iter().map(|s| s.to_string()).collect()),
-            }]),
-            ..Default::default()
-        }),
+        namespace_selector: Some(namespace_selector()),
+        match_conditions: Some(match_conditions()),
         failure_policy: Some(failure_policy.into()),
         match_policy: Some("Equivalent".into()),
         side_effects: "None".into(),
@@ -160,8 +192,17 @@ mod tests {
         assert_eq!((hook.failure_policy.as_deref(), hook.timeout_seconds), (Some("Fail"), Some(7)));
         let pods = &hook.rules.as_ref().unwrap()[0];
         assert_eq!(pods.resources, Some(vec!["pods".to_string()]));
-        assert_eq!(pods.operations, Some(vec!["CREATE".to_string()]));
-        let excluded = hook.namespace_selector.clone().unwrap().match_expressions.unwrap()[0].clone();
+        assert_eq!(pods.operations, Some(vec!["CREATE".to_string(), "UPDATE".to_string()]), "set image is judged");
+        let resources: Vec<String> = hook.rules.iter().flatten().flat_map(|r| r.resources.clone().unwrap()).collect();
+        for kind in ["pods/ephemeralcontainers", "replicasets", "deployments", "cronjobs", "replicationcontrollers"] {
+            assert!(resources.contains(&kind.to_string()), "{kind}");
+        }
+        let expressions = hook.namespace_selector.clone().unwrap().match_expressions.unwrap();
+        assert_eq!(
+            (expressions[1].key.as_str(), expressions[1].operator.as_str(), expressions[1].values.clone()),
+            (IGNORE_LABEL, "NotIn", Some(vec!["true".to_string()]))
+        );
+        let excluded = expressions[0].clone();
         assert_eq!(excluded.operator, "NotIn");
         for ns in
             ["kube-system", "kube-public", "kube-node-lease", "kube-devops", "cert-manager", "monitoring", "argocd"]
@@ -172,6 +213,34 @@ mod tests {
         assert_eq!((service.name.as_str(), service.namespace.as_str()), ("kube-devops-webhook", "kube-devops"));
         assert_eq!((service.path.as_deref(), service.port), (Some("/validate"), Some(443)));
         assert_eq!(hook.client_config.ca_bundle, Some(ByteString(b"CA".to_vec())));
+    }
+
+    /// The matchConditions expression as the API server evaluates it (CEL, `request` bound to
+    /// the AdmissionRequest).
+    fn sent_to_the_webhook(namespace: &str) -> bool {
+        use kube_cel::cel::{Context, Program, Value};
+        let program = Program::compile(PLATFORM_NAMESPACES_CONDITION).unwrap();
+        let mut context = Context::default();
+        context.add_variable("request", serde_json::json!({"namespace": namespace, "operation": "CREATE"})).unwrap();
+        match program.execute(&context).unwrap() {
+            Value::Bool(b) => b,
+            other => panic!("not a boolean: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn platform_namespaces_never_reach_the_webhook() {
+        for platform in
+            ["kube-flannel", "calico-system", "tigera-system", "openshift-ingress", "openshift", "kube-devops"]
+        {
+            assert!(!sent_to_the_webhook(platform), "{platform}");
+        }
+        for user in ["shop", "payments", "systems", "my-openshift", "default"] {
+            assert!(sent_to_the_webhook(user), "{user}");
+        }
+        let vwc = validating_webhook_configuration(&KubeDevopsInstallSpec::default(), &fake_tls());
+        let conditions = vwc.webhooks.unwrap()[0].match_conditions.clone().unwrap();
+        assert_eq!(conditions[0].expression, PLATFORM_NAMESPACES_CONDITION);
     }
 
     #[test]
