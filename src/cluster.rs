@@ -32,7 +32,25 @@ async fn client_with(read_timeout: Option<Duration>) -> anyhow::Result<Client> {
         Config::infer().await.map_err(|e| anyhow::anyhow!("no usable kubeconfig or in-cluster config: {e}"))?;
     config.connect_timeout = Some(Duration::from_secs(10));
     config.read_timeout = read_timeout;
+    // The read timeout runs while a pooled connection idles too: a request sent on one that
+    // sat idle longer than the timeout would fail at once without this.
+    config.reset_reader_on_write = read_timeout.is_some();
+    // Which replica sent a request, in the API server's audit log (as client-go's
+    // `component/version (pod)` agents do).
+    if let Ok(agent) = http::HeaderValue::from_str(&user_agent()) {
+        config.headers.push((http::header::USER_AGENT, agent));
+    }
     Client::try_from(config).map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))
+}
+
+/// `kube-devops/VERSION (POD_NAME)`: the pod name from the downward API, else the host name.
+pub fn user_agent() -> String {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let version = env!("CARGO_PKG_VERSION");
+    match env("POD_NAME").or_else(|| env("HOSTNAME")) {
+        Some(pod) => format!("kube-devops/{version} ({pod})"),
+        None => format!("kube-devops/{version}"),
+    }
 }
 
 /// Every pod of `namespace` (or of the whole cluster), page by page.

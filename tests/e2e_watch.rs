@@ -2,7 +2,8 @@
 //! `deploy generate-all`, become Ready through their HTTP probes and elect one leader through
 //! the Lease `kube-devops-leader`. The leader exports the health scores of the pods it watches
 //! (the same scores `analyze` computes); the standby exports none; when the leader's pod is
-//! deleted, another replica takes the lease over and exports the scores.
+//! deleted, it hands the lease back and another replica takes it at once and exports the
+//! scores; when a leader is killed, the lease passes on once it expires.
 
 mod common;
 
@@ -12,7 +13,7 @@ use common::e2e::{
 };
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use testkit::harness::TestCluster;
 
 const SHOP: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n\
@@ -42,6 +43,14 @@ fn leader_exporting(cluster: &TestCluster, expected: u32, not: Option<&str>) -> 
         let metrics = http_get(&ip, 8080, "/metrics")?;
         (sample(&metrics, "namespace_health_score{namespace=\"shop\"}") == Some(f64::from(expected)))
             .then_some((holder, ip))
+    })
+}
+
+/// The next holder of the watch controller's lease after `previous`.
+fn new_lease_holder(cluster: &TestCluster, previous: &str) -> String {
+    wait_for("another replica to take the lease", 45, || {
+        let (holder, _) = lease_holder(cluster, "kube-devops-leader")?;
+        (holder != previous).then_some(holder)
     })
 }
 
@@ -75,13 +84,27 @@ async fn one_elected_replica_exports_the_scores_and_a_standby_takes_over() {
     let standby = http_get(standby_ip, 8080, "/metrics").unwrap();
     assert!(!standby.contains("namespace_health_score{"), "a standby exports no scores:\n{standby}");
 
-    // The leader's pod goes (SIGTERM: it releases the lease); another replica takes over.
+    // The leader's pod goes (SIGTERM: it hands the lease back); a standby, polling every 2 s,
+    // takes it at once instead of waiting for it to expire (15 s).
     let deleted = Instant::now();
     let out = cluster.kubectl(&["delete", "pod", &leader, "-n", "kube-devops", "--wait=false"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (successor, _) = leader_exporting(&cluster, expected, Some(&leader));
-    eprintln!("{successor} took over {:?} after the leader's pod was deleted", deleted.elapsed());
-    assert_ne!(successor, leader);
+    let successor = new_lease_holder(&cluster, &leader);
+    let graceful = deleted.elapsed();
+    eprintln!("graceful failover: {successor} holds the lease {graceful:?} after the leader's pod was deleted");
+    assert!(graceful < Duration::from_secs(15), "the lease was released, not left to expire: {graceful:?}");
+    let (exporting, _) = leader_exporting(&cluster, expected, Some(&leader));
+    assert_eq!(exporting, successor);
+    eprintln!("{successor} exports the scores {:?} after the deletion", deleted.elapsed());
+
+    // A crash (SIGKILL, no release): the new pod of the ReplicaSet takes over once the lease
+    // expired.
+    wait_for("a new standby", 30, || (watch_pods(&cluster).len() == 2).then_some(()));
+    let killed = Instant::now();
+    let out = cluster.kubectl(&["delete", "pod", &successor, "-n", "kube-devops", "--grace-period=0", "--force"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let third = new_lease_holder(&cluster, &successor);
+    eprintln!("crash failover: {third} holds the lease {:?} after the leader was killed", killed.elapsed());
     let user = "system:serviceaccount:kube-devops:kube-devops";
     assert!(cluster.requests().iter().any(|r| r.user == user && r.path.contains("/leases/")), "the lease is theirs");
     let refused = refused(&cluster, user);

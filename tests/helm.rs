@@ -153,7 +153,10 @@ fn trusted_controllers_match_an_install_file_that_lists_them() {
         .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "kube-devops-webhook")
         .unwrap();
     let args = &webhook["spec"]["template"]["spec"]["containers"][0]["args"];
-    assert_eq!(args.as_array().unwrap()[6..], [json!("--trusted-controller"), json!(rollouts), json!("--trusted-controller"), json!("ops")]);
+    assert_eq!(
+        args.as_array().unwrap()[6..],
+        [json!("--trusted-controller"), json!(rollouts), json!("--trusted-controller"), json!("ops")]
+    );
 }
 
 /// A Prometheus that selects ServiceMonitors by label (kube-prometheus-stack's `release`).

@@ -2,13 +2,11 @@
 //!
 //! The HTTP server (`/healthz`, `/readyz`, `/metrics`) starts before leader election, so every
 //! replica passes its probes. The replicas elect a leader through the Lease
-//! `kube-devops-leader` (kube-lease-manager: server-side apply with conflict detection, the
-//! pod name as identity). Only the leader watches pods (a reflector with back-off) and
+//! `kube-devops-leader` ([`crate::leader`], the pod name as identity). Only the leader watches pods (a reflector with back-off) and
 //! exports scores; a standby exports none, so dashboards never see two writers. The scores are
 //! recomputed from the reflector's cache at most once a second after pod events, and every
 //! 15 s regardless (Pending durations grow without events). On SIGTERM the server drains and
-//! the lease is released; a standby takes over when the lease it last read expires (at most
-//! 15 s).
+//! the lease is handed back, so a standby takes over within about 2 s.
 
 use super::{Scores, score_pods};
 use crate::governance::{Rules, bundles};

@@ -18,6 +18,9 @@ pub struct RequestRecord {
     pub subresource: String,
     pub namespace: String,
     pub code: u16,
+    /// When the request arrived, in milliseconds since the Unix epoch (a wall clock, so tests
+    /// can compare it with the times they take themselves).
+    pub received_ms: u64,
 }
 
 impl RequestRecord {
@@ -34,6 +37,9 @@ pub struct Fault {
     pub verb: Option<String>,
     /// Resource to match (`pods`, `leases`, `devopspolicies`); None = any.
     pub resource: Option<String>,
+    /// A part of the User-Agent header to match (one client among several of the same user);
+    /// None = any.
+    pub user_agent: Option<String>,
     /// Fail every Nth matching request (1 = all); 0 = never fail, only delay.
     pub fail_every: u32,
     /// HTTP status of the injected error (500, 503, 429, ...).
@@ -60,6 +66,12 @@ impl Fault {
         Fault { verb: verb.map(String::from), resource: resource.map(String::from), latency, ..Fault::default() }
     }
 
+    /// Only requests whose User-Agent contains `part`.
+    pub fn from_user_agent(mut self, part: &str) -> Fault {
+        self.user_agent = Some(part.to_string());
+        self
+    }
+
     pub fn every(mut self, n: u32) -> Fault {
         self.fail_every = n;
         self
@@ -70,10 +82,11 @@ impl Fault {
         self
     }
 
-    pub(crate) fn matches(&self, verb: &str, resource: &str) -> bool {
+    pub(crate) fn matches(&self, verb: &str, resource: &str, user_agent: &str) -> bool {
         self.remaining != Some(0)
             && self.verb.as_deref().is_none_or(|v| v == verb)
             && self.resource.as_deref().is_none_or(|r| r == resource)
+            && self.user_agent.as_deref().is_none_or(|part| user_agent.contains(part))
     }
 }
 
@@ -84,9 +97,9 @@ pub(crate) struct FaultOutcome {
     pub fail_with: Option<u16>,
 }
 
-pub(crate) fn apply_faults(faults: &mut [Fault], verb: &str, resource: &str) -> FaultOutcome {
+pub(crate) fn apply_faults(faults: &mut [Fault], verb: &str, resource: &str, user_agent: &str) -> FaultOutcome {
     let mut outcome = FaultOutcome::default();
-    for f in faults.iter_mut().filter(|f| f.matches(verb, resource)) {
+    for f in faults.iter_mut().filter(|f| f.matches(verb, resource, user_agent)) {
         f.seen += 1;
         if let Some(r) = &mut f.remaining {
             *r -= 1;

@@ -313,6 +313,41 @@ async fn faults_are_injected_and_every_request_is_logged() {
     assert!(cluster.requests().iter().all(|r| r.user == "admin"));
 }
 
+/// A fault can target one client among several of the same user by its User-Agent (one
+/// replica of a component), and every logged request carries its arrival time.
+#[tokio::test]
+async fn a_fault_can_target_one_user_agent_and_requests_are_timed() {
+    let cluster = TestCluster::start();
+    if !cluster.has_hooks("fault injection and request log") {
+        return;
+    }
+    let with_agent = |agent: &'static str| {
+        let kubeconfig = cluster.kubeconfig().to_path_buf();
+        async move {
+            let text = std::fs::read_to_string(kubeconfig).unwrap();
+            let kc = kube::config::Kubeconfig::from_yaml(&text).unwrap();
+            let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+            config.headers.push((http::header::USER_AGENT, http::HeaderValue::from_static(agent)));
+            Api::<ConfigMap>::namespaced(kube::Client::try_from(config).unwrap(), "default")
+        }
+    };
+    let (first, second) = (with_agent("component/replica-1").await, with_agent("component/replica-2").await);
+    cluster.inject(Fault::error(Some("create"), Some("configmaps"), 500).from_user_agent("replica-1"));
+    let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    assert!(first.create(&PostParams::default(), &cm("one")).await.is_err());
+    assert!(second.create(&PostParams::default(), &cm("two")).await.is_ok());
+    let creates: Vec<(String, u16, u64)> = cluster
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "create")
+        .map(|r| (r.user_agent, r.code, r.received_ms))
+        .collect();
+    assert_eq!(creates.len(), 2);
+    assert_eq!((creates[0].0.as_str(), creates[0].1), ("component/replica-1", 500));
+    assert_eq!((creates[1].0.as_str(), creates[1].1), ("component/replica-2", 201));
+    assert!(creates[0].2 >= started && creates[1].2 >= creates[0].2, "{creates:?}");
+}
+
 #[tokio::test]
 async fn deletecollection_deletes_what_the_selector_matches() {
     let cluster = TestCluster::start();

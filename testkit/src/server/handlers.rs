@@ -115,11 +115,15 @@ pub async fn dispatch(req: HttpRequest, body: web::Bytes, state: web::Data<State
         subresource: resource_path.as_ref().map(|p| p.subresource.clone()).unwrap_or_default(),
         namespace: resource_path.as_ref().map(|p| p.namespace.clone()).unwrap_or_default(),
         code: 0,
+        received_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default(),
     };
     let response = match user {
         None => error_response(&ApiError::new(401, "Unauthorized", "Unauthorized")),
         Some(user) => {
-            let outcome = apply_faults(&mut state.faults.lock().unwrap(), verb, &record.resource);
+            let outcome = apply_faults(&mut state.faults.lock().unwrap(), verb, &record.resource, &record.user_agent);
             if !outcome.delay.is_zero() {
                 actix_web::rt::time::sleep(outcome.delay).await;
             }
