@@ -6,7 +6,9 @@
 //! 400, which the API server treats by the webhook's failurePolicy (Ignore: fail open).
 //! The serving certificate is reloaded when its files change (the kubelet updates a mounted
 //! Secret in place when the certificate is rotated), so rotation needs no restart.
-//! `/metrics` serves the webhook's Prometheus metrics over the same HTTPS port.
+//! `/metrics` serves the webhook's Prometheus metrics over the same HTTPS port. On SIGTERM it
+//! keeps serving for a drain delay with `/readyz` failing, so rollouts and node drains never
+//! send the API server to a closed port, then finishes in-flight requests and exits.
 
 use super::{TrustedControllers, decide};
 use crate::api::DevOpsPolicy;
@@ -27,6 +29,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How often the certificate files are checked for changes.
 const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// How long the webhook keeps serving after SIGTERM, with `/readyz` failing, while its endpoint
+/// is withdrawn (kube-proxy and the API server learn of it within a few seconds). The pod's
+/// terminationGracePeriodSeconds covers it and [`SHUTDOWN_TIMEOUT`].
+pub const DRAIN_DELAY: Duration = Duration::from_secs(10);
+/// How long in-flight requests may take to finish once the webhook stops listening.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where and how the webhook serves.
 #[derive(Clone, Debug)]
@@ -35,6 +43,8 @@ pub struct WebhookOptions {
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
     pub trusted: TrustedControllers,
+    /// How long to keep serving after SIGTERM ([`DRAIN_DELAY`] in a pod).
+    pub drain: Duration,
 }
 
 /// The address to bind when none is given: the pod's own IP when known (`POD_IP`, from the
@@ -47,6 +57,8 @@ struct State {
     policies: Store<DevOpsPolicy>,
     trusted: TrustedControllers,
     ready: Arc<AtomicBool>,
+    /// Set on SIGTERM: `/readyz` fails so the endpoint is withdrawn while requests are served.
+    draining: Arc<AtomicBool>,
     metrics: Metrics,
     recorded: WebhookMetrics,
 }
@@ -125,9 +137,17 @@ pub fn serve(opts: WebhookOptions) -> anyhow::Result<()> {
         });
         let metrics = Metrics::new()?;
         let recorded = WebhookMetrics::new(&metrics.meter());
-        let state = web::Data::new(State { policies: store, trusted: opts.trusted.clone(), ready, metrics, recorded });
+        let draining = Arc::new(AtomicBool::new(false));
+        let state = web::Data::new(State {
+            policies: store,
+            trusted: opts.trusted.clone(),
+            ready,
+            draining: draining.clone(),
+            metrics,
+            recorded,
+        });
         eprintln!("webhook: serving HTTPS on {}", opts.addr);
-        HttpServer::new(move || {
+        let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 // An UPDATE carries two objects (and often a last-applied annotation): far more
@@ -138,16 +158,49 @@ pub fn serve(opts: WebhookOptions) -> anyhow::Result<()> {
                 .route("/validate", web::post().to(validate))
                 .route("/metrics", web::get().to(serve_metrics))
         })
+        // Signals are ours: actix would stop listening at once, while the API server still
+        // sends requests to this pod until its endpoint is withdrawn.
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
         .bind_openssl(&opts.addr, acceptor)
         .with_context(|| format!("cannot listen on {}", opts.addr))?
-        .run()
-        .await?;
+        .run();
+        let handle = server.handle();
+        actix_web::rt::spawn(async move {
+            terminated().await;
+            draining.store(true, Ordering::Release);
+            eprintln!(
+                "webhook: terminating: not ready, serving {} s more while the endpoint is withdrawn",
+                opts.drain.as_secs()
+            );
+            actix_web::rt::time::sleep(opts.drain).await;
+            handle.stop(true).await;
+        });
+        server.await?;
         Ok(())
     })
 }
 
+/// SIGTERM (the kubelet stopping the pod) or SIGINT.
+async fn terminated() {
+    use actix_web::rt::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = actix_web::rt::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = actix_web::rt::signal::ctrl_c().await;
+        }
+    }
+}
+
 async fn readyz(state: web::Data<State>) -> HttpResponse {
-    if state.ready.load(Ordering::Acquire) {
+    if state.draining.load(Ordering::Acquire) {
+        HttpResponse::ServiceUnavailable().body("terminating")
+    } else if state.ready.load(Ordering::Acquire) {
         HttpResponse::Ok().body("ok")
     } else {
         HttpResponse::ServiceUnavailable().body("DevOpsPolicy cache not synced")

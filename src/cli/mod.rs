@@ -152,6 +152,10 @@ pub enum WebhookCommand {
         /// system:serviceaccount:argo-rollouts:argo-rollouts.
         #[arg(long = "trusted-controller", value_name = "USER")]
         trusted_controllers: Vec<String>,
+        /// Seconds to keep serving after SIGTERM (with /readyz failing) while the endpoint is
+        /// withdrawn.
+        #[arg(long, value_name = "SECONDS", default_value_t = crate::admission::server::DRAIN_DELAY.as_secs())]
+        drain_seconds: u64,
     },
 }
 
@@ -179,16 +183,14 @@ pub fn run(cli: Cli) -> u8 {
         Command::Policy { command } => policy::run(command),
         Command::Crd { command: CrdCommand::Generate { out_dir } } => crd::generate(out_dir.as_deref()),
         Command::Deploy { command } => deploy::run(command),
-        Command::Webhook { command: WebhookCommand::Serve { addr, tls_cert, tls_key, trusted_controllers } } => {
+        Command::Webhook {
+            command: WebhookCommand::Serve { addr, tls_cert, tls_key, trusted_controllers, drain_seconds },
+        } => {
             let addr = addr.unwrap_or_else(crate::admission::server::default_addr);
             let trusted = crate::admission::TrustedControllers::new(trusted_controllers);
-            crate::admission::server::serve(crate::admission::server::WebhookOptions {
-                addr,
-                tls_cert,
-                tls_key,
-                trusted,
-            })
-            .map(|()| exit::OK)
+            let drain = std::time::Duration::from_secs(drain_seconds);
+            let options = crate::admission::server::WebhookOptions { addr, tls_cert, tls_key, trusted, drain };
+            crate::admission::server::serve(options).map(|()| exit::OK)
         }
         Command::Watch { addr, bundle } => {
             crate::watch::controller::run(crate::watch::controller::WatchOptions::from_env(addr, bundle))

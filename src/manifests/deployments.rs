@@ -316,6 +316,14 @@ mod tests {
     }
 
     #[test]
+    fn the_webhook_has_time_to_drain_before_it_is_killed() {
+        use crate::admission::server::{DRAIN_DELAY, SHUTDOWN_TIMEOUT};
+        let d = deployment(&KubeDevopsInstallSpec::default(), Component::Webhook);
+        let grace = d.spec.unwrap().template.spec.unwrap().termination_grace_period_seconds.unwrap();
+        assert!(grace as u64 > (DRAIN_DELAY + SHUTDOWN_TIMEOUT).as_secs(), "{grace} s");
+    }
+
+    #[test]
     fn only_tmp_is_writable_and_the_webhook_mounts_its_certificate() {
         let (_, watch) = pod(Component::Watch);
         let mounts = watch.containers[0].volume_mounts.clone().unwrap();

@@ -84,6 +84,9 @@ pub struct Cluster {
     /// every request is authorised, so they are decoded again only after an RBAC change.
     pub(crate) rbac_cache:
         std::sync::Mutex<Option<(crate::authz::Fingerprint, std::sync::Arc<crate::rbac::RbacSnapshot>)>>,
+    /// How long a pod that stopped being a ready endpoint (not ready, or terminating) is still
+    /// routed to: what kube-proxy and the API server's endpoint informers take to catch up.
+    pub endpoint_propagation: std::time::Duration,
 }
 
 impl Default for Cluster {
@@ -103,6 +106,7 @@ impl Cluster {
             registry: Registry::new(&[]),
             name_counter: 0,
             rbac_cache: Default::default(),
+            endpoint_propagation: crate::controllers::endpoints::DEFAULT_PROPAGATION,
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             cluster.bootstrap_namespace(ns);

@@ -175,6 +175,11 @@ impl TestCluster {
         self.state().drop_watches();
     }
 
+    /// How long a pod that stopped being a ready endpoint is still routed to (default 1 s).
+    pub fn set_endpoint_propagation(&self, delay: std::time::Duration) {
+        self.state().cluster.lock().unwrap().endpoint_propagation = delay;
+    }
+
     /// Forgets the change history: watches from older versions get 410 Gone.
     pub fn compact(&self) {
         self.state().cluster.lock().unwrap().store.compact();

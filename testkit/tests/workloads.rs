@@ -1,9 +1,9 @@
 //! The controllers and the kubelet: Deployments roll out through ReplicaSets to Ready pods,
 //! real processes are run and probed, restarts are counted, deletion terminates them, and
-//! evictions honour PodDisruptionBudgets.
+//! evictions honour PodDisruptionBudgets, Endpoints follow ready pods with a propagation delay.
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -254,4 +254,40 @@ async fn built_in_objects_come_back_with_the_api_server_defaults() {
         (port.protocol.as_deref(), port.target_port.clone()),
         (Some("TCP"), Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(80)))
     );
+}
+
+/// A deleted pod stays in its Service's Endpoints (and keeps receiving webhook calls) until the
+/// change has propagated, as kube-proxy and the API server's informers lag on a real cluster.
+#[tokio::test]
+async fn endpoints_keep_a_leaving_pod_until_the_change_has_propagated() {
+    let cluster = TestCluster::stand_in();
+    cluster.set_endpoint_propagation(Duration::from_secs(3));
+    let client = cluster.client().await;
+    let service: Service = serde_json::from_value(json!({"metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}))
+    .unwrap();
+    Api::<Service>::namespaced(client.clone(), "default").create(&PostParams::default(), &service).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "web-1", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "app", "image": "nginx:1"}]}}))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let endpoints: Api<Endpoints> = Api::namespaced(client, "default");
+    let addresses = || async {
+        let e = endpoints.get_opt("web").await.ok()??;
+        let ips: Vec<String> =
+            e.subsets?.into_iter().flat_map(|s| s.addresses.unwrap_or_default()).map(|a| a.ip).collect();
+        Some(ips)
+    };
+    let ip = eventually("the pod's address", 10, || async { addresses().await?.first().cloned() }).await;
+    pods.delete("web-1", &DeleteParams::default()).await.unwrap();
+    let deleted = std::time::Instant::now();
+    eventually("the pod to be gone", 10, || async { pods.get_opt("web-1").await.ok()?.is_none().then_some(()) }).await;
+    let still_listed = addresses().await.unwrap_or_default().contains(&ip);
+    assert!(still_listed || deleted.elapsed() >= Duration::from_secs(3), "dropped at once");
+    eventually("the address to go", 10, || async {
+        (!addresses().await.unwrap_or_default().contains(&ip)).then_some(())
+    })
+    .await;
+    assert!(deleted.elapsed() >= Duration::from_secs(3), "dropped after {:?}", deleted.elapsed());
 }

@@ -32,9 +32,10 @@ impl Controllers {
                 let runtime =
                     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("controller runtime");
                 let mut backoff = std::collections::HashMap::new();
+                let mut leaving = std::collections::HashMap::new();
                 while !flag.load(Ordering::Relaxed) {
                     gc::pass(&state);
-                    endpoints::pass(&state);
+                    endpoints::pass(&state, &mut leaving);
                     workloads::pass(&state, &runtime, &mut backoff);
                     pdb::pass(&state);
                     std::thread::sleep(TICK);
