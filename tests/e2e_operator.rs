@@ -42,6 +42,10 @@ async fn the_operator_installs_heals_scales_and_removes_components() {
     // The sample, as a new user applies it, on a cluster without the Prometheus Operator.
     let out = cluster.kubectl(&["apply", "-k", common::repo_path("config/samples").to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Policies evaluated every 2 s, so a few seconds span several evaluations (below).
+    let interval = r#"{"spec": {"reconcile": {"evaluationIntervalSeconds": 2}}}"#;
+    let out = cluster.kubectl(&["patch", "kubedevopsinstall", "default", "--type=merge", "-p", interval]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let client = cluster.client().await;
     let installs: Api<KubeDevopsInstall> = Api::all(client.clone());
@@ -95,6 +99,34 @@ async fn the_operator_installs_heals_scales_and_removes_components() {
         "jsonpath={.webhooks[0].clientConfig.caBundle}",
     ]);
     assert_eq!(openssl::base64::decode_block(String::from_utf8_lossy(&vwc.stdout).trim()).unwrap(), ca);
+
+    // Idle means idle: once everything has settled, the whole platform (operator, watch,
+    // reconcile with a policy evaluated every 2 s, webhook) writes nothing but its Leases.
+    let writes = || {
+        let requests = cluster.requests();
+        let other: Vec<String> = requests
+            .iter()
+            .filter(|r| r.is_write() && r.resource != "leases")
+            .map(|r| format!("{} {} {}", r.verb, r.path, r.user_agent))
+            .collect();
+        (other, requests.iter().filter(|r| r.is_write() && r.resource == "leases").count())
+    };
+    let settled = Instant::now();
+    let mut last = writes().0.len();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let now = writes().0.len();
+        if now == last {
+            break;
+        }
+        assert!(settled.elapsed().as_secs() < 90, "never quiet: {:#?}", &writes().0[last..]);
+        last = now;
+    }
+    let (before, leases_before) = writes();
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    let (after, leases_after) = writes();
+    assert_eq!(after[before.len()..], [] as [String; 0], "writes while nothing changed");
+    eprintln!("idle for 8 s (4 evaluation intervals): 0 writes but {} lease renewals", leases_after - leases_before);
 
     // Healing: a deleted Service comes back; a hand-edited Deployment is put back.
     let services: Api<Service> = Api::namespaced(client.clone(), "kube-devops");

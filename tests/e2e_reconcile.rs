@@ -2,8 +2,10 @@
 //! `deploy generate-all`, elect a leader that evaluates a DevOpsPolicy against the pods of its
 //! namespace: the status (as `kubectl get devopspolicies` shows it), a PolicyAuditResult owned
 //! by the policy and the per-policy metrics all agree with the pure evaluation; an edit of the
-//! policy is evaluated at once and recorded; deleting the policy removes its finalizer, its
-//! audit history and its metric series.
+//! policy is evaluated at once and recorded; with nothing changing it writes nothing over
+//! several evaluation intervals; deleting the policy removes its audit history and its metric
+//! series; policies carry no finalizer (one left by an earlier version is taken off), so a
+//! namespace with policies is deleted within seconds even with no reconcile replica running.
 
 mod common;
 
@@ -33,8 +35,10 @@ fn leader_metrics(cluster: &TestCluster) -> Option<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_elected_replica_evaluates_policies_records_them_and_cleans_up() {
     let cluster = cluster_running_kube_devops();
-    let install =
-        install_file("  watch: {enabled: false}\n  webhook: {enabled: false}\n  serviceMonitor: {enabled: false}\n");
+    let install = install_file(
+        "  watch: {enabled: false}\n  webhook: {enabled: false}\n  serviceMonitor: {enabled: false}\n  \
+         reconcile: {evaluationIntervalSeconds: 2}\n",
+    );
     apply_ok(&cluster, &render("generate-all", &install));
     let client = cluster.client().await;
     let started = Instant::now();
@@ -58,7 +62,7 @@ async fn the_elected_replica_evaluates_policies_records_them_and_cleans_up() {
     assert_eq!(status.health_score, Some(summary.score));
     assert_eq!(status.violations, Some(summary.violations));
     assert_eq!(summary.violations, 3, "web: latest_tag and missing_liveness; cache: missing_liveness");
-    assert!(policy.finalizers().contains(&"devops.stochastic.io/cleanup".to_string()));
+    assert!(policy.finalizers().is_empty(), "nothing holds its deletion");
     let table = String::from_utf8_lossy(&cluster.kubectl(&["get", "devopspolicies", "-n", "shop"]).stdout).to_string();
     assert!(table.contains(&summary.score.to_string()) && table.contains("Healthy"), "{table}");
 
@@ -93,17 +97,17 @@ async fn the_elected_replica_evaluates_policies_records_them_and_cleans_up() {
     let by_severity = "devopspolicy_violations_by_severity{namespace=\"shop\",policy=\"strict\",severity=\"high\"}";
     assert_eq!(sample(&metrics, by_severity), Some(1.0), "{metrics}");
 
-    // Its own status writes do not make it evaluate again and again.
-    let status_writes = || {
-        let requests = cluster.requests();
-        requests
-            .iter()
-            .filter(|r| r.resource == "devopspolicies" && r.subresource == "status" && r.verb == "patch")
-            .count()
-    };
-    let before = status_writes();
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    assert_eq!(status_writes(), before, "no evaluation loop");
+    // Quiet when nothing changes: over four evaluation intervals (2 s) the operator writes
+    // nothing but its lease (its status writes start no loop; an unchanged status is not
+    // rewritten for its time).
+    let writes = || cluster.requests().into_iter().filter(|r| r.is_write() && r.resource != "leases").count();
+    let (before, evaluations) =
+        (writes(), || leader_metrics(&cluster).and_then(|m| sample(&m, "devopspolicy_reconcile_total")));
+    let evaluated_before = evaluations().unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    assert_eq!(writes(), before, "no write while nothing changes");
+    let evaluated_since = evaluations().unwrap() - evaluated_before;
+    assert!(evaluated_since >= 3.0, "it kept evaluating: {evaluated_since}");
 
     // An edit is evaluated at once (not at the next minute) and recorded.
     let edit = Patch::Merge(serde_json::json!({"spec": {"requireReadinessProbe": true}}));
@@ -120,7 +124,17 @@ async fn the_elected_replica_evaluates_policies_records_them_and_cleans_up() {
     })
     .await;
 
-    // Deleting the policy: the finalizer is removed, the history and the series go.
+    // A policy that still carries the finalizer of an earlier version gets it taken off.
+    let legacy = "apiVersion: devops.stochastic.io/v1\nkind: DevOpsPolicy\nmetadata: {name: legacy, namespace: shop, \
+                  finalizers: [devops.stochastic.io/cleanup]}\nspec: {forbidLatestTag: true}\n";
+    apply_ok(&cluster, legacy);
+    wait_until("the old finalizer to be taken off", 20, || async {
+        policies.get("legacy").await.ok()?.finalizers().is_empty().then_some(())
+    })
+    .await;
+    policies.delete("legacy", &DeleteParams::default()).await.unwrap();
+
+    // Deleting the policy: the history and the series go.
     policies.delete("strict", &DeleteParams::default()).await.unwrap();
     wait_until("the policy to be gone", 30, || async {
         policies.get_opt("strict").await.ok()?.is_none().then_some(())
@@ -135,6 +149,28 @@ async fn the_elected_replica_evaluates_policies_records_them_and_cleans_up() {
         sample(&m, series).is_none().then_some(())
     })
     .await;
+
+    // A namespace with evaluated policies is deleted within seconds with no reconcile replica
+    // running (nothing waits for this operator).
+    apply_ok(&cluster, &SHOP.replace("shop", "temp"));
+    let temp: Api<DevOpsPolicy> = Api::namespaced(client.clone(), "temp");
+    wait_until("the temp policy's status", 30, || async { temp.get("strict").await.ok()?.status?.health_score }).await;
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), "kube-devops");
+    let none = Patch::Merge(serde_json::json!({"spec": {"replicas": 0}}));
+    deployments.patch("kube-devops-reconcile", &PatchParams::default(), &none).await.unwrap();
+    let reconcile_pods: Api<Pod> = Api::namespaced(client.clone(), "kube-devops");
+    wait_until("the reconcile replicas to go", 30, || async {
+        reconcile_pods.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())
+    })
+    .await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let deleted = Instant::now();
+    namespaces.delete("temp", &DeleteParams::default()).await.unwrap();
+    wait_until("the namespace to be deleted", 20, || async {
+        namespaces.get_opt("temp").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    eprintln!("namespace with policies deleted {:?} after the request, no operator running", deleted.elapsed());
 
     let user = "system:serviceaccount:kube-devops:kube-devops";
     let refused = refused(&cluster, user);

@@ -52,7 +52,7 @@ pub struct KubeDevopsInstallSpec {
     pub watch: ComponentSpec,
     /// The reconcile operator (evaluates DevOpsPolicies, writes status and audit results).
     #[serde(default)]
-    pub reconcile: ComponentSpec,
+    pub reconcile: ReconcileSpec,
     /// The validating admission webhook.
     #[serde(default)]
     pub webhook: WebhookSpec,
@@ -80,7 +80,7 @@ impl Default for KubeDevopsInstallSpec {
             replicas: default_replicas(),
             resources: default_resources(),
             watch: ComponentSpec::default(),
-            reconcile: ComponentSpec::default(),
+            reconcile: ReconcileSpec::default(),
             webhook: WebhookSpec::default(),
             pdb: PdbSpec::default(),
             service_monitor: ServiceMonitorSpec::default(),
@@ -149,6 +149,38 @@ pub struct ComponentSpec {
 impl Default for ComponentSpec {
     fn default() -> Self {
         ComponentSpec { enabled: true, replicas: None, resources: None }
+    }
+}
+
+/// Settings of the reconcile operator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconcileSpec {
+    /// Whether the component is installed.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Replicas of this component; default spec.replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10))]
+    pub replicas: Option<i32>,
+    /// Resources of this component's container; default spec.resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Seconds between evaluations of each policy (pods change without touching the policy); a
+    /// policy's own change is evaluated at once. Statuses are written only when they change.
+    #[serde(default = "default_evaluation_interval")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub evaluation_interval_seconds: u32,
+}
+
+impl Default for ReconcileSpec {
+    fn default() -> Self {
+        ReconcileSpec {
+            enabled: true,
+            replicas: None,
+            resources: None,
+            evaluation_interval_seconds: default_evaluation_interval(),
+        }
     }
 }
 
@@ -345,6 +377,10 @@ fn enabled() -> bool {
 
 fn default_replicas() -> i32 {
     2
+}
+
+fn default_evaluation_interval() -> u32 {
+    60
 }
 
 fn default_webhook_timeout() -> i32 {

@@ -1,6 +1,7 @@
 //! The custom resources of kube-devops, typed, and their CustomResourceDefinitions.
 
 pub mod audit;
+pub mod condition;
 pub mod install;
 pub mod policy;
 

@@ -83,6 +83,10 @@ pub enum Command {
         /// Address to listen on (default: $POD_IP:9090, or 0.0.0.0:9090 without POD_IP).
         #[arg(long)]
         addr: Option<String>,
+        /// Seconds between evaluations of each policy (pods change without touching it).
+        #[arg(long, value_name = "SECONDS", default_value_t = crate::reconcile::controller::EVALUATION_INTERVAL.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..))]
+        evaluation_interval: u64,
     },
     /// The bootstrap operator: reconciles the KubeDevopsInstall `default` into the whole
     /// installation (HTTP /healthz, /readyz, /metrics).
@@ -196,8 +200,10 @@ pub fn run(cli: Cli) -> u8 {
             crate::watch::controller::run(crate::watch::controller::WatchOptions::from_env(addr, bundle))
                 .map(|()| exit::OK)
         }
-        Command::Reconcile { addr } => {
-            crate::reconcile::controller::run(addr.unwrap_or_else(|| crate::http::pod_addr(9090))).map(|()| exit::OK)
+        Command::Reconcile { addr, evaluation_interval } => {
+            let addr = addr.unwrap_or_else(|| crate::http::pod_addr(9090));
+            let interval = std::time::Duration::from_secs(evaluation_interval);
+            crate::reconcile::controller::run(addr, interval).map(|()| exit::OK)
         }
         Command::Operator { addr } => {
             crate::operator::controller::run(addr.unwrap_or_else(|| crate::http::pod_addr(8081))).map(|()| exit::OK)

@@ -63,10 +63,16 @@ pub fn deployment(spec: &KubeDevopsInstallSpec, component: Component) -> Deploym
         extra_volumes.push((tls, TLS_MOUNT_PATH.to_string()));
     }
     let mut args = component.args();
-    if component == Component::Webhook {
-        for user in &spec.webhook.trusted_controllers {
-            args.extend(["--trusted-controller".to_string(), user.clone()]);
+    match component {
+        Component::Webhook => {
+            for user in &spec.webhook.trusted_controllers {
+                args.extend(["--trusted-controller".to_string(), user.clone()]);
+            }
         }
+        Component::Reconcile => {
+            args.push(format!("--evaluation-interval={}", spec.reconcile.evaluation_interval_seconds));
+        }
+        Component::Watch => {}
     }
     workload(&Workload {
         name: component.object_name(),
@@ -261,7 +267,7 @@ mod tests {
     fn each_component_runs_its_subcommand_on_its_port() {
         for (component, args, port) in [
             (Component::Watch, vec!["watch"], 8080),
-            (Component::Reconcile, vec!["reconcile"], 9090),
+            (Component::Reconcile, vec!["reconcile", "--evaluation-interval=60"], 9090),
             (
                 Component::Webhook,
                 vec!["webhook", "serve", "--tls-cert", "/tls/tls.crt", "--tls-key", "/tls/tls.key"],

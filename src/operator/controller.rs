@@ -5,7 +5,8 @@
 //! controller over KubeDevopsInstalls that also watches what it installs (Deployments,
 //! Services, PodDisruptionBudgets, ConfigMaps, ServiceAccounts, the RBAC objects, the
 //! webhook's Secret and ValidatingWebhookConfiguration), so a deleted or edited object is put
-//! back within seconds; everything is applied again every five minutes regardless. It also
+//! back within seconds; everything is applied again every hour regardless (server-side applies
+//! that change nothing are no writes: an idle cluster sees none of them). It also
 //! watches the Prometheus Operator's ServiceMonitor CRD, so automatic ServiceMonitors are
 //! created as soon as that CRD is installed.
 //!
@@ -39,8 +40,9 @@ use kube::runtime::watcher;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Everything is applied again this often, also without a change.
-const RESYNC: Duration = Duration::from_secs(300);
+/// Everything is applied again this often, also without a change (a safety net: every object
+/// is watched; the certificate is checked for renewal too).
+const RESYNC: Duration = Duration::from_secs(3600);
 /// After a failed reconcile.
 const RETRY: Duration = Duration::from_secs(30);
 

@@ -13,7 +13,6 @@ use crate::api::{KubeDevopsInstall, KubeDevopsInstallSpec, KubeDevopsInstallStat
 use crate::manifests::{self, ClusterApis, Component, Object, WebhookTls, webhook};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Resource;
 use openssl::pkey::PKey;
@@ -183,20 +182,7 @@ pub fn status(
     }
     let old = install.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
     let condition = |kind: &str, on: bool, reason: &str, message: String| {
-        let status = if on { "True" } else { "False" };
-        let since = old
-            .iter()
-            .find(|c| c.type_ == kind && c.status == status)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or(Time(now));
-        Condition {
-            type_: kind.into(),
-            status: status.into(),
-            reason: reason.into(),
-            message,
-            observed_generation: generation,
-            last_transition_time: since,
-        }
+        crate::api::condition::condition(old, kind, on, reason, message, generation, now)
     };
     let conditions = vec![
         if not_ready.is_empty() {
@@ -228,6 +214,7 @@ mod tests {
     use super::*;
     use crate::api::INSTALL_NAME;
     use k8s_openapi::ByteString;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
     use serde_json::json;
 
     fn install(spec: serde_json::Value) -> KubeDevopsInstall {

@@ -3,16 +3,20 @@
 //! HTTP `/healthz`, `/readyz` and `/metrics` on `$POD_IP:9090` start first; the replicas elect
 //! a leader through the Lease `kube-devops-reconcile`, so only one writes statuses and audit
 //! results. The leader runs a kube-runtime controller over every DevOpsPolicy: a policy is
-//! evaluated when it changes and again every minute (pods change without touching the
-//! policy). Its finalizer lets the operator drop a deleted policy's metric series; its audit
-//! results go with it (owner references).
+//! evaluated when it changes and again every evaluation interval (pods change without touching
+//! the policy). A status is written only when it changed (not for the time of the evaluation
+//! alone), so an unchanged cluster sees no writes. No finalizer: a deleted policy's series are
+//! dropped once it has left the watch cache, its audit results go with it (owner references),
+//! and deleting a namespace never waits for this operator.
 //!
 //! Enforcement (patching workloads in `enforce` mode) is not implemented yet: an `enforce`
 //! policy is evaluated and reported like an `audit` one, and the webhook enforces it at
 //! admission.
 
-use super::{AUDIT_HISTORY, Evaluation, FINALIZER, POLICY_UID_LABEL, audit_result, differs, evaluate_policy, expired};
-use super::{newest, policy_status, system_namespace_status};
+use super::{
+    AUDIT_HISTORY, Evaluated, Evaluation, FINALIZER, POLICY_UID_LABEL, audit_result, differs, evaluate_policy,
+};
+use super::{expired, newest, next_evaluation, policy_status, status_unchanged, system_namespace_status};
 use crate::api::{DevOpsPolicy, EnforcementMode, PolicyAuditResult};
 use crate::events::Events;
 use crate::governance::Severity;
@@ -24,11 +28,11 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::finalizer::{Event, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,13 +40,34 @@ use std::time::{Duration, Instant};
 pub const LEASE_NAME: &str = "kube-devops-reconcile";
 /// The field manager of the statuses it writes.
 const FIELD_MANAGER: &str = "kube-devops-operator";
-/// Policies are evaluated again this often.
-const REEVALUATE: Duration = Duration::from_secs(60);
+/// Policies are evaluated again this often unless the install says otherwise.
+pub const EVALUATION_INTERVAL: Duration = Duration::from_secs(60);
 /// After a failed reconcile.
 const RETRY: Duration = Duration::from_secs(30);
 
-/// What the gauges show for one policy, keyed by (namespace, policy).
-type Gauges = Arc<Mutex<BTreeMap<(String, String), PolicyGauges>>>;
+/// What the gauges show for one policy, keyed by (namespace, policy), and the leader's watch
+/// cache of policies: a series is exported only while its policy is in the cache.
+#[derive(Clone, Default)]
+struct Gauges {
+    values: Arc<Mutex<BTreeMap<(String, String), PolicyGauges>>>,
+    policies: Arc<Mutex<Option<Store<DevOpsPolicy>>>>,
+}
+
+impl Gauges {
+    /// Calls `each` for every policy still in the cache, and forgets the others.
+    fn for_each_live(&self, mut each: impl FnMut(&(String, String), &PolicyGauges)) {
+        let mut values = self.values.lock().unwrap();
+        if let Some(store) = self.policies.lock().unwrap().as_ref() {
+            values.retain(|(namespace, name), _| store.get(&ObjectRef::new(name).within(namespace)).is_some());
+        }
+        values.iter().for_each(|(key, value)| each(key, value));
+    }
+
+    fn clear(&self) {
+        self.values.lock().unwrap().clear();
+        self.policies.lock().unwrap().take();
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 struct PolicyGauges {
@@ -54,8 +79,9 @@ struct PolicyGauges {
 
 struct Context {
     events: Events,
-    /// Uids of the policies evaluated since this replica became the leader.
-    seen: Mutex<HashSet<String>>,
+    /// When each policy (by uid) was last evaluated since this replica became the leader.
+    evaluated: Mutex<HashMap<String, Evaluated>>,
+    interval: Duration,
     /// For the DevOpsPolicy watch (no read timeout).
     watches: kube::Client,
     /// For everything else (bounded timeouts).
@@ -68,17 +94,18 @@ struct Context {
     duration: Histogram<f64>,
 }
 
-/// Runs the reconcile operator until SIGTERM/SIGINT.
-pub fn run(addr: String) -> anyhow::Result<()> {
+/// Runs the reconcile operator until SIGTERM/SIGINT, evaluating every policy each `interval`.
+pub fn run(addr: String, interval: Duration) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let metrics = Metrics::new()?;
-        let gauges: Gauges = Arc::default();
+        let gauges = Gauges::default();
         register_gauges(&metrics, &gauges);
         let meter = metrics.meter();
         let client = crate::cluster::client().await?;
         let context = Arc::new(Context {
             events: Events::new(client.clone(), "kube-devops-reconcile"),
-            seen: Mutex::default(),
+            evaluated: Mutex::default(),
+            interval,
             watches: crate::cluster::watch_client().await?,
             client,
             gauges: gauges.clone(),
@@ -91,8 +118,8 @@ pub fn run(addr: String) -> anyhow::Result<()> {
         let idle = context.clone();
         let lead = move || reconcile_while_leading(context.clone());
         let stand_by = move || {
-            gauges.lock().unwrap().clear();
-            idle.seen.lock().unwrap().clear();
+            gauges.clear();
+            idle.evaluated.lock().unwrap().clear();
         };
         leader::serve_elected("reconcile", LEASE_NAME, &addr, metrics, lead, stand_by).await
     })
@@ -114,23 +141,25 @@ fn register_gauges(metrics: &Metrics, gauges: &Gauges) {
     ];
     for (name, field) in fields {
         let g = gauges.clone();
-        gauge(&meter, name, move |o| g.lock().unwrap().iter().for_each(|(k, v)| o.observe(field(v), &labels(k))));
+        gauge(&meter, name, move |o| g.for_each_live(|k, v| o.observe(field(v), &labels(k))));
     }
     let g = gauges.clone();
     gauge(&meter, "devopspolicy_violations_by_severity", move |o| {
-        for (key, value) in g.lock().unwrap().iter() {
+        g.for_each_live(|key, value| {
             for severity in Severity::ALL {
                 let [namespace, policy] = labels(key);
                 let attributes = [KeyValue::new("severity", severity.as_str()), namespace, policy];
                 o.observe(value.by_severity[severity.index()], &attributes);
             }
-        }
+        })
     });
 }
 
 async fn reconcile_while_leading(context: Arc<Context>) {
     let policies = Api::<DevOpsPolicy>::all(context.watches.clone());
-    Controller::new(policies, watcher::Config::default())
+    let controller = Controller::new(policies, watcher::Config::default());
+    context.gauges.policies.lock().unwrap().replace(controller.store());
+    controller
         .run(reconcile, retry, context)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -144,8 +173,6 @@ async fn reconcile_while_leading(context: Arc<Context>) {
 enum Error {
     #[error("{0}")]
     Kube(#[from] kube::Error),
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 fn retry(policy: Arc<DevOpsPolicy>, error: &Error, context: Arc<Context>) -> Action {
@@ -160,20 +187,30 @@ fn retry(policy: Arc<DevOpsPolicy>, error: &Error, context: Arc<Context>) -> Act
 }
 
 async fn reconcile(policy: Arc<DevOpsPolicy>, context: Arc<Context>) -> Result<Action, Error> {
-    let namespace = policy.namespace().unwrap_or_default();
-    let api: Api<DevOpsPolicy> = Api::namespaced(context.client.clone(), &namespace);
-    finalizer(&api, FINALIZER, policy, |event| async {
-        match event {
-            Event::Apply(policy) => evaluate(&policy, &context).await,
-            Event::Cleanup(policy) => {
-                context.gauges.lock().unwrap().remove(&(namespace.clone(), policy.name_any()));
-                context.seen.lock().unwrap().remove(policy.metadata.uid.as_deref().unwrap_or_default());
-                Ok(Action::await_change())
-            }
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    if policy.finalizers().iter().any(|f| f == FINALIZER) {
+        // Handed back: earlier versions held deletions of policies (and their namespaces)
+        // until an operator ran. The change comes back as an event and is evaluated then.
+        release_finalizer(&policy, &context.client).await?;
+        return Ok(Action::await_change());
+    }
+    if policy.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    evaluate(&policy, &context).await
+}
+
+/// Removes [`FINALIZER`] from `policy`: a merge patch of the other finalizers with the
+/// resourceVersion it read, so a concurrent change of them is not overwritten (409).
+async fn release_finalizer(policy: &DevOpsPolicy, client: &kube::Client) -> Result<(), kube::Error> {
+    let others: Vec<&String> = policy.finalizers().iter().filter(|f| *f != FINALIZER).collect();
+    let patch = serde_json::json!({"metadata": {"finalizers": others, "resourceVersion": policy.resource_version()}});
+    let api: Api<DevOpsPolicy> = Api::namespaced(client.clone(), &policy.namespace().unwrap_or_default());
+    match api.patch(&policy.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await {
+        Ok(_) => Ok(()),
+        // Gone, or changed since it was read: the next event tells.
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 async fn evaluate(policy: &DevOpsPolicy, context: &Context) -> Result<Action, Error> {
@@ -181,8 +218,8 @@ async fn evaluate(policy: &DevOpsPolicy, context: &Context) -> Result<Action, Er
     // next evaluation before its time (a spec change does). A new leader evaluates every
     // policy once, so its metrics are complete from the start.
     let uid = policy.metadata.uid.clone().unwrap_or_default();
-    let seen = context.seen.lock().unwrap().contains(&uid);
-    if seen && let Some(wait) = super::next_evaluation(policy, Timestamp::now(), REEVALUATE) {
+    let last = context.evaluated.lock().unwrap().get(&uid).copied();
+    if let Some(wait) = next_evaluation(last.as_ref(), policy.metadata.generation, Instant::now(), context.interval) {
         return Ok(Action::requeue(wait));
     }
     let started = Instant::now();
@@ -201,15 +238,18 @@ async fn evaluate(policy: &DevOpsPolicy, context: &Context) -> Result<Action, Er
         keep_history(context, policy, &evaluation, now).await?;
         policy_status(policy, &evaluation, now)
     };
-    let patch = Patch::Apply(serde_json::json!({
-        "apiVersion": "devops.stochastic.io/v1", "kind": "DevOpsPolicy",
-        "metadata": {"name": name}, "status": status,
-    }));
-    let policies: Api<DevOpsPolicy> = Api::namespaced(context.client.clone(), &namespace);
-    policies.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &patch).await?;
-    context.seen.lock().unwrap().insert(uid);
+    if !status_unchanged(policy.status.as_ref(), &status) {
+        let patch = Patch::Apply(serde_json::json!({
+            "apiVersion": "devops.stochastic.io/v1", "kind": "DevOpsPolicy",
+            "metadata": {"name": name}, "status": status,
+        }));
+        let policies: Api<DevOpsPolicy> = Api::namespaced(context.client.clone(), &namespace);
+        policies.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &patch).await?;
+    }
+    let evaluated = Evaluated { generation: policy.metadata.generation, at: started };
+    context.evaluated.lock().unwrap().insert(uid, evaluated);
     context.duration.record(started.elapsed().as_secs_f64(), &[]);
-    Ok(Action::requeue(REEVALUATE))
+    Ok(Action::requeue(context.interval))
 }
 
 /// Records `evaluation` as a PolicyAuditResult when it differs from the newest one, and
@@ -262,5 +302,5 @@ fn record(context: &Context, namespace: &str, name: &str, policy: &DevOpsPolicy,
         enforce: policy.spec.enforcement_mode == Some(EnforcementMode::Enforce),
         by_severity,
     };
-    context.gauges.lock().unwrap().insert((namespace.to_string(), name.to_string()), gauges);
+    context.gauges.values.lock().unwrap().insert((namespace.to_string(), name.to_string()), gauges);
 }

@@ -9,15 +9,19 @@
 
 pub mod controller;
 
+use crate::api::condition::condition;
 use crate::api::{AuditViolation, DevOpsPolicy, DevOpsPolicyStatus, PolicyAuditResult, PolicyAuditResultSpec};
 use crate::governance::{Rules, Subject, Tally, evaluate_into, is_system_namespace};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 use std::collections::BTreeMap;
 
-/// The finalizer that lets the operator drop a deleted policy's metrics (contract name).
+/// The finalizer earlier versions put on every policy (the contract's name). No policy gets it
+/// any more (a deleted policy's series are dropped when it leaves the watch cache, so deleting
+/// a namespace never waits for a running operator); the operator takes it off policies that
+/// still carry it.
 pub const FINALIZER: &str = "devops.stochastic.io/cleanup";
 /// The label naming a PolicyAuditResult's policy, for people (`kubectl get par -l`); left
 /// out for names longer than a label value may be (63).
@@ -55,22 +59,31 @@ pub fn evaluate_policy(policy: &DevOpsPolicy, pods: &[Pod], now: Timestamp) -> E
     evaluation
 }
 
-/// How long until `policy` is due for evaluation at `now`, when every evaluation holds for
-/// `every`; `None` when it is due now: never evaluated, its spec changed since (generation),
-/// the last evaluation is `every` old, or its time is ahead of `now`.
+/// When this replica last evaluated a policy, and which generation of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Evaluated {
+    pub generation: Option<i64>,
+    pub at: std::time::Instant,
+}
+
+/// How long until a policy at `generation`, last evaluated as `last` (by this replica, since
+/// it leads), is due at `now`, when an evaluation holds for `every`; `None` when it is due
+/// now: never evaluated, its spec changed since, or the last evaluation is `every` old.
 pub fn next_evaluation(
-    policy: &DevOpsPolicy,
-    now: Timestamp,
+    last: Option<&Evaluated>,
+    generation: Option<i64>,
+    now: std::time::Instant,
     every: std::time::Duration,
 ) -> Option<std::time::Duration> {
-    let status = policy.status.as_ref()?;
-    if status.observed_generation != policy.metadata.generation {
-        return None;
-    }
-    let last: Timestamp = status.last_evaluated.as_deref()?.parse().ok()?;
-    // A time ahead of ours (written by a replica whose clock runs fast) is not trusted.
-    let elapsed = std::time::Duration::try_from(now.duration_since(last)).ok()?;
-    every.checked_sub(elapsed).filter(|wait| !wait.is_zero())
+    let last = last.filter(|l| l.generation == generation)?;
+    every.checked_sub(now.saturating_duration_since(last.at)).filter(|wait| !wait.is_zero())
+}
+
+/// Whether writing `new` would change nothing but the time of the evaluation: then it is not
+/// written (an unchanged cluster sees no status writes).
+pub fn status_unchanged(old: Option<&DevOpsPolicyStatus>, new: &DevOpsPolicyStatus) -> bool {
+    let untimed = |s: &DevOpsPolicyStatus| DevOpsPolicyStatus { last_evaluated: None, ..s.clone() };
+    old.is_some_and(|old| untimed(old) == untimed(new))
 }
 
 /// The policy's status after `evaluation` at `now`.
@@ -81,19 +94,7 @@ pub fn policy_status(policy: &DevOpsPolicy, evaluation: &Evaluation, now: Timest
         summary.violations, summary.subjects, summary.classification, summary.score
     );
     let old = policy.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-    let since = old
-        .iter()
-        .find(|c| c.type_ == "Ready" && c.status == "True")
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or(Time(now));
-    let ready = Condition {
-        type_: "Ready".into(),
-        status: "True".into(),
-        reason: "Evaluated".into(),
-        message: message.clone(),
-        observed_generation: policy.metadata.generation,
-        last_transition_time: since,
-    };
+    let ready = condition(old, "Ready", true, "Evaluated", message.clone(), policy.metadata.generation, now);
     DevOpsPolicyStatus {
         health_score: Some(summary.score),
         classification: Some(summary.classification),
@@ -110,19 +111,13 @@ pub fn policy_status(policy: &DevOpsPolicy, evaluation: &Evaluation, now: Timest
 /// ready, and no score (a perfect score for pods nobody looked at would mislead).
 pub fn system_namespace_status(policy: &DevOpsPolicy, now: Timestamp) -> DevOpsPolicyStatus {
     let message = "the namespace is a system namespace, whose pods are not evaluated".to_string();
-    let condition = Condition {
-        type_: "Ready".into(),
-        status: "False".into(),
-        reason: "SystemNamespace".into(),
-        message: message.clone(),
-        observed_generation: policy.metadata.generation,
-        last_transition_time: Time(now),
-    };
+    let old = policy.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let not_ready = condition(old, "Ready", false, "SystemNamespace", message.clone(), policy.metadata.generation, now);
     DevOpsPolicyStatus {
         message: Some(message),
         last_evaluated: Some(now.to_string()),
         observed_generation: policy.metadata.generation,
-        conditions: vec![condition],
+        conditions: vec![not_ready],
         ..Default::default()
     }
 }
@@ -204,6 +199,7 @@ fn recorded_at(result: &PolicyAuditResult) -> (Timestamp, String) {
 mod tests {
     use super::*;
     use crate::api::{DevOpsPolicySpec, EnforcementMode};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::jiff::SignedDuration;
     use serde_json::json;
 
@@ -248,17 +244,35 @@ mod tests {
     #[test]
     fn a_policy_is_evaluated_again_when_due_or_changed() {
         let every = std::time::Duration::from_secs(60);
-        let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+        let now = std::time::Instant::now();
+        assert_eq!(next_evaluation(None, Some(2), now, every), None, "never evaluated");
+        let last = Evaluated { generation: Some(2), at: now };
+        let later = now + std::time::Duration::from_secs(20);
+        assert_eq!(next_evaluation(Some(&last), Some(2), later, every), Some(std::time::Duration::from_secs(40)));
+        assert_eq!(next_evaluation(Some(&last), Some(2), now + every, every), None, "due");
+        assert_eq!(next_evaluation(Some(&last), Some(3), later, every), None, "the spec changed");
+    }
+
+    #[test]
+    fn a_status_that_changes_only_its_time_is_not_written() {
+        let t0: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+        let t1 = t0 + SignedDuration::from_secs(60);
+        let evaluation = evaluate_policy(&policy(), &[pod("web", "nginx:latest")], t0);
         let mut evaluated = policy();
-        assert_eq!(next_evaluation(&evaluated, now, every), None, "never evaluated");
-        evaluated.status = Some(policy_status(&evaluated, &Evaluation::default(), now));
-        let later = now + SignedDuration::from_secs(20);
-        assert_eq!(next_evaluation(&evaluated, later, every), Some(std::time::Duration::from_secs(40)));
-        assert_eq!(next_evaluation(&evaluated, now + SignedDuration::from_secs(60), every), None, "due");
-        let skewed = now - SignedDuration::from_hours(2);
-        assert_eq!(next_evaluation(&evaluated, skewed, every), None, "evaluated in our future: not trusted");
+        assert!(!status_unchanged(None, &policy_status(&evaluated, &evaluation, t0)), "nothing written yet");
+        evaluated.status = Some(policy_status(&evaluated, &evaluation, t0));
+        let again = policy_status(&evaluated, &evaluation, t1);
+        assert!(status_unchanged(evaluated.status.as_ref(), &again), "only lastEvaluated moved");
+        let fixed = evaluate_policy(&policy(), &[pod("web", "nginx:1.27")], t1);
+        assert!(!status_unchanged(evaluated.status.as_ref(), &policy_status(&evaluated, &fixed, t1)));
         evaluated.metadata.generation = Some(3);
-        assert_eq!(next_evaluation(&evaluated, later, every), None, "the spec changed");
+        assert!(!status_unchanged(evaluated.status.as_ref(), &policy_status(&evaluated, &evaluation, t1)));
+        // In a system namespace too: the condition keeps its transition time.
+        let mut system = policy();
+        system.status = Some(system_namespace_status(&system, t0));
+        let later = system_namespace_status(&system, t1);
+        assert_eq!(later.conditions[0].last_transition_time, Time(t0));
+        assert!(status_unchanged(system.status.as_ref(), &later));
     }
 
     #[test]
