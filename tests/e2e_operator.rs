@@ -51,12 +51,20 @@ async fn the_operator_installs_heals_scales_and_removes_components() {
     let installs: Api<KubeDevopsInstall> = Api::all(client.clone());
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-devops");
     let started = Instant::now();
-    let installed = wait_until("the install to become Available", 90, || async {
+    wait_until("the install to become Available", 90, || async {
         let install = installs.get("default").await.ok()?;
-        (condition(&install, "Available").as_deref() == Some("True")).then_some(install)
+        (condition(&install, "Available").as_deref() == Some("True")).then_some(())
     })
     .await;
     eprintln!("Available after {:?}", started.elapsed());
+    // The edit of the evaluation interval may still be rolling out.
+    let installed = wait_until("the rollout to finish", 60, || async {
+        let install = installs.get("default").await.ok()?;
+        (condition(&install, "Progressing").as_deref() == Some("False")
+            && install.status.as_ref()?.observed_generation == install.metadata.generation)
+            .then_some(install)
+    })
+    .await;
     let status = installed.status.clone().unwrap();
     assert_eq!(status.version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
     assert_eq!(status.components.webhook.as_ref().map(|c| c.ready_replicas), Some(2));
@@ -188,4 +196,31 @@ async fn the_operator_installs_heals_scales_and_removes_components() {
     assert!(requests.iter().any(|r| r.user == operator && r.verb == "patch"), "the operator applied the objects");
     let refused = refused(&cluster, operator);
     assert!(refused.is_empty(), "its RBAC allows what it does: {refused:?}");
+
+    // Uninstalling: deleting the install removes the installation (garbage collection) and
+    // nothing is left Terminating; the sample's policy goes at once, with no operator to wait for.
+    installs.delete("default", &DeleteParams::default()).await.unwrap();
+    wait_until("the components to go", 60, || async {
+        let left = deployments.list(&Default::default()).await.ok()?.items;
+        left.iter().all(|d| d.metadata.name.as_deref() == Some("kube-devops-operator")).then_some(())
+    })
+    .await;
+    let policies: Api<kube_devops::api::DevOpsPolicy> = Api::namespaced(client.clone(), "default");
+    policies.delete("baseline", &DeleteParams::default()).await.unwrap();
+    wait_until("the sample policy to go", 10, || async {
+        policies.get_opt("baseline").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    wait_until("nothing left Terminating", 30, || async {
+        let out = cluster.kubectl(&[
+            "get",
+            "all",
+            "-n",
+            "kube-devops",
+            "-o",
+            "jsonpath={.items[*].metadata.deletionTimestamp}",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().is_empty().then_some(())
+    })
+    .await;
 }

@@ -166,11 +166,13 @@ pub fn status(
         let state = deployment.and_then(|d| d.status.as_ref());
         let ready = state.and_then(|s| s.ready_replicas).unwrap_or(0);
         let updated = state.and_then(|s| s.updated_replicas).unwrap_or(0);
+        // Pods of the old ReplicaSet still around (a rollout surges, then scales the old down).
+        let total = state.and_then(|s| s.replicas).unwrap_or(0);
         let observed = state.and_then(|s| s.observed_generation) >= deployment.and_then(|d| d.metadata.generation);
         if ready < desired {
             not_ready.push(format!("{} {ready}/{desired} ready", component.name()));
         }
-        if deployment.is_none() || !observed || updated < desired || ready < desired {
+        if deployment.is_none() || !observed || updated < desired || ready < desired || total > desired {
             rolling.push(component.name());
         }
         let slot = match component {
@@ -381,6 +383,12 @@ mod tests {
         kdi.status = Some(status);
         let status = super::status(&kdi, &ready, None, SERVED, later + SignedDuration::from_secs(60));
         assert_eq!(condition(&status, "Available").last_transition_time, Time(later), "unchanged: kept");
+        // A surge: the new pods are ready, an old one is still there.
+        let surging: Deployment = serde_json::from_value(json!({"metadata": {"name": "kube-devops-webhook", "generation": 1},
+            "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 2, "readyReplicas": 3}}))
+        .unwrap();
+        let status = super::status(&kdi, &[ready[0].clone(), surging], None, SERVED, later);
+        assert_eq!(condition(&status, "Progressing").message, "rolling out: webhook");
         // A missing Deployment is neither ready nor up to date.
         let status = super::status(&kdi, &ready[..1], None, SERVED, later);
         assert_eq!(condition(&status, "Available").message, "webhook 0/2 ready");
