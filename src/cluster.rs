@@ -30,6 +30,12 @@ pub async fn watch_client() -> anyhow::Result<Client> {
 async fn client_with(read_timeout: Option<Duration>) -> anyhow::Result<Client> {
     let mut config =
         Config::infer().await.map_err(|e| anyhow::anyhow!("no usable kubeconfig or in-cluster config: {e}"))?;
+    configure(&mut config, read_timeout);
+    Client::try_from(config).map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))
+}
+
+/// The settings every client of the components has: timeouts, and who is asking.
+pub fn configure(config: &mut Config, read_timeout: Option<Duration>) {
     config.connect_timeout = Some(Duration::from_secs(10));
     config.read_timeout = read_timeout;
     // The read timeout runs while a pooled connection idles too: a request sent on one that
@@ -40,7 +46,6 @@ async fn client_with(read_timeout: Option<Duration>) -> anyhow::Result<Client> {
     if let Ok(agent) = http::HeaderValue::from_str(&user_agent()) {
         config.headers.push((http::header::USER_AGENT, agent));
     }
-    Client::try_from(config).map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))
 }
 
 /// `kube-devops/VERSION (POD_NAME)`: the pod name from the downward API, else the host name.

@@ -27,13 +27,47 @@ impl Events {
         let event = Event {
             type_: if warning { EventType::Warning } else { EventType::Normal },
             reason: reason.into(),
-            // The API server refuses notes over 1 kB.
-            note: Some(note.chars().take(1000).collect()),
+            note: Some(fit_note(note)),
             action: action.into(),
             secondary: None,
         };
         if let Err(e) = self.0.publish(&event, &object.object_ref(&())).await {
             eprintln!("cannot record the Event {reason}: {e}");
         }
+    }
+}
+
+/// The API server refuses Event notes over 1,024 bytes: a longer note is cut at the last
+/// character boundary that fits, with an ellipsis.
+pub fn fit_note(note: String) -> String {
+    const MAX: usize = 1024;
+    if note.len() <= MAX {
+        return note;
+    }
+    let ellipsis = "…";
+    let mut end = MAX - ellipsis.len();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ellipsis}", &note[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_notes_are_cut_to_1024_bytes_on_a_character_boundary() {
+        assert_eq!(fit_note("short".into()), "short");
+        let exact = "a".repeat(1024);
+        assert_eq!(fit_note(exact.clone()), exact);
+        // Three-byte characters: 1,000 of them are 3,000 bytes.
+        let wide = "€".repeat(1000);
+        let cut = fit_note(wide);
+        assert!(cut.len() <= 1024, "{} bytes", cut.len());
+        assert!(cut.ends_with('…') && cut.trim_end_matches('…').chars().all(|c| c == '€'));
+        let mixed = format!("{}é{}", "a".repeat(1020), "b".repeat(100));
+        let cut = fit_note(mixed);
+        assert!(cut.len() <= 1024 && cut.starts_with(&"a".repeat(1020)), "{}", cut.len());
     }
 }

@@ -7,7 +7,12 @@ use crate::admission::Decision;
 use crate::metrics_catalog::{self, Metric, MetricKind};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{AsyncInstrument, Counter, Histogram, Meter, MeterProvider as _};
-use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::metrics::{Instrument, SdkMeterProvider, Stream};
+
+/// Series each instrument may export. OpenTelemetry's default (2,000) would fold a big
+/// cluster's series into one `otel_metric_overflow` series: 10,000 namespaces each with a
+/// score, 5,000 policies with four severities each, denials by namespace and check.
+pub const CARDINALITY_LIMIT: usize = 100_000;
 
 /// Bucket bounds (seconds) for request latencies: 0.5 ms to 5 s.
 pub const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -29,7 +34,10 @@ impl Metrics {
             .scope_info_enabled(false)
             .without_target_info()
             .build()?;
-        let provider = SdkMeterProvider::builder().with_reader(exporter).build();
+        let provider = SdkMeterProvider::builder()
+            .with_reader(exporter)
+            .with_view(|_: &Instrument| Stream::builder().with_cardinality_limit(CARDINALITY_LIMIT).build().ok())
+            .build();
         Ok(Metrics { registry, provider })
     }
 
@@ -137,6 +145,21 @@ mod tests {
         let help = metrics_catalog::find("webhook_denials_total").unwrap().help;
         assert!(text.contains(&format!("# HELP webhook_denials_total {help}")), "{text}");
         assert!(!text.contains("otel_scope") && !text.contains("target_info"), "{text}");
+    }
+
+    #[test]
+    fn a_large_cluster_exports_every_series() {
+        let metrics = Metrics::new().unwrap();
+        let namespaces = 10_000;
+        gauge(&metrics.meter(), "namespace_health_score", move |o| {
+            for n in 0..namespaces {
+                o.observe(90, &[KeyValue::new("namespace", format!("ns-{n}"))]);
+            }
+        });
+        let text = metrics.render();
+        let series = text.lines().filter(|l| l.starts_with("namespace_health_score{")).count();
+        assert_eq!(series, namespaces);
+        assert!(!text.contains("overflow"), "no series folded into an overflow series");
     }
 
     #[test]

@@ -188,3 +188,23 @@ async fn analyze_without_permission_to_list_pods_fails_with_the_403() {
     assert!(err.contains("cannot list pods from the cluster"), "{err}");
     assert!(err.contains("forbidden") || err.contains("Forbidden"), "{err}");
 }
+
+/// A client's read timeout counts from the request, not from when its pooled connection went
+/// idle: a request sent on a connection idle for most of the timeout still gets the whole
+/// timeout for its answer.
+#[tokio::test]
+async fn an_idle_pooled_connection_does_not_eat_the_read_timeout() {
+    let cluster = testkit::harness::TestCluster::stand_in();
+    let text = std::fs::read_to_string(cluster.kubeconfig()).unwrap();
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&text).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    kube_devops::cluster::configure(&mut config, Some(std::time::Duration::from_millis(1000)));
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(kube::Client::try_from(config).unwrap());
+    namespaces.get("default").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    // Answered in 600 ms: well within the timeout, but past it counted from the idle start.
+    let slow = testkit::observe::Fault::latency(Some("get"), Some("namespaces"), std::time::Duration::from_millis(600));
+    cluster.inject(slow);
+    namespaces.get("default").await.expect("the whole timeout for the answer");
+}

@@ -384,9 +384,10 @@ mod tests {
         let status = super::status(&kdi, &ready, None, SERVED, later + SignedDuration::from_secs(60));
         assert_eq!(condition(&status, "Available").last_transition_time, Time(later), "unchanged: kept");
         // A surge: the new pods are ready, an old one is still there.
-        let surging: Deployment = serde_json::from_value(json!({"metadata": {"name": "kube-devops-webhook", "generation": 1},
+        let surging: Deployment =
+            serde_json::from_value(json!({"metadata": {"name": "kube-devops-webhook", "generation": 1},
             "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 2, "readyReplicas": 3}}))
-        .unwrap();
+            .unwrap();
         let status = super::status(&kdi, &[ready[0].clone(), surging], None, SERVED, later);
         assert_eq!(condition(&status, "Progressing").message, "rolling out: webhook");
         // A missing Deployment is neither ready nor up to date.
