@@ -8,6 +8,7 @@ pub mod harness;
 pub mod kubelet;
 pub mod observe;
 pub mod patch;
+pub mod podsecurity;
 pub mod rbac;
 pub mod registry;
 pub mod selectors;

@@ -28,6 +28,8 @@ pub struct ResourceType {
     pub schema: Schema,
     /// `additionalPrinterColumns` of a CRD version.
     pub printer_columns: Vec<Value>,
+    /// The CRD is being deleted: its objects are still served, but no new one is created.
+    pub terminating: bool,
 }
 
 impl ResourceType {
@@ -164,6 +166,7 @@ impl Registry {
                 has_status: b.has_status,
                 schema: Schema::Builtin,
                 printer_columns: vec![],
+                terminating: false,
             })
             .collect();
         for crd in crds {
@@ -222,6 +225,7 @@ pub fn crd_types(crd: &Value) -> Vec<ResourceType> {
             has_status: version["subresources"]["status"].is_object(),
             schema: Schema::Crd(version["schema"]["openAPIV3Schema"].clone()),
             printer_columns: version["additionalPrinterColumns"].as_array().cloned().unwrap_or_default(),
+            terminating: !crd["metadata"]["deletionTimestamp"].is_null(),
         });
     }
     out

@@ -7,7 +7,7 @@ use crate::registry::GroupResource;
 use crate::server::State;
 use base64::Engine;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ pub(super) fn start_pod(state: &Arc<State>, root: &Path, pod: &Value, ip: &str, 
         .into_iter()
         .flatten()
         .any(|c| rule_for(rules, c["image"].as_str().unwrap_or_default()).is_some());
-    let volumes = if needs_process { materialise_volumes(state, pod, &dir) } else { BTreeMap::new() };
+    let volumes = if needs_process { materialise_volumes(state, pod, &dir, Write::Now) } else { BTreeMap::new() };
     let kubeconfig = needs_process.then(|| {
         let sa = pod["spec"]["serviceAccountName"].as_str().unwrap_or("default");
         let token = state.issue_token(UserInfo::service_account(&ns, sa));
@@ -67,6 +67,7 @@ pub(super) fn start_pod(state: &Arc<State>, root: &Path, pod: &Value, ip: &str, 
     PodRuntime {
         dir,
         volumes_refreshed: Instant::now(),
+        volume_changes: HashMap::new(),
         ip: ip.to_string(),
         processes,
         terminating_since: None,
@@ -74,8 +75,20 @@ pub(super) fn start_pod(state: &Arc<State>, root: &Path, pod: &Value, ip: &str, 
     }
 }
 
+/// When a file of a Secret or ConfigMap volume is written: at once when the pod starts; on a
+/// refresh, once its new content has been in the API server for the refresh delay.
+pub(super) enum Write<'a> {
+    Now,
+    Delayed { delay: Duration, seen: &'a mut HashMap<PathBuf, (Vec<u8>, Instant)> },
+}
+
 /// Writes Secret and ConfigMap volumes as files; returns volume name -> folder.
-pub(super) fn materialise_volumes(state: &Arc<State>, pod: &Value, dir: &Path) -> BTreeMap<String, PathBuf> {
+pub(super) fn materialise_volumes(
+    state: &Arc<State>,
+    pod: &Value,
+    dir: &Path,
+    mut write: Write<'_>,
+) -> BTreeMap<String, PathBuf> {
     let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
     let cluster = state.cluster.lock().unwrap();
     let mut out = BTreeMap::new();
@@ -117,11 +130,29 @@ pub(super) fn materialise_volumes(state: &Arc<State>, pod: &Value, dir: &Path) -
             // Only changed files are rewritten (atomically), as the kubelet updates a mounted
             // Secret or ConfigMap in place when it changes.
             let path = vdir.join(&key);
-            if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
-                let tmp = vdir.join(format!(".{key}.tmp"));
-                if std::fs::write(&tmp, &bytes).is_ok() {
-                    let _ = std::fs::rename(&tmp, &path);
+            if std::fs::read(&path).ok().as_deref() == Some(bytes.as_slice()) {
+                if let Write::Delayed { seen, .. } = &mut write {
+                    seen.remove(&path);
                 }
+                continue;
+            }
+            if let Write::Delayed { delay, seen } = &mut write {
+                // A real kubelet sees a change after its sync period and Secret cache TTL (up to
+                // a minute or two): here, exactly `delay` after the content was first seen.
+                match seen.get(&path) {
+                    Some((pending, since)) if *pending == bytes && since.elapsed() >= *delay => {
+                        seen.remove(&path);
+                    }
+                    Some((pending, _)) if *pending == bytes => continue,
+                    _ => {
+                        seen.insert(path.clone(), (bytes, Instant::now()));
+                        continue;
+                    }
+                }
+            }
+            let tmp = vdir.join(format!(".{key}.tmp"));
+            if std::fs::write(&tmp, &bytes).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
             }
         }
         out.insert(vname.to_string(), vdir);

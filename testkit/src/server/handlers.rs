@@ -80,7 +80,8 @@ fn json_response(code: u16, body: &Value, warnings: &[String]) -> HttpResponse {
     let mut r = HttpResponse::build(StatusCode::from_u16(code).unwrap());
     r.content_type("application/json");
     for w in warnings {
-        r.append_header(("Warning", format!("299 - \"{}\"", w.replace('"', "'"))));
+        // A quoted-string, backslash-escaped as the real server's Warning headers are.
+        r.append_header(("Warning", format!("299 - \"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""))));
     }
     r.body(body.to_string())
 }
@@ -224,12 +225,15 @@ fn list(state: &State, rt: &ResourceType, p: &ResourcePath, query: &HashMap<Stri
         items.push(o);
     }
     let rv = cluster.store.resource_version().to_string();
-    if table {
-        return Ok((200, table::table(rt, &items, &rv), vec![]));
-    }
     let mut metadata = json!({"resourceVersion": rv});
     if more && let Some(last) = items.last() {
         metadata["continue"] = Value::String(encode_continue(&crate::store::key_of(last)));
+    }
+    if table {
+        // kubectl pages through tables too (`limit=500`): the token must be in the table.
+        let mut table = table::table(rt, &items, &rv);
+        table["metadata"] = metadata;
+        return Ok((200, table, vec![]));
     }
     Ok((
         200,

@@ -26,6 +26,8 @@ pub struct State {
     pub watch_epoch: tokio::sync::watch::Sender<u64>,
     /// Images run as real processes by the kubelet.
     pub images: Mutex<Vec<crate::kubelet::ImageRule>>,
+    /// How long a changed Secret or ConfigMap takes to reach the files of running pods.
+    pub volume_refresh_delay: Mutex<std::time::Duration>,
     pub address: String,
     pub ca_pem: String,
     pub admin_token: String,
@@ -112,6 +114,7 @@ pub fn start(port: u16, kubeconfig: Option<&Path>) -> anyhow::Result<RunningServ
         faults: Mutex::new(Vec::new()),
         watch_epoch: epoch_tx,
         images: Mutex::new(Vec::new()),
+        volume_refresh_delay: Mutex::new(crate::kubelet::TEST_VOLUME_REFRESH_DELAY),
         address,
         ca_pem: ca.cert_pem.clone(),
         admin_token: admin_token.clone(),

@@ -2,6 +2,8 @@
 //! generation, status subresources, finalizers, namespaces and CRDs. Writes are prepared,
 //! (admitted by webhooks outside the lock,) then committed with an optimistic check.
 
+mod delete;
+
 use crate::registry::{GroupResource, Registry, ResourceType};
 use crate::status::ApiError;
 use crate::store::Store;
@@ -84,6 +86,8 @@ pub struct Cluster {
     /// every request is authorised, so they are decoded again only after an RBAC change.
     pub(crate) rbac_cache:
         std::sync::Mutex<Option<(crate::authz::Fingerprint, std::sync::Arc<crate::rbac::RbacSnapshot>)>>,
+    /// Audit annotations of admitted requests (Pod Security `audit` violations), newest last.
+    pub audit: Vec<crate::podsecurity::AuditAnnotation>,
 }
 
 impl Default for Cluster {
@@ -103,6 +107,7 @@ impl Cluster {
             registry: Registry::new(&[]),
             name_counter: 0,
             rbac_cache: Default::default(),
+            audit: Vec::new(),
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             cluster.bootstrap_namespace(ns);
@@ -183,6 +188,13 @@ impl Cluster {
         if self.store.get(&rt.key(), if rt.namespaced { namespace } else { "" }, &name).is_some() {
             return Err(ApiError::already_exists(&qualified(rt), &name));
         }
+        if rt.terminating {
+            return Err(ApiError::new(
+                405,
+                "MethodNotAllowed",
+                "create not allowed while custom resource definition is terminating",
+            ));
+        }
         for field in [
             "resourceVersion",
             "uid",
@@ -226,7 +238,7 @@ impl Cluster {
         if let Some(manager) = &opts.field_manager {
             crate::patch::record_manager(None, &mut new, manager, rt, None, &now_rfc3339());
         }
-        Ok(PendingWrite {
+        self.pod_security(PendingWrite {
             rt: rt.clone(),
             operation: Operation::Create,
             subresource: None,
@@ -235,6 +247,23 @@ impl Cluster {
             warnings,
             dry_run: opts.dry_run,
         })
+    }
+
+    /// Pod Security admission of a validated write: refused, or passed on with its warnings
+    /// (and its audit annotations recorded).
+    fn pod_security(&mut self, mut pending: PendingWrite) -> Result<PendingWrite, ApiError> {
+        if !pending.rt.namespaced {
+            return Ok(pending);
+        }
+        let namespace = pending.new["metadata"]["namespace"].as_str().unwrap_or_default();
+        let ns = GroupResource { group: String::new(), resource: "namespaces".into() };
+        let labels = self.store.get(&ns, "", namespace).map(|n| n["metadata"]["labels"].clone()).unwrap_or_default();
+        let verdict = crate::podsecurity::admit(&pending, &labels)?;
+        pending.warnings.extend(verdict.warnings);
+        self.audit.extend(verdict.audit);
+        let excess = self.audit.len().saturating_sub(1000);
+        self.audit.drain(..excess);
+        Ok(pending)
     }
 
     /// A full replacement (PUT), of the object or of its status.
@@ -356,7 +385,7 @@ impl Cluster {
         {
             new["metadata"]["managedFields"] = mf.clone();
         }
-        Ok(PendingWrite {
+        self.pod_security(PendingWrite {
             rt: rt.clone(),
             operation: Operation::Update,
             subresource: subresource.map(String::from),
@@ -390,6 +419,7 @@ impl Cluster {
             }
             let applied =
                 crate::patch::server_side_apply(live, &config, &manager, opts.force, rt, subresource, &now_rfc3339())?;
+            validation::check_applied_fields(rt, &config, &applied)?;
             return match existing {
                 Ok(old) => {
                     let mut opts = opts.clone();
@@ -500,111 +530,6 @@ impl Cluster {
             self.create_default_service_account(&name);
         }
         Ok(with_api_version(&stored, rt))
-    }
-
-    /// Starts or finishes deletion. Returns the object as it is after the call.
-    pub fn delete(
-        &mut self,
-        rt: &ResourceType,
-        namespace: &str,
-        name: &str,
-        opts: &DeleteOptions,
-    ) -> Result<Value, ApiError> {
-        let old = self.get(rt, namespace, name)?;
-        if let Some(uid) = &opts.precondition_uid
-            && old["metadata"]["uid"].as_str() != Some(uid)
-        {
-            return Err(ApiError::conflict(
-                &qualified(rt),
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    old["metadata"]["uid"].as_str().unwrap_or_default()
-                ),
-            ));
-        }
-        if let Some(rv) = &opts.precondition_rv
-            && old["metadata"]["resourceVersion"].as_str() != Some(rv)
-        {
-            return Err(ApiError::conflict(
-                &qualified(rt),
-                name,
-                "the object has been modified; please apply your changes to the latest version and try again",
-            ));
-        }
-        if opts.dry_run {
-            return Ok(old);
-        }
-        let ns = if rt.namespaced { namespace } else { "" };
-        let mut finalizers: Vec<Value> = old["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
-        match opts.propagation.as_deref() {
-            Some("Foreground") => finalizers.push(json!("foregroundDeletion")),
-            Some("Orphan") => finalizers.push(json!("orphan")),
-            _ => {}
-        }
-        finalizers.dedup();
-        let graceful_pod = rt.resource == "pods"
-            && !old["spec"]["nodeName"].is_null()
-            && opts.grace_period_seconds.unwrap_or(1) > 0
-            && old["status"]["phase"] != "Succeeded"
-            && old["status"]["phase"] != "Failed";
-        let is_namespace = rt.resource == "namespaces";
-        if finalizers.is_empty() && !graceful_pod && !is_namespace {
-            let removed = self.store.remove(&rt.key(), ns, name).expect("exists");
-            self.after_delete(rt, &removed);
-            return Ok(with_api_version(&removed, rt));
-        }
-        if !old["metadata"]["deletionTimestamp"].is_null() {
-            // Already being deleted: a second delete changes nothing (a grace period of 0 for a
-            // pod finishes it now).
-            if rt.resource == "pods" && opts.grace_period_seconds == Some(0) && finalizers.is_empty() {
-                let removed = self.store.remove(&rt.key(), ns, name).expect("exists");
-                return Ok(with_api_version(&removed, rt));
-            }
-            return Ok(old);
-        }
-        let mut new = old.clone();
-        new["metadata"]["deletionTimestamp"] = Value::String(now_rfc3339());
-        if graceful_pod {
-            let grace =
-                opts.grace_period_seconds.or(old["spec"]["terminationGracePeriodSeconds"].as_i64()).unwrap_or(30);
-            new["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
-        } else {
-            new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-        }
-        if !finalizers.is_empty() {
-            new["metadata"]["finalizers"] = Value::Array(finalizers);
-        }
-        if is_namespace {
-            new["status"]["phase"] = json!("Terminating");
-        }
-        if rt.is_crd() || new["metadata"]["generation"].is_i64() {
-            let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
-            new["metadata"]["generation"] = json!(generation + 1);
-        }
-        let stored = self.store.put(&rt.key(), new);
-        Ok(with_api_version(&stored, rt))
-    }
-
-    /// Removes an object outright (controllers finishing a deletion).
-    pub fn remove(&mut self, rt: &ResourceType, namespace: &str, name: &str) -> Option<Value> {
-        let removed = self.store.remove(&rt.key(), namespace, name)?;
-        self.after_delete(rt, &removed);
-        Some(removed)
-    }
-
-    fn after_delete(&mut self, rt: &ResourceType, removed: &Value) {
-        if rt.resource == "customresourcedefinitions" {
-            // The custom resources of a deleted CRD go with it.
-            let group = removed["spec"]["group"].as_str().unwrap_or_default().to_string();
-            let resource = removed["spec"]["names"]["plural"].as_str().unwrap_or_default().to_string();
-            let gr = GroupResource { group, resource };
-            let keys: Vec<(String, String)> = self.store.list(&gr, None).map(crate::store::key_of).collect();
-            for (ns, name) in keys {
-                self.store.remove(&gr, &ns, &name);
-            }
-            self.crd_changed();
-        }
     }
 
     /// Every namespace gets a ServiceAccount `default`, as the real token controller ensures.
