@@ -212,10 +212,13 @@ fn match_conditions(hook: &Value, request: &Value) -> Result<bool, ApiError> {
 
 fn admission_request(pending: &PendingWrite, user: &UserInfo) -> Value {
     let rt = &pending.rt;
+    // The objects as the request's API version serves them.
+    let served = |o: &Value| crate::conversion::from_storage(rt, o);
+    let old = pending.old.as_ref().map(served).unwrap_or(Value::Null);
     let (object, old) = match pending.operation {
-        Operation::Create => (pending.new.clone(), Value::Null),
-        Operation::Update => (pending.new.clone(), pending.old.clone().unwrap_or(Value::Null)),
-        Operation::Delete => (Value::Null, pending.old.clone().unwrap_or(Value::Null)),
+        Operation::Create => (served(&pending.new), Value::Null),
+        Operation::Update => (served(&pending.new), old),
+        Operation::Delete => (Value::Null, old),
     };
     let options_kind = match pending.operation {
         Operation::Create => "CreateOptions",

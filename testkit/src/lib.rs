@@ -4,6 +4,7 @@ pub mod admission;
 pub mod authz;
 pub mod cluster;
 pub mod controllers;
+pub mod conversion;
 pub mod harness;
 pub mod kubelet;
 pub mod observe;

@@ -207,7 +207,8 @@ impl Cluster {
                 m.remove(field);
             }
         }
-        let (mut new, warnings) = validation::admit(rt, object, opts.field_validation)?;
+        let (new, warnings) = validation::admit(rt, object, opts.field_validation)?;
+        let mut new = crate::conversion::to_storage(rt, new);
         let uid = self.store.next_uid();
         let m = &mut new["metadata"];
         m["uid"] = Value::String(uid);
@@ -331,10 +332,11 @@ impl Cluster {
                 }
                 new
             }
-            Some(other) => {
+            Some(other) if other != "scale" => {
                 return Err(ApiError::new(404, "NotFound", format!("subresource {other} not supported for update")));
             }
-            None => {
+            // `scale` writes come here as the whole object with its replicas changed.
+            _ => {
                 if rt.has_status {
                     match old.get("status") {
                         Some(s) => candidate["status"] = s.clone(),
@@ -389,11 +391,22 @@ impl Cluster {
             rt: rt.clone(),
             operation: Operation::Update,
             subresource: subresource.map(String::from),
-            old: Some(old),
-            new,
+            old: Some(crate::conversion::to_storage(rt, old)),
+            new: crate::conversion::to_storage(rt, new),
             warnings,
             dry_run: opts.dry_run,
         })
+    }
+
+    /// A write through the `scale` subresource: `new` is `old` with its replicas changed.
+    pub fn prepare_scale(
+        &mut self,
+        rt: &ResourceType,
+        old: Value,
+        new: Value,
+        opts: &WriteOptions,
+    ) -> Result<PendingWrite, ApiError> {
+        self.prepare_replacement(rt, old, new, Some("scale"), opts)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -578,10 +591,9 @@ pub fn qualified(rt: &ResourceType) -> String {
     if rt.group.is_empty() { rt.resource.clone() } else { format!("{}.{}", rt.resource, rt.group) }
 }
 
+/// A stored object as `rt` serves it.
 fn with_api_version(object: &Value, rt: &ResourceType) -> Value {
-    let mut o = object.clone();
-    o["apiVersion"] = Value::String(rt.api_version());
-    o
+    crate::conversion::from_storage(rt, object)
 }
 
 /// Whether anything but metadata and status changed (what bumps metadata.generation).

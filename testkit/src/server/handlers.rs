@@ -167,6 +167,16 @@ async fn serve(
         return error_response(&ApiError::new(404, "NotFound", "the server could not find the requested resource"));
     }
     let table = req.headers().get("accept").and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("as=Table"));
+    if p.subresource == "scale" {
+        let content_type = req.headers().get("content-type").and_then(|c| c.to_str().ok()).unwrap_or_default();
+        let patch_type = PatchType::from_content_type(content_type).filter(|_| verb == "patch");
+        let mut opts = write_options(query);
+        opts.field_manager.get_or_insert_with(|| user_agent_manager(req));
+        return match super::scale::serve(state, &rt, &p, verb, body, patch_type, &opts, user).await {
+            Ok(scale) => json_response(200, &scale, &[]),
+            Err(e) => error_response(&e),
+        };
+    }
     let result = match verb {
         "get" => get(state, &rt, &p, table),
         "list" => list(state, &rt, &p, query, table),
@@ -213,16 +223,16 @@ fn list(state: &State, rt: &ResourceType, p: &ResourcePath, query: &HashMap<Stri
         if after.as_ref().is_some_and(|a| &key <= a) {
             continue;
         }
-        if !labels.matches(&object["metadata"]["labels"]) || !fields.matches(object) {
+        // Selectors see the object as this API version serves it.
+        let served = crate::conversion::served_view(rt, object);
+        if !labels.matches(&served["metadata"]["labels"]) || !fields.matches(&served) {
             continue;
         }
         if items.len() == limit {
             more = true;
             break;
         }
-        let mut o = object.clone();
-        o["apiVersion"] = Value::String(rt.api_version());
-        items.push(o);
+        items.push(crate::conversion::from_storage(rt, object));
     }
     let rv = cluster.store.resource_version().to_string();
     let mut metadata = json!({"resourceVersion": rv});
@@ -304,9 +314,7 @@ async fn write(
     let object = decode_body(body, patch_type == Some(PatchType::Apply))?;
     let mut opts = write_options(query);
     if opts.field_manager.is_none() && patch_type != Some(PatchType::Apply) {
-        // The real server names unnamed writers after their user agent.
-        let agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("unknown");
-        opts.field_manager = Some(agent.split('/').next().unwrap_or(agent).to_string());
+        opts.field_manager = Some(user_agent_manager(req));
     }
     let sub = (!p.subresource.is_empty()).then_some(p.subresource.as_str());
     let mut attempts = 0;
@@ -340,6 +348,12 @@ async fn write(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The real server names unnamed writers after their user agent.
+fn user_agent_manager(req: &HttpRequest) -> String {
+    let agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("unknown");
+    agent.split('/').next().unwrap_or(agent).to_string()
 }
 
 fn delete_options(body: &[u8], query: &HashMap<String, String>) -> DeleteOptions {
@@ -412,7 +426,10 @@ async fn delete_collection(
     let keys: Vec<(String, String)> = cluster
         .store
         .list(&rt.key(), ns)
-        .filter(|o| labels.matches(&o["metadata"]["labels"]) && fields.matches(o))
+        .filter(|o| {
+            let served = crate::conversion::served_view(rt, o);
+            labels.matches(&served["metadata"]["labels"]) && fields.matches(&served)
+        })
         .map(crate::store::key_of)
         .collect();
     let mut items = Vec::new();

@@ -2,6 +2,7 @@
 
 mod discovery;
 pub(crate) mod handlers;
+mod scale;
 mod table;
 mod watch;
 
