@@ -269,6 +269,11 @@ pub(super) fn spawn(
             // Own process group (signalled as a whole), and killed if the test process dies.
             libc::setpgid(0, 0);
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // The `testkit` binary blocks SIGINT and SIGTERM in its threads (it takes them with
+            // sigwait); a container must get them.
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
             Ok(())
         });
     }
