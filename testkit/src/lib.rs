@@ -10,6 +10,7 @@ pub mod kubelet;
 pub mod observe;
 pub mod patch;
 pub mod podsecurity;
+pub mod protobuf;
 pub mod rbac;
 pub mod registry;
 pub mod selectors;

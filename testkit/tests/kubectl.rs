@@ -94,3 +94,38 @@ async fn kubectl_scale_changes_the_replicas_through_the_scale_subresource() {
     let scale: serde_json::Value = serde_json::from_str(&scale).unwrap();
     assert_eq!((scale["spec"]["replicas"].as_i64(), scale["status"]["selector"].as_str()), (Some(3), Some("app=web")));
 }
+
+#[tokio::test]
+async fn kubectl_create_generators_work_though_they_send_protobuf() {
+    let cluster = TestCluster::stand_in();
+    let creates: &[&[&str]] = &[
+        &["create", "namespace", "shop"],
+        &["create", "configmap", "settings", "-n", "shop", "--from-literal=mode=fast"],
+        &["create", "secret", "generic", "creds", "-n", "shop", "--from-literal=password=hunter2"],
+        &["create", "serviceaccount", "robot", "-n", "shop"],
+        &["create", "deployment", "web", "-n", "shop", "--image=nginx:1.27", "--replicas=2", "--port=80"],
+        &["create", "service", "clusterip", "web", "-n", "shop", "--tcp=80:8080"],
+        &["create", "job", "once", "-n", "shop", "--image=busybox", "--", "echo", "hi"],
+        &["create", "cronjob", "nightly", "-n", "shop", "--image=busybox", "--schedule=0 3 * * *"],
+        &["create", "role", "reader", "-n", "shop", "--verb=get,list", "--resource=pods"],
+        &["create", "rolebinding", "robot-reads", "-n", "shop", "--role=reader", "--serviceaccount=shop:robot"],
+        &["create", "clusterrole", "ns-reader", "--verb=get", "--resource=namespaces"],
+        &["create", "clusterrolebinding", "robot-ns", "--clusterrole=ns-reader", "--serviceaccount=shop:robot"],
+        &["create", "poddisruptionbudget", "web", "-n", "shop", "--selector=app=web", "--min-available=1"],
+    ];
+    for args in creates {
+        let out = cluster.kubectl(args);
+        assert!(out.status.success(), "kubectl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+    let get = |args: &[&str]| stdout(&cluster.kubectl(args));
+    assert_eq!(get(&["get", "configmap", "settings", "-n", "shop", "-o", "jsonpath={.data.mode}"]), "fast");
+    assert_eq!(get(&["get", "secret", "creds", "-n", "shop", "-o", "jsonpath={.data.password}"]), "aHVudGVyMg==");
+    assert_eq!(get(&["get", "service", "web", "-n", "shop", "-o", "jsonpath={.spec.ports[0].targetPort}"]), "8080");
+    assert_eq!(get(&["get", "cronjob", "nightly", "-n", "shop", "-o", "jsonpath={.spec.schedule}"]), "0 3 * * *");
+    assert_eq!(
+        get(&["get", "rolebinding", "robot-reads", "-n", "shop", "-o", "jsonpath={.subjects[0].name}"]),
+        "robot"
+    );
+    let out = get(&["rollout", "status", "deployment/web", "-n", "shop", "--timeout=30s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+}

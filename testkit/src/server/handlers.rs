@@ -267,14 +267,10 @@ fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
     Ok((ns.to_string(), name.to_string()))
 }
 
-/// Decodes a request body: JSON, or YAML for apply patches.
+/// Decodes a request body: JSON, protobuf (kubectl's generators), or YAML for apply patches.
 fn decode_body(body: &[u8], yaml: bool) -> Result<Value, ApiError> {
-    if body.starts_with(b"k8s\0") {
-        return Err(ApiError::new(
-            415,
-            "UnsupportedMediaType",
-            "the testkit API server does not decode protobuf bodies: send JSON (e.g. kubectl apply -f, or kubectl create -f)",
-        ));
+    if body.starts_with(crate::protobuf::MAGIC) {
+        return crate::protobuf::decode(body);
     }
     if yaml {
         let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("body is not UTF-8"))?;
