@@ -64,3 +64,32 @@ async fn a_status_apply_with_a_field_the_crd_lacks_is_refused_not_pruned() {
     assert_eq!(merged.data["status"]["observedGeneration"], 1);
     assert!(merged.data["status"].get("rolloutPhase").is_none());
 }
+
+#[tokio::test]
+async fn kubectl_apply_server_side_takes_over_from_a_client_side_apply() {
+    let cluster = TestCluster::stand_in();
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: 'nginx:1.27'}]}\n";
+    let apply = |args: &[&str], yaml: &str| cluster.kubectl_as(cluster.kubeconfig(), args, Some(yaml));
+    let out = apply(&["apply", "-f", "-"], deployment);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // kubectl migrates the client-side owner's fields to itself, then applies again.
+    let out = apply(&["apply", "--server-side", "-f", "-"], deployment);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.is_empty(), "{stderr}");
+    let out = cluster.kubectl(&["get", "deployment", "web", "-o", "json", "--show-managed-fields"]);
+    let object: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(object["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.27");
+    let managers: Vec<&str> =
+        object["metadata"]["managedFields"].as_array().unwrap().iter().filter_map(|m| m["manager"].as_str()).collect();
+    assert!(managers.contains(&"kubectl") && !managers.contains(&"kubectl-client-side-apply"), "{managers:?}");
+    // From now on the server-side apply owns the fields: a new image rolls out.
+    let out = apply(&["apply", "--server-side", "-f", "-"], &deployment.replace("nginx:1.27", "nginx:1.28"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let image =
+        cluster.kubectl(&["get", "deployment", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]);
+    assert_eq!(String::from_utf8_lossy(&image.stdout), "nginx:1.28");
+}
