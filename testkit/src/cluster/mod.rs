@@ -207,7 +207,7 @@ impl Cluster {
                 m.remove(field);
             }
         }
-        let (new, warnings) = validation::admit(rt, object, opts.field_validation)?;
+        let (new, warnings) = validation::admit(rt, object, None, opts.field_validation)?;
         let mut new = crate::conversion::to_storage(rt, new);
         let uid = self.store.next_uid();
         let m = &mut new["metadata"];
@@ -369,7 +369,7 @@ impl Cluster {
                 }
             }
         }
-        let (mut new, warnings) = validation::admit(rt, new, opts.field_validation)?;
+        let (mut new, warnings) = validation::admit(rt, new, Some(&old), opts.field_validation)?;
         if rt.resource == "namespaces" {
             new["spec"] = old["spec"].clone();
             if subresource.is_none() {

@@ -28,8 +28,14 @@ impl FieldValidation {
     }
 }
 
-/// Validates and normalises `object` for storage. Returns the object to store and warnings.
-pub fn admit(rt: &ResourceType, object: Value, mode: FieldValidation) -> Result<(Value, Vec<String>), ApiError> {
+/// Validates and normalises `object` for storage (`old`: the stored object an update replaces).
+/// Returns the object to store and warnings.
+pub fn admit(
+    rt: &ResourceType,
+    object: Value,
+    old: Option<&Value>,
+    mode: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError> {
     let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
     validate_name(&rt.kind, &name, rt.resource == "namespaces" || !rt.namespaced && rt.group.is_empty())?;
     let (object, unknown) = match &rt.schema {
@@ -49,7 +55,7 @@ pub fn admit(rt: &ResourceType, object: Value, mode: FieldValidation) -> Result<
     }
     match &rt.schema {
         Schema::Builtin => builtin::validate(&rt.kind, &name, &object)?,
-        Schema::Crd(schema) => crd::validate(&rt.kind, &name, schema, &object)?,
+        Schema::Crd(schema) => crd::validate(&rt.kind, &name, schema, &object, old)?,
     }
     Ok((object, warnings))
 }
