@@ -76,6 +76,7 @@ pub fn subresources(rt: &ResourceType) -> Vec<&'static str> {
     }
     if rt.group.is_empty() && rt.resource == "pods" {
         subs.push("eviction");
+        subs.push("log");
     }
     if rt.scale.is_some() {
         subs.push("scale");

@@ -304,4 +304,7 @@ async fn a_changed_secret_reaches_the_pods_files_after_the_refresh_delay() {
     assert_eq!(http_get(&ip, "/value").as_deref(), Some("first"), "half-way through the delay, the old content");
     eventually("the new content", 10, || async { (http_get(&ip, "/value")? == "second").then_some(()) }).await;
     assert!(changed.elapsed() >= Duration::from_secs(4), "not before the delay");
+    // `kubectl logs` shows what the process printed (python logs each request).
+    let logs = cluster.kubectl(&["logs", "deployment/conf"]);
+    assert!(String::from_utf8_lossy(&logs.stdout).contains("\"GET /value HTTP/1.0\" 200"), "{logs:?}");
 }

@@ -120,6 +120,18 @@ impl Drop for Kubelet {
     }
 }
 
+/// The folder of a pod's files under the kubelet's root.
+pub fn pod_dir(root: &Path, pod: &Value) -> PathBuf {
+    let (ns, name) = crate::store::key_of(pod);
+    let uid: String = pod["metadata"]["uid"].as_str().unwrap_or_default().chars().take(8).collect();
+    root.join(format!("{ns}_{name}_{uid}"))
+}
+
+/// What a container of a pod has written to stdout and stderr (`kubectl logs`).
+pub fn container_log(root: &Path, pod: &Value, container: &str) -> PathBuf {
+    pod_dir(root, pod).join(format!("{container}.log"))
+}
+
 fn rule_for<'a>(rules: &'a [ImageRule], image: &str) -> Option<&'a ImageRule> {
     rules.iter().find(|r| image.starts_with(&r.image_prefix))
 }

@@ -21,9 +21,8 @@ pub(super) fn kill(child: &Child, signal: i32) {
 }
 
 pub(super) fn start_pod(state: &Arc<State>, root: &Path, pod: &Value, ip: &str, rules: &[ImageRule]) -> PodRuntime {
-    let (ns, name) = crate::store::key_of(pod);
-    let uid: String = pod["metadata"]["uid"].as_str().unwrap_or_default().chars().take(8).collect();
-    let dir = root.join(format!("{ns}_{name}_{uid}"));
+    let (ns, _) = crate::store::key_of(pod);
+    let dir = super::pod_dir(root, pod);
     let _ = std::fs::create_dir_all(&dir);
     let mut processes = Vec::new();
     let needs_process = pod["spec"]["containers"]
@@ -250,7 +249,7 @@ pub(super) fn spawn(
             .filter_map(|v| v.as_str().map(|a| rewrite(&expand(a, &env)))),
     );
     let cname = container["name"].as_str().unwrap_or_default();
-    let log = std::fs::File::create(dir.join(format!("{cname}.log"))).ok()?;
+    let log = std::fs::File::create(dir.join(format!("{cname}.log"))).ok()?; // see super::container_log
     let mut cmd = Command::new(&rule.program);
     cmd.args(&args).env_clear().current_dir(dir).stdin(Stdio::null()).stdout(log.try_clone().ok()?).stderr(log);
     for key in ["PATH", "RUST_LOG", "RUST_BACKTRACE", "LLVM_PROFILE_FILE"] {

@@ -83,6 +83,7 @@ fn resource_list(group: &str, version: &str, types: &[ResourceType]) -> Value {
             let (kind, verbs) = match sub {
                 "eviction" => ("Eviction", json!(["create"])),
                 "scale" => ("Scale", json!(["get", "patch", "update"])),
+                "log" => ("Pod", json!(["get"])),
                 _ => (t.kind.as_str(), json!(["get", "patch", "update"])),
             };
             let mut resource = json!({

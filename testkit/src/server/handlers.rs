@@ -167,6 +167,9 @@ async fn serve(
         return error_response(&ApiError::new(404, "NotFound", "the server could not find the requested resource"));
     }
     let table = req.headers().get("accept").and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("as=Table"));
+    if p.subresource == "log" && verb == "get" {
+        return pod_log(state, &rt, &p, query);
+    }
     if p.subresource == "scale" {
         let content_type = req.headers().get("content-type").and_then(|c| c.to_str().ok()).unwrap_or_default();
         let patch_type = PatchType::from_content_type(content_type).filter(|_| verb == "patch");
@@ -197,6 +200,44 @@ async fn serve(
 }
 
 type Served = Result<(u16, Value, Vec<String>), ApiError>;
+
+/// `kubectl logs`: what a container of a pod the kubelet runs as a process has printed
+/// (`container` chooses one; `tailLines` keeps the last lines).
+fn pod_log(state: &State, rt: &ResourceType, p: &ResourcePath, query: &HashMap<String, String>) -> HttpResponse {
+    let pod = match state.cluster.lock().unwrap().get(rt, &p.namespace, &p.name) {
+        Ok(pod) => pod,
+        Err(e) => return error_response(&e),
+    };
+    let containers: Vec<&str> =
+        pod["spec"]["containers"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
+    let container = match (query.get("container"), containers.as_slice()) {
+        (Some(c), _) if containers.contains(&c.as_str()) => c.clone(),
+        (None, [only]) => only.to_string(),
+        (Some(c), _) => {
+            return error_response(&ApiError::bad_request(format!("container {c} is not valid for pod {}", p.name)));
+        }
+        (None, _) => {
+            return error_response(&ApiError::bad_request(format!(
+                "a container name must be specified for pod {}, choose one of: [{}]",
+                p.name,
+                containers.join(" ")
+            )));
+        }
+    };
+    let text = state
+        .pods_dir
+        .get()
+        .and_then(|root| std::fs::read_to_string(crate::kubelet::container_log(root, &pod, &container)).ok())
+        .unwrap_or_default();
+    let text = match query.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {
+        Some(n) => {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(n)..].iter().map(|l| format!("{l}\n")).collect()
+        }
+        None => text,
+    };
+    HttpResponse::Ok().content_type("text/plain").body(text)
+}
 
 fn get(state: &State, rt: &ResourceType, p: &ResourcePath, table: bool) -> Served {
     let cluster = state.cluster.lock().unwrap();

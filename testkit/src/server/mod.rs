@@ -29,6 +29,8 @@ pub struct State {
     pub images: Mutex<Vec<crate::kubelet::ImageRule>>,
     /// How long a changed Secret or ConfigMap takes to reach the files of running pods.
     pub volume_refresh_delay: Mutex<std::time::Duration>,
+    /// Where the kubelet keeps each pod's files (volumes, container logs).
+    pub pods_dir: std::sync::OnceLock<PathBuf>,
     pub address: String,
     pub ca_pem: String,
     pub admin_token: String,
@@ -116,6 +118,7 @@ pub fn start(port: u16, kubeconfig: Option<&Path>) -> anyhow::Result<RunningServ
         watch_epoch: epoch_tx,
         images: Mutex::new(Vec::new()),
         volume_refresh_delay: Mutex::new(crate::kubelet::TEST_VOLUME_REFRESH_DELAY),
+        pods_dir: std::sync::OnceLock::new(),
         address,
         ca_pem: ca.cert_pem.clone(),
         admin_token: admin_token.clone(),
@@ -163,6 +166,7 @@ pub fn start(port: u16, kubeconfig: Option<&Path>) -> anyhow::Result<RunningServ
     let handle = rx.recv()??;
     let controllers = Some(crate::controllers::Controllers::start(state.clone()));
     let pods_dir = path.with_extension("pods");
+    let _ = state.pods_dir.set(pods_dir.clone());
     let kubelet = Some(crate::kubelet::Kubelet::start(state.clone(), pods_dir));
     Ok(RunningServer { state, controllers, kubelet, admin_kubeconfig: path, handle, thread: Some(thread) })
 }
