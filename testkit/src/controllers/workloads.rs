@@ -203,24 +203,34 @@ fn deployments(cluster: &mut Cluster) {
             current_new.max((desired + surge - old_total).min(desired))
         };
         set_replicas(cluster, &rs_type, &new_rs, new_target);
-        // Scale old replica sets down as far as availability allows.
-        let available: i64 = ready_of(&new_rs) + rses.iter().map(ready_of).sum::<i64>();
+        let new_ready = ready_of(&new_rs);
+        let mut old_replicas: Vec<i64> = rses.iter().map(|r| r["spec"]["replicas"].as_i64().unwrap_or(0)).collect();
+        // As the real controller: replicas of old sets that are not available go first, as far
+        // as the surge allows (else a rollout from a set whose pods never came up, e.g. refused
+        // by admission, would wait for them forever).
+        if !recreate {
+            let min_available = desired - max_unavailable;
+            let mut scale_down = new_target + old_total - min_available - (new_target - new_ready);
+            for (old, replicas) in rses.iter().zip(old_replicas.iter_mut()) {
+                let unhealthy = (*replicas - ready_of(old)).max(0).min(scale_down.max(0));
+                *replicas -= unhealthy;
+                scale_down -= unhealthy;
+            }
+        }
+        // Then old replica sets go down as far as availability allows.
+        let available: i64 = new_ready + rses.iter().map(ready_of).sum::<i64>();
         let mut can_remove = (available - (desired - max_unavailable)).max(0);
         if recreate {
             can_remove = old_total;
         }
-        let new_ready = ready_of(&new_rs);
-        for old in &rses {
-            let replicas = old["spec"]["replicas"].as_i64().unwrap_or(0);
-            if replicas == 0 {
-                continue;
-            }
+        for (old, replicas) in rses.iter().zip(old_replicas.iter_mut()) {
             // Once the new set is fully available the old ones go regardless.
-            let remove = if new_ready >= desired { replicas } else { replicas.min(can_remove) };
+            let remove = if new_ready >= desired { *replicas } else { (*replicas).min(can_remove) };
             if remove > 0 {
-                set_replicas(cluster, &rs_type, old, replicas - remove);
+                *replicas -= remove;
                 can_remove -= remove;
             }
+            set_replicas(cluster, &rs_type, old, *replicas);
         }
         // Status.
         let all_rs: Vec<&Value> = std::iter::once(&new_rs).chain(rses.iter()).collect();
