@@ -93,3 +93,20 @@ async fn kubectl_apply_server_side_takes_over_from_a_client_side_apply() {
         cluster.kubectl(&["get", "deployment", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]);
     assert_eq!(String::from_utf8_lossy(&image.stdout), "nginx:1.28");
 }
+
+#[tokio::test]
+async fn a_crd_that_preserves_unknown_fields_takes_any_applied_field() {
+    let cluster = TestCluster::stand_in();
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "things.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "things", "kind": "Thing"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(&crd.to_string()));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("example.com", "v1", "Thing"), "things");
+    let things: Api<DynamicObject> = Api::namespaced_with(cluster.client().await, "default", &ar);
+    let thing = json!({"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "t"}, "spec": {"anything": [1, 2]}});
+    let applied = things.patch("t", &PatchParams::apply("me"), &Patch::Apply(&thing)).await.unwrap();
+    assert_eq!(applied.data["spec"]["anything"], json!([1, 2]));
+}

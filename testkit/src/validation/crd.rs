@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 pub fn normalise(schema: &Value, mut object: Value) -> Result<(Value, Vec<String>), ApiError> {
     let mut pruned = Vec::new();
     if let Value::Object(map) = &mut object {
+        let preserve = schema["x-kubernetes-preserve-unknown-fields"] == Value::Bool(true);
         // apiVersion, kind and metadata are not part of the schema's concern.
         for (key, child) in map.iter_mut() {
             if matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
@@ -16,10 +17,10 @@ pub fn normalise(schema: &Value, mut object: Value) -> Result<(Value, Vec<String
             }
             match schema["properties"].get(key) {
                 Some(child_schema) => prune(child_schema, child, key, &mut pruned),
-                None => pruned.push(key.clone()),
+                None if !preserve => pruned.push(key.clone()),
+                None => {}
             }
         }
-        let preserve = schema["x-kubernetes-preserve-unknown-fields"] == Value::Bool(true);
         if !preserve {
             map.retain(|k, _| {
                 matches!(k.as_str(), "apiVersion" | "kind" | "metadata") || schema["properties"].get(k).is_some()
