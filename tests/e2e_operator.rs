@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::e2e::{apply_ok, cluster_running_kube_devops, refused, wait_until};
+use common::e2e::{apply_ok, cluster_running_kube_devops, install_file, refused, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::events::v1::Event;
@@ -221,6 +221,104 @@ async fn the_operator_installs_heals_scales_and_removes_components() {
             "jsonpath={.items[*].metadata.deletionTimestamp}",
         ]);
         String::from_utf8_lossy(&out.stdout).trim().is_empty().then_some(())
+    })
+    .await;
+}
+
+/// `kubectl logs` of the operator's pod.
+fn operator_log(cluster: &testkit::harness::TestCluster) -> String {
+    let out = cluster.kubectl(&["logs", "-n", "kube-devops", "deployment/kube-devops-operator"]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An installed CRD older than the operator (its status lacks a field the operator writes):
+/// the server-side apply of the status is refused, and the operator says so in its log rather
+/// than having the field silently dropped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crd_without_a_status_field_the_operator_writes_is_reported_in_its_log() {
+    let cluster = cluster_running_kube_devops();
+    let out = cluster.kubectl(&["apply", "-k", common::repo_path("config/default").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut crd = common::yaml_documents(&common::repo_path("crds/kubedevopsinstalls.yaml")).remove(0);
+    let status = &mut crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"];
+    assert!(status.as_object_mut().unwrap().remove("version").is_some(), "the CRD declares status.version");
+    apply_ok(&cluster, &crd.to_string());
+    apply_ok(
+        &cluster,
+        &install_file("  watch: {enabled: false}\n  reconcile: {enabled: false}\n  serviceMonitor: {enabled: false}\n"),
+    );
+
+    let log = wait_until("the operator to report the refused status", 60, || async {
+        let log = operator_log(&cluster);
+        log.contains(".status.version: field not declared in schema").then_some(log)
+    })
+    .await;
+    assert!(log.contains("operator: reconcile failed"), "{log}");
+    let installs: Api<KubeDevopsInstall> = Api::all(cluster.client().await);
+    let install = installs.get("default").await.unwrap();
+    assert!(install.status.is_none_or(|s| s.conditions.is_empty()), "no status was written without the field");
+}
+
+/// The install namespace enforces the restricted Pod Security profile: a pod template that
+/// breaks it (here `hostPID`, set on the webhook's Deployment by another field manager before
+/// the operator creates it, which the operator's apply leaves alone) gets no pod, and the
+/// install does not become Available until the template complies again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_non_compliant_pod_template_keeps_the_install_from_becoming_available() {
+    let cluster = cluster_running_kube_devops();
+    let out = cluster.kubectl(&["apply", "-k", common::repo_path("config/default").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let install =
+        install_file("  watch: {enabled: false}\n  reconcile: {enabled: false}\n  serviceMonitor: {enabled: false}\n");
+    let rendered = common::e2e::render("generate-deployments", &install);
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&rendered).unwrap();
+    let mut webhook = documents
+        .into_iter()
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "kube-devops-webhook")
+        .expect("the webhook Deployment is rendered");
+    webhook["spec"]["template"]["spec"]["hostPID"] = serde_json::json!(true);
+    let client = cluster.client().await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-devops");
+    let params = PatchParams::apply("e2e-test");
+    deployments.patch("kube-devops-webhook", &params, &Patch::Apply(&webhook)).await.unwrap();
+    apply_ok(&cluster, &install);
+
+    let events = wait_until("the ReplicaSet to report the refused pods", 60, || async {
+        let out = cluster.kubectl(&[
+            "get",
+            "events",
+            "-n",
+            "kube-devops",
+            "--field-selector",
+            "reason=FailedCreate",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("violates PodSecurity").then_some(text)
+    })
+    .await;
+    assert!(events.contains("host namespaces (hostPID=true)"), "{events}");
+    let installs: Api<KubeDevopsInstall> = Api::all(client.clone());
+    let install = wait_until("the install status", 30, || async {
+        let install = installs.get("default").await.ok()?;
+        condition(&install, "Available").is_some().then_some(install)
+    })
+    .await;
+    assert_eq!(condition(&install, "Available").as_deref(), Some("False"));
+    let available = install.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Available").unwrap();
+    assert_eq!(available.message, "webhook 0/2 ready");
+
+    // Compliant again: the pods are admitted and the install becomes Available.
+    let remove = Patch::Json::<()>(
+        serde_json::from_value(serde_json::json!([
+        {"op": "remove", "path": "/spec/template/spec/hostPID"}]))
+        .unwrap(),
+    );
+    deployments.patch("kube-devops-webhook", &PatchParams::default(), &remove).await.unwrap();
+    wait_until("the install to become Available", 90, || async {
+        let install = installs.get("default").await.ok()?;
+        (condition(&install, "Available").as_deref() == Some("True")).then_some(())
     })
     .await;
 }

@@ -179,3 +179,69 @@ async fn two_webhook_replicas_become_ready_and_enforce_policies() {
     let out = apply(&cluster, LATEST_POD);
     assert!(out.status.success(), "fails open: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// The bootstrap operator renews the webhook's certificate (here because the Secret no longer
+/// says when it expires) while the kubelet takes 20 s to put the new one into the pods, as a
+/// real kubelet takes up to a minute or two. The caBundle keeps the previous CA, so the API
+/// server reaches the webhook throughout: every pod the policy forbids is denied, none slips
+/// through a failing-open webhook. (A renewal that dropped the previous CA fails this test.)
+#[tokio::test(flavor = "multi_thread")]
+async fn the_operator_renews_the_certificate_without_a_gap_in_admission() {
+    const REFRESH: std::time::Duration = std::time::Duration::from_secs(20);
+    let cluster = cluster_running_kube_devops();
+    cluster.set_volume_refresh_delay(REFRESH);
+    let out = cluster.kubectl(&["apply", "-k", common::repo_path("config/default").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    apply_ok(&cluster, INSTALL);
+    let out = cluster.kubectl(&["wait", "kubedevopsinstall/default", "--for=condition=Available", "--timeout=90s"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(apply(&cluster, "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n").status.success());
+    let policy = "apiVersion: devops.stochastic.io/v1\nkind: DevOpsPolicy\nmetadata: {name: strict, namespace: shop}\nspec: {forbidLatestTag: true, enforcementMode: enforce}\n";
+    assert!(apply(&cluster, policy).status.success());
+    until_denied(&cluster, "the webhook to see the policy");
+
+    let ca = |cluster: &TestCluster| {
+        let out = cluster.kubectl(&[
+            "get",
+            "secret",
+            "kube-devops-webhook-tls",
+            "-n",
+            "kube-devops",
+            "-o",
+            "jsonpath={.data.ca\\.crt}",
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before = ca(&cluster);
+    let restarts = restart_counts(&cluster);
+    let out = cluster.kubectl(&[
+        "annotate",
+        "secret",
+        "kube-devops-webhook-tls",
+        "-n",
+        "kube-devops",
+        "devops.stochastic.io/tls-not-after-",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the operator to renew the certificate", 30, || (ca(&cluster) != before).then_some(()));
+    let renewed = Instant::now();
+    // Until well after the kubelet has delivered the new certificate, every try is denied.
+    let mut tries = 0;
+    while renewed.elapsed() < REFRESH + std::time::Duration::from_secs(5) {
+        let out = apply(&cluster, LATEST_POD);
+        assert!(
+            !out.status.success(),
+            "admitted {:?} after the renewal: the API server could not reach the webhook",
+            renewed.elapsed()
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("Denied by DevOpsPolicy strict"), "{stderr}");
+        tries += 1;
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(tries > 10, "{tries}");
+    // The pods serve the new certificate now (the ServiceMonitor-style scrape verifies it
+    // against the Secret's CA bundle), without a restart.
+    assert_eq!(scrape_webhook_pods(&cluster).len(), 2);
+    assert_eq!(restart_counts(&cluster), restarts, "no restart was needed");
+}

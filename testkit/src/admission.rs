@@ -49,10 +49,11 @@ pub async fn review(state: &State, pending: &PendingWrite, user: &UserInfo) -> R
             let ns_gr = GroupResource { group: String::new(), resource: "namespaces".into() };
             cluster.store.get(&ns_gr, "", &namespace).map(|n| n["metadata"]["labels"].clone()).unwrap_or(Value::Null)
         };
+        let review = admission_request(pending, user);
         let mut calls = Vec::new();
         for config in &configs {
             for hook in config["webhooks"].as_array().into_iter().flatten() {
-                if !matches(hook, pending, &ns_labels) {
+                if !matches(hook, pending, &ns_labels) || !match_conditions(hook, &review["request"])? {
                     continue;
                 }
                 calls.push(Call {
@@ -63,7 +64,7 @@ pub async fn review(state: &State, pending: &PendingWrite, user: &UserInfo) -> R
                 });
             }
         }
-        (calls, admission_request(pending, user))
+        (calls, review)
     };
     let mut warnings = Vec::new();
     for call in calls {
@@ -161,12 +162,63 @@ fn matches(hook: &Value, pending: &PendingWrite, ns_labels: &Value) -> bool {
     object_selector.matches(labels_new) || labels_old.is_some_and(|l| object_selector.matches(l))
 }
 
+/// The webhook's `matchConditions`: CEL expressions over `object`, `oldObject` and `request`
+/// that must all be true for the webhook to be called. One that is false skips it; an
+/// expression that fails to compile or evaluate refuses the request (403) under
+/// `failurePolicy: Fail` and skips the webhook under `Ignore`, as the real dispatcher does.
+fn match_conditions(hook: &Value, request: &Value) -> Result<bool, ApiError> {
+    use kube_cel::KubeCelExt;
+    use kube_cel::cel::{Context, Program, Value as Cel};
+    let conditions = hook["matchConditions"].as_array().map(Vec::as_slice).unwrap_or_default();
+    if conditions.is_empty() {
+        return Ok(true);
+    }
+    let mut context = Context::default().with_all();
+    for (name, value) in [("object", &request["object"]), ("oldObject", &request["oldObject"]), ("request", request)] {
+        match kube_cel::cel::to_value(value) {
+            Ok(v) => context.add_variable_from_value(name, v),
+            Err(e) => return Err(ApiError::new(500, "InternalError", format!("cannot pass {name} to CEL: {e}"))),
+        }
+    }
+    let mut errors = Vec::new();
+    for condition in conditions {
+        let expression = condition["expression"].as_str().unwrap_or_default();
+        let outcome = match Program::compile(expression) {
+            Ok(program) => program.execute(&context).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(Cel::Bool(false)) => return Ok(false),
+            Ok(Cel::Bool(true)) => {}
+            Ok(other) => errors.push(format!(
+                "expression '{expression}' resulted in error: no such overload ({other:?} is not a bool)"
+            )),
+            Err(e) => errors.push(format!("expression '{expression}' resulted in error: {e}")),
+        }
+    }
+    if errors.is_empty() {
+        return Ok(true);
+    }
+    if hook["failurePolicy"] == "Ignore" {
+        return Ok(false);
+    }
+    let resource = request["resource"]["resource"].as_str().unwrap_or_default();
+    let group = request["resource"]["group"].as_str().unwrap_or_default();
+    let resource = if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") };
+    let name = request["name"].as_str().unwrap_or_default();
+    let errors = if errors.len() == 1 { errors.remove(0) } else { format!("[{}]", errors.join(", ")) };
+    Err(ApiError::forbidden(format!("{resource} \"{name}\" is forbidden: {errors}")))
+}
+
 fn admission_request(pending: &PendingWrite, user: &UserInfo) -> Value {
     let rt = &pending.rt;
+    // The objects as the request's API version serves them.
+    let served = |o: &Value| crate::conversion::from_storage(rt, o);
+    let old = pending.old.as_ref().map(served).unwrap_or(Value::Null);
     let (object, old) = match pending.operation {
-        Operation::Create => (pending.new.clone(), Value::Null),
-        Operation::Update => (pending.new.clone(), pending.old.clone().unwrap_or(Value::Null)),
-        Operation::Delete => (Value::Null, pending.old.clone().unwrap_or(Value::Null)),
+        Operation::Create => (served(&pending.new), Value::Null),
+        Operation::Update => (served(&pending.new), old),
+        Operation::Delete => (Value::Null, old),
     };
     let options_kind = match pending.operation {
         Operation::Create => "CreateOptions",

@@ -93,6 +93,11 @@ pub fn check_escalation(cluster: &Cluster, user: &UserInfo, pending: &PendingWri
     if rt.group != "rbac.authorization.k8s.io" || user.is_privileged() {
         return Ok(());
     }
+    if pending.old.as_ref().is_some_and(|old| only_gc_fields_differ(old, &pending.new)) {
+        // As the real RBAC storage: an update that changes only ownerReferences and finalizers
+        // (what the garbage collector and owners write) grants nothing new.
+        return Ok(());
+    }
     let snapshot = snapshot(cluster);
     let namespace = pending.new["metadata"]["namespace"].as_str().unwrap_or_default();
     let name = pending.new["metadata"]["name"].as_str().unwrap_or_default();
@@ -118,4 +123,19 @@ pub fn check_escalation(cluster: &Cluster, user: &UserInfo, pending: &PendingWri
         ApiError::forbidden(format!("{kind} \"{name}\" is forbidden: {reason}"))
             .with_details(serde_json::json!({"name": name, "group": rt.group, "kind": rt.resource}))
     })
+}
+
+/// Whether `old` and `new` differ in nothing but `ownerReferences` and `finalizers` (and the
+/// bookkeeping every write changes: resourceVersion, managedFields).
+fn only_gc_fields_differ(old: &serde_json::Value, new: &serde_json::Value) -> bool {
+    let strip = |o: &serde_json::Value| {
+        let mut o = o.clone();
+        if let Some(meta) = o["metadata"].as_object_mut() {
+            for field in ["ownerReferences", "finalizers", "resourceVersion", "managedFields"] {
+                meta.remove(field);
+            }
+        }
+        o
+    };
+    strip(old) == strip(new)
 }

@@ -153,6 +153,12 @@ impl TestCluster {
             .push(crate::kubelet::ImageRule { image_prefix: image_prefix.into(), program: program.into() });
     }
 
+    /// How long a changed Secret or ConfigMap takes to reach the files of running pods (a real
+    /// kubelet takes up to a minute or two; the default is short).
+    pub fn set_volume_refresh_delay(&self, delay: std::time::Duration) {
+        *self.state().volume_refresh_delay.lock().unwrap() = delay;
+    }
+
     /// Every request served so far.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.state().log.lock().unwrap().clone()

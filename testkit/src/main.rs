@@ -1,38 +1,111 @@
-//! `testkit --kubeconfig PATH [--port N]`: runs the stand-in API server until interrupted.
+//! `testkit --kubeconfig PATH [--port N] [--run-image IMAGE=PATH]... [--volume-refresh-delay SECONDS]`:
+//! runs the stand-in API server, its controllers and kubelet until SIGINT or SIGTERM.
 
-fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let (mut kubeconfig, mut port) = (None, 0u16);
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const USAGE: &str =
+    "usage: testkit --kubeconfig PATH [--port N] [--run-image IMAGE=PATH]... [--volume-refresh-delay SECONDS]
+
+  --kubeconfig PATH             where to write the admin kubeconfig (required)
+  --port N                      the HTTPS port on 127.0.0.1 (default: a free one)
+  --run-image IMAGE=PATH        pods whose image starts with IMAGE run the program PATH as a
+                                real process (repeatable)
+  --volume-refresh-delay SECS   how long a changed Secret or ConfigMap takes to reach the files
+                                of running pods (default 60, as a real kubelet)
+
+then: kubectl --kubeconfig PATH get pods -A";
+
+/// A real kubelet's sync period and Secret cache add up to about a minute.
+const DEFAULT_VOLUME_REFRESH: Duration = Duration::from_secs(60);
+
+struct Options {
+    kubeconfig: PathBuf,
+    port: u16,
+    images: Vec<(String, PathBuf)>,
+    volume_refresh: Duration,
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<Options>> {
+    let (mut kubeconfig, mut port, mut images, mut volume_refresh) = (None, 0u16, Vec::new(), DEFAULT_VOLUME_REFRESH);
     while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| anyhow::anyhow!("{name} needs a value (see --help)"));
         match arg.as_str() {
-            "--kubeconfig" => kubeconfig = args.next().map(std::path::PathBuf::from),
-            "--port" => port = args.next().and_then(|p| p.parse().ok()).unwrap_or(0),
-            "-h" | "--help" => {
-                println!("usage: testkit --kubeconfig PATH [--port N]\nthen: kubectl --kubeconfig PATH get pods -A");
-                return Ok(());
+            "--kubeconfig" => kubeconfig = Some(PathBuf::from(value("--kubeconfig")?)),
+            "--port" => port = value("--port")?.parse().map_err(|e| anyhow::anyhow!("--port: {e}"))?,
+            "--run-image" => {
+                let rule = value("--run-image")?;
+                let (image, path) = rule
+                    .split_once('=')
+                    .filter(|(image, path)| !image.is_empty() && !path.is_empty())
+                    .ok_or_else(|| anyhow::anyhow!("--run-image wants IMAGE=PATH, got {rule:?}"))?;
+                let path = std::fs::canonicalize(path).map_err(|e| anyhow::anyhow!("--run-image {path}: {e}"))?;
+                images.push((image.to_string(), path));
             }
+            "--volume-refresh-delay" => {
+                let secs: f64 = value("--volume-refresh-delay")?
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--volume-refresh-delay: {e}"))?;
+                volume_refresh =
+                    Duration::try_from_secs_f64(secs).map_err(|e| anyhow::anyhow!("--volume-refresh-delay: {e}"))?;
+            }
+            "-h" | "--help" => return Ok(None),
             other => anyhow::bail!("unknown argument {other:?} (see --help)"),
         }
     }
-    let kubeconfig = kubeconfig.ok_or_else(|| anyhow::anyhow!("--kubeconfig PATH is required"))?;
-    let server = testkit::server::start(port, Some(&kubeconfig))?;
-    println!("testkit API server at {}; admin kubeconfig {}", server.address(), kubeconfig.display());
-    let (tx, rx) = std::sync::mpsc::channel();
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        let tx = tx.clone();
-        std::thread::spawn(move || wait_signal(signal, tx));
+    let kubeconfig = kubeconfig.ok_or_else(|| anyhow::anyhow!("--kubeconfig PATH is required (see --help)"))?;
+    Ok(Some(Options { kubeconfig, port, images, volume_refresh }))
+}
+
+fn main() -> anyhow::Result<()> {
+    // Blocked before any thread starts, so every thread inherits the mask and the signals are
+    // only ever taken by `sigwait` below, however busy the server is.
+    let signals = block_signals(&[libc::SIGINT, libc::SIGTERM]);
+    let Some(options) = parse(std::env::args().skip(1))? else {
+        println!("{USAGE}");
+        return Ok(());
+    };
+    let server = testkit::server::start(options.port, Some(&options.kubeconfig))?;
+    for (image, program) in options.images {
+        server.state.images.lock().unwrap().push(testkit::kubelet::ImageRule { image_prefix: image, program });
     }
-    let _ = rx.recv();
-    println!("stopping");
+    *server.state.volume_refresh_delay.lock().unwrap() = options.volume_refresh;
+    println!("testkit API server at {}; admin kubeconfig {}", server.address(), options.kubeconfig.display());
+    let signal = wait(&signals);
+    // Not println!: a closed stdout (`testkit ... | head -1`) must not stop the shutdown.
+    let _ = writeln!(std::io::stdout(), "stopping ({})", if signal == libc::SIGTERM { "SIGTERM" } else { "SIGINT" });
+    // A second signal, or a shutdown that takes too long, ends the process at once (the
+    // processes the kubelet started die with it: they carry PR_SET_PDEATHSIG).
+    std::thread::spawn(move || {
+        let _ = wait(&signals);
+        std::process::exit(130);
+    });
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(10));
+        eprintln!("testkit: shutdown took more than 10 s, exiting");
+        std::process::exit(1);
+    });
     drop(server);
     Ok(())
 }
 
-fn wait_signal(signal: i32, tx: std::sync::mpsc::Sender<()>) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let mut s = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(signal)).unwrap();
-        s.recv().await;
-    });
-    let _ = tx.send(());
+fn block_signals(signals: &[i32]) -> libc::sigset_t {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in signals {
+            libc::sigaddset(&mut set, *s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait(set: &libc::sigset_t) -> i32 {
+    let mut signal = 0;
+    unsafe {
+        libc::sigwait(set, &mut signal);
+    }
+    signal
 }

@@ -28,6 +28,19 @@ pub struct ResourceType {
     pub schema: Schema,
     /// `additionalPrinterColumns` of a CRD version.
     pub printer_columns: Vec<Value>,
+    /// The CRD is being deleted: its objects are still served, but no new one is created.
+    pub terminating: bool,
+    /// The `scale` subresource: where the replicas are.
+    pub scale: Option<ScalePaths>,
+}
+
+/// JSON paths (`.spec.replicas`) of a `scale` subresource, as a CRD's `subresources.scale`
+/// names them. Built-in workloads take theirs from `spec.selector`.
+#[derive(Clone, Debug)]
+pub struct ScalePaths {
+    pub spec_replicas: String,
+    pub status_replicas: String,
+    pub label_selector: Option<String>,
 }
 
 impl ResourceType {
@@ -36,7 +49,11 @@ impl ResourceType {
     }
 
     /// `(group, resource)`: the storage key, the same for every version of a resource.
+    /// events.k8s.io Events are core Events (see `conversion`).
     pub fn key(&self) -> GroupResource {
+        if self.group == "events.k8s.io" && self.resource == "events" {
+            return GroupResource { group: String::new(), resource: "events".into() };
+        }
         GroupResource { group: self.group.clone(), resource: self.resource.clone() }
     }
 
@@ -59,6 +76,10 @@ pub fn subresources(rt: &ResourceType) -> Vec<&'static str> {
     }
     if rt.group.is_empty() && rt.resource == "pods" {
         subs.push("eviction");
+        subs.push("log");
+    }
+    if rt.scale.is_some() {
+        subs.push("scale");
     }
     subs
 }
@@ -164,6 +185,12 @@ impl Registry {
                 has_status: b.has_status,
                 schema: Schema::Builtin,
                 printer_columns: vec![],
+                terminating: false,
+                scale: matches!(b.resource, "deployments" | "replicasets" | "statefulsets").then(|| ScalePaths {
+                    spec_replicas: ".spec.replicas".into(),
+                    status_replicas: ".status.replicas".into(),
+                    label_selector: None,
+                }),
             })
             .collect();
         for crd in crds {
@@ -222,6 +249,16 @@ pub fn crd_types(crd: &Value) -> Vec<ResourceType> {
             has_status: version["subresources"]["status"].is_object(),
             schema: Schema::Crd(version["schema"]["openAPIV3Schema"].clone()),
             printer_columns: version["additionalPrinterColumns"].as_array().cloned().unwrap_or_default(),
+            terminating: !crd["metadata"]["deletionTimestamp"].is_null(),
+            scale: version["subresources"]["scale"].as_object().map(|scale| ScalePaths {
+                spec_replicas: scale.get("specReplicasPath").and_then(Value::as_str).unwrap_or(".spec.replicas").into(),
+                status_replicas: scale
+                    .get("statusReplicasPath")
+                    .and_then(Value::as_str)
+                    .unwrap_or(".status.replicas")
+                    .into(),
+                label_selector: scale.get("labelSelectorPath").and_then(Value::as_str).map(String::from),
+            }),
         });
     }
     out

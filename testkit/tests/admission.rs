@@ -216,3 +216,52 @@ async fn pods_created_by_a_replica_set_go_through_admission_too() {
     let pods = Api::<Pod>::namespaced(client, "default").list(&Default::default()).await.unwrap();
     assert!(pods.items.is_empty(), "the denied pod was not created");
 }
+
+#[tokio::test]
+async fn match_conditions_decide_whether_the_webhook_is_called() {
+    let cluster = TestCluster::stand_in();
+    let hook = start_webhook();
+    let cms: Api<ConfigMap> = Api::namespaced(cluster.client().await, "default");
+    let with_conditions = |conditions: Value, policy: &str| {
+        let mut config: Value = serde_json::from_str(&vwc(
+            json!({"url": format!("https://127.0.0.1:{}/validate", hook.port), "caBundle": hook.ca_bundle}),
+            policy,
+            5,
+        ))
+        .unwrap();
+        config["webhooks"][0]["matchConditions"] = conditions;
+        let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(&config.to_string()));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    // Only objects named `checked-*`, and never kubectl's dry runs, go to the webhook.
+    with_conditions(
+        json!([{"name": "checked", "expression": "object.metadata.name.startsWith('checked-')"},
+               {"name": "not-dry-run", "expression": "!request.dryRun"}]),
+        "Fail",
+    );
+    cms.create(&PostParams::default(), &cm("skipped", json!({"deny": "true"}))).await.expect("not matched: not called");
+    let denied = cms.create(&PostParams::default(), &cm("checked-1", json!({"deny": "true"}))).await.unwrap_err();
+    assert!(denied.to_string().contains("label deny=true is not allowed"), "{denied}");
+    let dry_run = PostParams { dry_run: true, ..Default::default() };
+    cms.create(&dry_run, &cm("checked-2", json!({"deny": "true"}))).await.expect("a dry run is not matched");
+    let names: Vec<Value> =
+        hook.reviews.lock().unwrap().iter().map(|r| r["request"]["object"]["metadata"]["name"].clone()).collect();
+    assert_eq!(names, [json!("checked-1")], "only the matching request reached the webhook");
+
+    // An expression that cannot be evaluated (a missing field) refuses the request under Fail,
+    // and skips the webhook under Ignore.
+    let missing = json!([{"name": "owner", "expression": "object.metadata.labels.owner == 'me'"}]);
+    with_conditions(missing.clone(), "Fail");
+    let refused = cms.create(&PostParams::default(), &cm("unlabelled", json!({}))).await.unwrap_err();
+    match refused {
+        kube::Error::Api(e) => assert_eq!(
+            (e.code, e.message.contains("configmaps \"unlabelled\" is forbidden")),
+            (403, true),
+            "{}",
+            e.message
+        ),
+        other => panic!("{other:?}"),
+    }
+    with_conditions(missing, "Ignore");
+    cms.create(&PostParams::default(), &cm("unlabelled", json!({"deny": "true"}))).await.expect("skipped under Ignore");
+}

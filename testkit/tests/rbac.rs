@@ -142,3 +142,44 @@ async fn an_apply_that_creates_needs_create_which_resource_names_can_limit() {
     cms.patch("mine", &apply, &Patch::Apply(cm("mine"))).await.expect("patching an existing object needs no create");
     assert!(Api::<ConfigMap>::namespaced(admin, "default").get_opt("new").await.unwrap().is_none());
 }
+
+/// As the real RBAC storage: an update that changes only ownerReferences and finalizers (what
+/// an owner or the garbage collector writes) is no escalation, whatever the role grants.
+#[tokio::test]
+async fn owner_references_and_finalizers_of_a_role_can_change_without_holding_what_it_grants() {
+    let cluster = TestCluster::stand_in();
+    let admin = cluster.client().await;
+    let roles = Api::<Role>::namespaced(admin.clone(), "default");
+    roles.create(&PostParams::default(), &role(&["get", "list"])).await.unwrap();
+    let manage: Role = serde_json::from_value(json!({"metadata": {"name": "role-patcher", "namespace": "default"},
+        "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["get", "patch"]}]}))
+    .unwrap();
+    roles.create(&PostParams::default(), &manage).await.unwrap();
+    let binding: RoleBinding =
+        serde_json::from_value(json!({"metadata": {"name": "role-patcher", "namespace": "default"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "role-patcher"},
+        "subjects": [{"kind": "ServiceAccount", "name": "owner", "namespace": "default"}]}))
+        .unwrap();
+    Api::<RoleBinding>::namespaced(admin, "default").create(&PostParams::default(), &binding).await.unwrap();
+    let owner = Api::<Role>::namespaced(
+        cluster.client_for(&cluster.service_account_kubeconfig("default", "owner")).await,
+        "default",
+    );
+    let app: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "app"}})).unwrap();
+    let app = Api::<ConfigMap>::namespaced(cluster.client().await, "default")
+        .create(&PostParams::default(), &app)
+        .await
+        .unwrap();
+    let gc_fields = json!({"metadata": {"finalizers": ["example.com/keep"],
+        "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "app", "uid": app.metadata.uid}]}});
+    let patched =
+        owner.patch("reader", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(gc_fields)).await.unwrap();
+    assert_eq!(patched.metadata.finalizers, Some(vec!["example.com/keep".to_string()]));
+    let label = json!({"metadata": {"labels": {"team": "a"}}});
+    match owner.patch("reader", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(label)).await {
+        Err(kube::Error::Api(e)) => {
+            assert!(e.message.contains("attempting to grant RBAC permissions not currently held"), "{}", e.message)
+        }
+        other => panic!("any other change is checked: {other:?}"),
+    }
+}

@@ -291,3 +291,56 @@ async fn endpoints_keep_a_leaving_pod_until_the_change_has_propagated() {
     .await;
     assert!(deleted.elapsed() >= Duration::from_secs(3), "dropped after {:?}", deleted.elapsed());
 }
+
+/// The body of `GET http://ip:8080/path`, when it answers 200.
+fn http_get(ip: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect((ip, 8080)).ok()?;
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n").as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.starts_with("HTTP/1.0 200").then(|| response.split_once("\r\n\r\n").unwrap().1.to_string())
+}
+
+#[tokio::test]
+async fn a_changed_secret_reaches_the_pods_files_after_the_refresh_delay() {
+    let cluster = TestCluster::stand_in();
+    cluster.run_image("example/python-http", python());
+    cluster.set_volume_refresh_delay(Duration::from_secs(4));
+    let client = cluster.client().await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), cluster.namespace());
+    let secret = |value: &str| -> k8s_openapi::api::core::v1::Secret {
+        serde_json::from_value(json!({"metadata": {"name": "conf"}, "stringData": {"value": value}})).unwrap()
+    };
+    secrets.create(&PostParams::default(), &secret("first")).await.unwrap();
+    // python serves the mounted Secret's folder (the mount path in its args is the volume's files).
+    let container = json!({
+        "args": ["-m", "http.server", "--bind", "$(POD_IP)", "--directory", "/etc/conf", "8080"],
+        "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        "volumeMounts": [{"name": "conf", "mountPath": "/etc/conf"}],
+        "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+    });
+    let mut d = deployment("conf", "example/python-http:1", 1, container);
+    d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().volumes =
+        Some(vec![serde_json::from_value(json!({"name": "conf", "secret": {"secretName": "conf"}})).unwrap()]);
+    Api::<Deployment>::namespaced(client.clone(), cluster.namespace())
+        .create(&PostParams::default(), &d)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, cluster.namespace());
+    let ip = eventually("the pod to serve the Secret", 30, || async {
+        let list = pods.list(&ListParams::default().labels("app=conf")).await.unwrap().items;
+        let ip = list.first().filter(|p| ready(p))?.status.as_ref()?.pod_ip.clone()?;
+        (http_get(&ip, "/value")? == "first").then_some(ip)
+    })
+    .await;
+    let changed = std::time::Instant::now();
+    secrets.replace("conf", &PostParams::default(), &secret("second")).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(http_get(&ip, "/value").as_deref(), Some("first"), "half-way through the delay, the old content");
+    eventually("the new content", 10, || async { (http_get(&ip, "/value")? == "second").then_some(()) }).await;
+    assert!(changed.elapsed() >= Duration::from_secs(4), "not before the delay");
+    // `kubectl logs` shows what the process printed (python logs each request).
+    let logs = cluster.kubectl(&["logs", "deployment/conf"]);
+    assert!(String::from_utf8_lossy(&logs.stdout).contains("\"GET /value HTTP/1.0\" 200"), "{logs:?}");
+}

@@ -12,7 +12,7 @@ pub fn check(schema: &Value, value: &Value) -> Vec<String> {
     };
     let mut errors: Vec<String> =
         pruned.iter().map(|f| format!(".{f}: unknown field (the API server would prune it)")).collect();
-    if let Err(e) = testkit::validation::crd::validate("object", "test", schema, &normalised) {
+    if let Err(e) = testkit::validation::crd::validate("object", "test", schema, &normalised, None) {
         errors.push(e.message);
     }
     errors

@@ -1,5 +1,6 @@
 //! Garbage collection by ownerReferences (background, foreground and orphan propagation) and
-//! namespace deletion.
+//! namespace deletion. Owners are resolved as kube-controller-manager resolves them: by
+//! apiVersion/kind, namespace and name, then uid.
 
 use crate::cluster::{Cluster, DeleteOptions};
 use crate::registry::ResourceType;
@@ -41,39 +42,97 @@ fn key(o: &Value) -> (String, String) {
 }
 
 fn owner_uids(o: &Value) -> Vec<String> {
-    o["metadata"]["ownerReferences"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r["uid"].as_str().map(String::from))
-        .collect()
+    owner_refs(o).iter().filter_map(|r| r["uid"].as_str().map(String::from)).collect()
 }
 
-/// Deletes objects all of whose owners are gone.
+fn owner_refs(o: &Value) -> Vec<Value> {
+    o["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default()
+}
+
+/// What an owner reference points at, found as the real garbage collector finds it: the kind
+/// through discovery, then the object by name (in the dependent's namespace when the kind is
+/// namespaced), then the uid compared.
+enum Owner {
+    /// The owner exists; `true` when it is being deleted in the foreground.
+    Live { foreground: bool },
+    /// No object of that kind, name (and namespace) with that uid: the owner is gone. A
+    /// namespaced owner in another namespace is gone too (cross-namespace references are
+    /// invalid).
+    Dangling,
+    /// The kind is not served, or a cluster-scoped dependent names a namespaced kind: the
+    /// collector cannot tell, so it leaves the dependent alone.
+    Unresolvable,
+}
+
+fn resolve_owner(cluster: &Cluster, dependent_rt: &ResourceType, dependent: &Value, reference: &Value) -> Owner {
+    let api_version = reference["apiVersion"].as_str().unwrap_or_default();
+    let kind = reference["kind"].as_str().unwrap_or_default();
+    let Some(owner_rt) = cluster.registry.find_kind(api_version, kind) else { return Owner::Unresolvable };
+    let namespace = if owner_rt.namespaced {
+        if !dependent_rt.namespaced {
+            return Owner::Unresolvable;
+        }
+        dependent["metadata"]["namespace"].as_str().unwrap_or_default()
+    } else {
+        ""
+    };
+    let name = reference["name"].as_str().unwrap_or_default();
+    match cluster.store.get(&owner_rt.key(), namespace, name) {
+        Some(owner) if owner["metadata"]["uid"] == reference["uid"] => Owner::Live {
+            foreground: has_finalizer(owner, "foregroundDeletion") && !owner["metadata"]["deletionTimestamp"].is_null(),
+        },
+        _ => Owner::Dangling,
+    }
+}
+
+/// Deletes objects none of whose owners is left, and strips the references to gone owners (and
+/// to owners deleted in the foreground) from objects that still have a live owner.
 fn collect_orphans(cluster: &mut Cluster) {
     let objects = all_objects(cluster);
-    // Every owner that still exists counts, also one waiting for its finalizers: its dependents
-    // go when it is gone (or first, when it is deleted in the foreground).
-    let live: HashSet<&str> = objects.iter().map(|(_, o)| uid(o)).collect();
     let mut doomed = Vec::new();
+    let mut stripped = Vec::new();
     for (rt, o) in &objects {
-        let owners = owner_uids(o);
-        if owners.is_empty() || !o["metadata"]["deletionTimestamp"].is_null() {
+        let refs = owner_refs(o);
+        if refs.is_empty() || !o["metadata"]["deletionTimestamp"].is_null() {
             continue;
         }
-        // Dependents of an owner being deleted in the foreground go first.
-        let owner_in_foreground = objects.iter().any(|(_, owner)| {
-            owners.iter().any(|u| u == uid(owner))
-                && has_finalizer(owner, "foregroundDeletion")
-                && !owner["metadata"]["deletionTimestamp"].is_null()
-        });
-        if owners.iter().all(|u| !live.contains(u.as_str())) || owner_in_foreground {
-            doomed.push((rt.clone(), key(o)));
+        let owners: Vec<Owner> = refs.iter().map(|r| resolve_owner(cluster, rt, o, r)).collect();
+        if owners.iter().any(|owner| matches!(owner, Owner::Unresolvable)) {
+            continue;
+        }
+        let solid = owners.iter().any(|owner| matches!(owner, Owner::Live { foreground: false }));
+        if !solid {
+            // Under an owner deleted in the foreground, a dependent that has dependents of its
+            // own is deleted in the foreground too, so the wait reaches down the chain.
+            let waiting = owners.iter().any(|owner| matches!(owner, Owner::Live { foreground: true }));
+            let has_dependents = objects.iter().any(|(_, d)| owner_uids(d).iter().any(|u| u == uid(o)));
+            let propagation = (waiting && has_dependents).then(|| "Foreground".to_string());
+            doomed.push((rt.clone(), key(o), DeleteOptions { propagation, ..Default::default() }));
+            continue;
+        }
+        let keep: Vec<Value> = refs
+            .iter()
+            .zip(&owners)
+            .filter(|(_, owner)| matches!(owner, Owner::Live { foreground: false }))
+            .map(|(r, _)| r.clone())
+            .collect();
+        if keep.len() != refs.len() {
+            let mut new = o.clone();
+            new["metadata"]["ownerReferences"] = Value::Array(keep);
+            stripped.push((rt.clone(), new));
         }
     }
-    for (rt, (ns, name)) in doomed {
-        let _ = cluster.delete(&rt, &ns, &name, &DeleteOptions::default());
+    for (rt, new) in stripped {
+        cluster.store.put(&rt.key(), new);
     }
+    for (rt, (ns, name), options) in doomed {
+        let _ = cluster.delete(&rt, &ns, &name, &options);
+    }
+}
+
+/// Whether `dependent` holds up the foreground deletion of `owner_uid` (`blockOwnerDeletion`).
+fn blocks_deletion_of(dependent: &Value, owner_uid: &str) -> bool {
+    owner_refs(dependent).iter().any(|r| r["uid"] == owner_uid && r["blockOwnerDeletion"] == Value::Bool(true))
 }
 
 fn has_finalizer(o: &Value, f: &str) -> bool {
@@ -118,7 +177,9 @@ fn finish_foreground_and_orphan(cluster: &mut Cluster) {
             if let Some(current) = current {
                 remove_finalizer(cluster, rt, &current, "orphan");
             }
-        } else if has_finalizer(owner, "foregroundDeletion") && dependents.is_empty() {
+        } else if has_finalizer(owner, "foregroundDeletion")
+            && !dependents.iter().any(|(_, d)| blocks_deletion_of(d, &owner_uid))
+        {
             remove_finalizer(cluster, rt, owner, "foregroundDeletion");
         }
     }

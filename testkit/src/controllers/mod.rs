@@ -3,12 +3,16 @@
 //! They run on one background thread, each pass looking at the whole store (test clusters are
 //! small), and write through the same code paths as API requests so watches see every change.
 
+pub mod crds;
 pub mod endpoints;
 pub mod gc;
 pub mod pdb;
 pub mod workloads;
 
+use crate::cluster::{Cluster, now_rfc3339};
+use crate::registry::GroupResource;
 use crate::server::State;
+use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -35,6 +39,7 @@ impl Controllers {
                 let mut leaving = std::collections::HashMap::new();
                 while !flag.load(Ordering::Relaxed) {
                     gc::pass(&state);
+                    crds::pass(&state);
                     endpoints::pass(&state, &mut leaving);
                     workloads::pass(&state, &runtime, &mut backoff);
                     pdb::pass(&state);
@@ -53,4 +58,34 @@ impl Drop for Controllers {
             let _ = t.join();
         }
     }
+}
+
+/// Records a core/v1 Event about `object` as the controllers' event recorders do: a repeat of
+/// the same reason and message bumps `count` and `lastTimestamp` of the one Event.
+pub fn record_event(cluster: &mut Cluster, object: &Value, type_: &str, reason: &str, message: &str, component: &str) {
+    let meta = &object["metadata"];
+    let namespace = meta["namespace"].as_str().filter(|n| !n.is_empty()).unwrap_or("default").to_string();
+    let key = format!("{}{reason}{message}", meta["uid"].as_str().unwrap_or_default());
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let name = format!("{}.{:016x}", meta["name"].as_str().unwrap_or_default(), hash);
+    let events = GroupResource { group: String::new(), resource: "events".into() };
+    let now = now_rfc3339();
+    let event = match cluster.store.get(&events, &namespace, &name) {
+        Some(existing) => {
+            let mut event = existing.clone();
+            event["count"] = json!(existing["count"].as_i64().unwrap_or(1) + 1);
+            event["lastTimestamp"] = json!(now);
+            event
+        }
+        None => json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": namespace, "uid": cluster.store.next_uid(), "creationTimestamp": now},
+            "involvedObject": {"apiVersion": object["apiVersion"], "kind": object["kind"], "name": meta["name"],
+                "namespace": meta["namespace"], "uid": meta["uid"], "resourceVersion": meta["resourceVersion"]},
+            "reason": reason, "message": message, "type": type_, "count": 1,
+            "firstTimestamp": now, "lastTimestamp": now, "source": {"component": component},
+            "reportingComponent": component, "reportingInstance": "",
+        }),
+    };
+    cluster.store.put(&events, event);
 }

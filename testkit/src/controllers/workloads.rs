@@ -5,6 +5,7 @@ use crate::cluster::{Cluster, DeleteOptions, PendingWrite, WriteOptions, now_rfc
 use crate::registry::ResourceType;
 use crate::selectors::LabelSelector;
 use crate::server::State;
+use crate::status::ApiError;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -115,16 +116,23 @@ pub fn pass(state: &State, runtime: &tokio::runtime::Runtime, backoff: &mut Hash
         replica_sets(&mut cluster, backoff)
     };
     for (rs, write) in pending {
-        if backoff.contains_key(&rs) {
+        if backoff.contains_key(rs["metadata"]["uid"].as_str().unwrap_or_default()) {
             continue;
         }
         let reviewed = runtime.block_on(crate::admission::review(state, &write, &controller_user()));
-        let result = reviewed.and_then(|_| state.cluster.lock().unwrap().commit(write));
-        if let Err(e) = result {
-            eprintln!("testkit: replicaset {rs}: cannot create pod: {e}");
-            backoff.insert(rs, Instant::now() + CREATE_BACKOFF);
+        let mut cluster = state.cluster.lock().unwrap();
+        if let Err(e) = reviewed.and_then(|_| cluster.commit(write)) {
+            failed_create(&mut cluster, backoff, &rs, &e);
         }
     }
+}
+
+/// A pod the ReplicaSet could not create: a `FailedCreate` Warning event on the ReplicaSet
+/// (what `kubectl describe rs` shows), and a back-off before the next try.
+fn failed_create(cluster: &mut Cluster, backoff: &mut HashMap<String, Instant>, rs: &Value, error: &ApiError) {
+    let message = format!("Error creating: {}", error.message);
+    super::record_event(cluster, rs, "Warning", "FailedCreate", &message, "replicaset-controller");
+    backoff.insert(rs["metadata"]["uid"].as_str().unwrap_or_default().to_string(), Instant::now() + CREATE_BACKOFF);
 }
 
 fn deployments(cluster: &mut Cluster) {
@@ -195,24 +203,34 @@ fn deployments(cluster: &mut Cluster) {
             current_new.max((desired + surge - old_total).min(desired))
         };
         set_replicas(cluster, &rs_type, &new_rs, new_target);
-        // Scale old replica sets down as far as availability allows.
-        let available: i64 = ready_of(&new_rs) + rses.iter().map(ready_of).sum::<i64>();
+        let new_ready = ready_of(&new_rs);
+        let mut old_replicas: Vec<i64> = rses.iter().map(|r| r["spec"]["replicas"].as_i64().unwrap_or(0)).collect();
+        // As the real controller: replicas of old sets that are not available go first, as far
+        // as the surge allows (else a rollout from a set whose pods never came up, e.g. refused
+        // by admission, would wait for them forever).
+        if !recreate {
+            let min_available = desired - max_unavailable;
+            let mut scale_down = new_target + old_total - min_available - (new_target - new_ready);
+            for (old, replicas) in rses.iter().zip(old_replicas.iter_mut()) {
+                let unhealthy = (*replicas - ready_of(old)).max(0).min(scale_down.max(0));
+                *replicas -= unhealthy;
+                scale_down -= unhealthy;
+            }
+        }
+        // Then old replica sets go down as far as availability allows.
+        let available: i64 = new_ready + rses.iter().map(ready_of).sum::<i64>();
         let mut can_remove = (available - (desired - max_unavailable)).max(0);
         if recreate {
             can_remove = old_total;
         }
-        let new_ready = ready_of(&new_rs);
-        for old in &rses {
-            let replicas = old["spec"]["replicas"].as_i64().unwrap_or(0);
-            if replicas == 0 {
-                continue;
-            }
+        for (old, replicas) in rses.iter().zip(old_replicas.iter_mut()) {
             // Once the new set is fully available the old ones go regardless.
-            let remove = if new_ready >= desired { replicas } else { replicas.min(can_remove) };
+            let remove = if new_ready >= desired { *replicas } else { (*replicas).min(can_remove) };
             if remove > 0 {
-                set_replicas(cluster, &rs_type, old, replicas - remove);
+                *replicas -= remove;
                 can_remove -= remove;
             }
+            set_replicas(cluster, &rs_type, old, *replicas);
         }
         // Status.
         let all_rs: Vec<&Value> = std::iter::once(&new_rs).chain(rses.iter()).collect();
@@ -276,8 +294,8 @@ fn strip_zero(mut status: Value, fields: &[&str]) -> Value {
     status
 }
 
-/// Scales pods down directly; returns the pod creations to admit and commit, by ReplicaSet uid.
-fn replica_sets(cluster: &mut Cluster, backoff: &HashMap<String, Instant>) -> Vec<(String, PendingWrite)> {
+/// Scales pods down directly; returns the pod creations to admit and commit, with their ReplicaSet.
+fn replica_sets(cluster: &mut Cluster, backoff: &mut HashMap<String, Instant>) -> Vec<(Value, PendingWrite)> {
     let mut creations = Vec::new();
     let rs_type = rt(cluster, "apps", "replicasets");
     let pod_type = rt(cluster, "", "pods");
@@ -306,9 +324,9 @@ fn replica_sets(cluster: &mut Cluster, backoff: &HashMap<String, Instant>) -> Ve
                 });
                 let opts = WriteOptions { field_manager: Some(MANAGER.into()), ..Default::default() };
                 match cluster.prepare_create(&pod_type, &ns, pod, &opts) {
-                    Ok(write) => creations.push((uid.clone(), write)),
+                    Ok(write) => creations.push((rs.clone(), write)),
                     Err(e) => {
-                        eprintln!("testkit: replicaset {ns}/{}: cannot create pod: {e}", rs["metadata"]["name"]);
+                        failed_create(cluster, backoff, &rs, &e);
                         break;
                     }
                 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use probes::probe;
-use process::{kill, materialise_volumes, spawn, start_pod, terminate};
+use process::{Write, kill, materialise_volumes, spawn, start_pod, terminate};
 
 /// The node every pod runs on.
 pub const NODE_NAME: &str = "testkit-node";
@@ -30,8 +30,14 @@ pub const STAY_PENDING: &str = "testkit.stochastic.io/stay-pending";
 /// Annotation that tells the kubelet to leave a pod alone: the test writes its status itself.
 pub const UNMANAGED: &str = "testkit.stochastic.io/unmanaged";
 
-/// How often Secret and ConfigMap volumes of running pods are brought up to date.
-const VOLUME_REFRESH: Duration = Duration::from_secs(1);
+/// The refresh delay of Secret and ConfigMap volumes a server starts with: short, so that test
+/// suites stay fast (`TestCluster::set_volume_refresh_delay` and `testkit --volume-refresh-delay`
+/// set a realistic one).
+pub const TEST_VOLUME_REFRESH_DELAY: Duration = Duration::from_secs(1);
+
+/// How often Secret and ConfigMap volumes of running pods are compared with the API server
+/// (a change is written once it is `State::volume_refresh_delay` old).
+const VOLUME_CHECK: Duration = Duration::from_millis(500);
 
 /// Pods whose container image starts with `image_prefix` run `program` as a real process.
 #[derive(Clone, Debug)]
@@ -62,8 +68,10 @@ struct ContainerProcess {
 
 struct PodRuntime {
     dir: PathBuf,
-    /// When Secret and ConfigMap volumes were last refreshed.
+    /// When Secret and ConfigMap volumes were last compared with the API server.
     volumes_refreshed: Instant,
+    /// Volume files whose content changed in the API server: the new content and since when.
+    volume_changes: HashMap<PathBuf, (Vec<u8>, Instant)>,
     ip: String,
     processes: Vec<ContainerProcess>,
     terminating_since: Option<Instant>,
@@ -110,6 +118,18 @@ impl Drop for Kubelet {
             let _ = t.join();
         }
     }
+}
+
+/// The folder of a pod's files under the kubelet's root.
+pub fn pod_dir(root: &Path, pod: &Value) -> PathBuf {
+    let (ns, name) = crate::store::key_of(pod);
+    let uid: String = pod["metadata"]["uid"].as_str().unwrap_or_default().chars().take(8).collect();
+    root.join(format!("{ns}_{name}_{uid}"))
+}
+
+/// What a container of a pod has written to stdout and stderr (`kubectl logs`).
+pub fn container_log(root: &Path, pod: &Value, container: &str) -> PathBuf {
+    pod_dir(root, pod).join(format!("{container}.log"))
 }
 
 fn rule_for<'a>(rules: &'a [ImageRule], image: &str) -> Option<&'a ImageRule> {
@@ -173,8 +193,9 @@ fn sync(state: &Arc<State>, root: &Path, runtimes: &mut HashMap<String, PodRunti
             continue;
         }
         let Some(runtime) = runtimes.get_mut(&uid) else { continue };
-        if runtime.processes.iter().any(|p| !p.simulated) && runtime.volumes_refreshed.elapsed() >= VOLUME_REFRESH {
-            materialise_volumes(state, &pod, &runtime.dir);
+        if runtime.processes.iter().any(|p| !p.simulated) && runtime.volumes_refreshed.elapsed() >= VOLUME_CHECK {
+            let delay = *state.volume_refresh_delay.lock().unwrap();
+            materialise_volumes(state, &pod, &runtime.dir, Write::Delayed { delay, seen: &mut runtime.volume_changes });
             runtime.volumes_refreshed = Instant::now();
         }
         supervise(state, &pod, runtime, &rules, rt);

@@ -7,7 +7,7 @@ use crate::registry::GroupResource;
 use crate::server::State;
 use base64::Engine;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -21,9 +21,8 @@ pub(super) fn kill(child: &Child, signal: i32) {
 }
 
 pub(super) fn start_pod(state: &Arc<State>, root: &Path, pod: &Value, ip: &str, rules: &[ImageRule]) -> PodRuntime {
-    let (ns, name) = crate::store::key_of(pod);
-    let uid: String = pod["metadata"]["uid"].as_str().unwrap_or_default().chars().take(8).collect();
-    let dir = root.join(format!("{ns}_{name}_{uid}"));
+    let (ns, _) = crate::store::key_of(pod);
+    let dir = super::pod_dir(root, pod);
     let _ = std::fs::create_dir_all(&dir);
     let mut processes = Vec::new();
     let needs_process = pod["spec"]["containers"]
@@ -31,7 +30,7 @@ pub(super) fn start_pod(state: &Arc<State>, root: &Path, pod: &Value, ip: &str, 
         .into_iter()
         .flatten()
         .any(|c| rule_for(rules, c["image"].as_str().unwrap_or_default()).is_some());
-    let volumes = if needs_process { materialise_volumes(state, pod, &dir) } else { BTreeMap::new() };
+    let volumes = if needs_process { materialise_volumes(state, pod, &dir, Write::Now) } else { BTreeMap::new() };
     let kubeconfig = needs_process.then(|| {
         let sa = pod["spec"]["serviceAccountName"].as_str().unwrap_or("default");
         let token = state.issue_token(UserInfo::service_account(&ns, sa));
@@ -67,6 +66,7 @@ pub(super) fn start_pod(state: &Arc<State>, root: &Path, pod: &Value, ip: &str, 
     PodRuntime {
         dir,
         volumes_refreshed: Instant::now(),
+        volume_changes: HashMap::new(),
         ip: ip.to_string(),
         processes,
         terminating_since: None,
@@ -74,8 +74,20 @@ pub(super) fn start_pod(state: &Arc<State>, root: &Path, pod: &Value, ip: &str, 
     }
 }
 
+/// When a file of a Secret or ConfigMap volume is written: at once when the pod starts; on a
+/// refresh, once its new content has been in the API server for the refresh delay.
+pub(super) enum Write<'a> {
+    Now,
+    Delayed { delay: Duration, seen: &'a mut HashMap<PathBuf, (Vec<u8>, Instant)> },
+}
+
 /// Writes Secret and ConfigMap volumes as files; returns volume name -> folder.
-pub(super) fn materialise_volumes(state: &Arc<State>, pod: &Value, dir: &Path) -> BTreeMap<String, PathBuf> {
+pub(super) fn materialise_volumes(
+    state: &Arc<State>,
+    pod: &Value,
+    dir: &Path,
+    mut write: Write<'_>,
+) -> BTreeMap<String, PathBuf> {
     let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
     let cluster = state.cluster.lock().unwrap();
     let mut out = BTreeMap::new();
@@ -117,11 +129,29 @@ pub(super) fn materialise_volumes(state: &Arc<State>, pod: &Value, dir: &Path) -
             // Only changed files are rewritten (atomically), as the kubelet updates a mounted
             // Secret or ConfigMap in place when it changes.
             let path = vdir.join(&key);
-            if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
-                let tmp = vdir.join(format!(".{key}.tmp"));
-                if std::fs::write(&tmp, &bytes).is_ok() {
-                    let _ = std::fs::rename(&tmp, &path);
+            if std::fs::read(&path).ok().as_deref() == Some(bytes.as_slice()) {
+                if let Write::Delayed { seen, .. } = &mut write {
+                    seen.remove(&path);
                 }
+                continue;
+            }
+            if let Write::Delayed { delay, seen } = &mut write {
+                // A real kubelet sees a change after its sync period and Secret cache TTL (up to
+                // a minute or two): here, exactly `delay` after the content was first seen.
+                match seen.get(&path) {
+                    Some((pending, since)) if *pending == bytes && since.elapsed() >= *delay => {
+                        seen.remove(&path);
+                    }
+                    Some((pending, _)) if *pending == bytes => continue,
+                    _ => {
+                        seen.insert(path.clone(), (bytes, Instant::now()));
+                        continue;
+                    }
+                }
+            }
+            let tmp = vdir.join(format!(".{key}.tmp"));
+            if std::fs::write(&tmp, &bytes).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
             }
         }
         out.insert(vname.to_string(), vdir);
@@ -219,7 +249,7 @@ pub(super) fn spawn(
             .filter_map(|v| v.as_str().map(|a| rewrite(&expand(a, &env)))),
     );
     let cname = container["name"].as_str().unwrap_or_default();
-    let log = std::fs::File::create(dir.join(format!("{cname}.log"))).ok()?;
+    let log = std::fs::File::create(dir.join(format!("{cname}.log"))).ok()?; // see super::container_log
     let mut cmd = Command::new(&rule.program);
     cmd.args(&args).env_clear().current_dir(dir).stdin(Stdio::null()).stdout(log.try_clone().ok()?).stderr(log);
     for key in ["PATH", "RUST_LOG", "RUST_BACKTRACE", "LLVM_PROFILE_FILE"] {
@@ -238,6 +268,11 @@ pub(super) fn spawn(
             // Own process group (signalled as a whole), and killed if the test process dies.
             libc::setpgid(0, 0);
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // The `testkit` binary blocks SIGINT and SIGTERM in its threads (it takes them with
+            // sigwait); a container must get them.
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
             Ok(())
         });
     }

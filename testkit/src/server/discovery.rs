@@ -82,11 +82,18 @@ fn resource_list(group: &str, version: &str, types: &[ResourceType]) -> Value {
         for sub in subresources(t) {
             let (kind, verbs) = match sub {
                 "eviction" => ("Eviction", json!(["create"])),
+                "scale" => ("Scale", json!(["get", "patch", "update"])),
+                "log" => ("Pod", json!(["get"])),
                 _ => (t.kind.as_str(), json!(["get", "patch", "update"])),
             };
-            resources.push(json!({
+            let mut resource = json!({
                 "name": format!("{}/{sub}", t.resource), "singularName": "", "namespaced": t.namespaced, "kind": kind, "verbs": verbs,
-            }));
+            });
+            if sub == "scale" {
+                resource["group"] = json!("autoscaling");
+                resource["version"] = json!("v1");
+            }
+            resources.push(resource);
         }
     }
     let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };

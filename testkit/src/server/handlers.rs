@@ -80,7 +80,8 @@ fn json_response(code: u16, body: &Value, warnings: &[String]) -> HttpResponse {
     let mut r = HttpResponse::build(StatusCode::from_u16(code).unwrap());
     r.content_type("application/json");
     for w in warnings {
-        r.append_header(("Warning", format!("299 - \"{}\"", w.replace('"', "'"))));
+        // A quoted-string, backslash-escaped as the real server's Warning headers are.
+        r.append_header(("Warning", format!("299 - \"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""))));
     }
     r.body(body.to_string())
 }
@@ -170,6 +171,19 @@ async fn serve(
         return error_response(&ApiError::new(404, "NotFound", "the server could not find the requested resource"));
     }
     let table = req.headers().get("accept").and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("as=Table"));
+    if p.subresource == "log" && verb == "get" {
+        return pod_log(state, &rt, &p, query);
+    }
+    if p.subresource == "scale" {
+        let content_type = req.headers().get("content-type").and_then(|c| c.to_str().ok()).unwrap_or_default();
+        let patch_type = PatchType::from_content_type(content_type).filter(|_| verb == "patch");
+        let mut opts = write_options(query);
+        opts.field_manager.get_or_insert_with(|| user_agent_manager(req));
+        return match super::scale::serve(state, &rt, &p, verb, body, patch_type, &opts, user).await {
+            Ok(scale) => json_response(200, &scale, &[]),
+            Err(e) => error_response(&e),
+        };
+    }
     let result = match verb {
         "get" => get(state, &rt, &p, table),
         "list" => list(state, &rt, &p, query, table),
@@ -190,6 +204,44 @@ async fn serve(
 }
 
 type Served = Result<(u16, Value, Vec<String>), ApiError>;
+
+/// `kubectl logs`: what a container of a pod the kubelet runs as a process has printed
+/// (`container` chooses one; `tailLines` keeps the last lines).
+fn pod_log(state: &State, rt: &ResourceType, p: &ResourcePath, query: &HashMap<String, String>) -> HttpResponse {
+    let pod = match state.cluster.lock().unwrap().get(rt, &p.namespace, &p.name) {
+        Ok(pod) => pod,
+        Err(e) => return error_response(&e),
+    };
+    let containers: Vec<&str> =
+        pod["spec"]["containers"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
+    let container = match (query.get("container"), containers.as_slice()) {
+        (Some(c), _) if containers.contains(&c.as_str()) => c.clone(),
+        (None, [only]) => only.to_string(),
+        (Some(c), _) => {
+            return error_response(&ApiError::bad_request(format!("container {c} is not valid for pod {}", p.name)));
+        }
+        (None, _) => {
+            return error_response(&ApiError::bad_request(format!(
+                "a container name must be specified for pod {}, choose one of: [{}]",
+                p.name,
+                containers.join(" ")
+            )));
+        }
+    };
+    let text = state
+        .pods_dir
+        .get()
+        .and_then(|root| std::fs::read_to_string(crate::kubelet::container_log(root, &pod, &container)).ok())
+        .unwrap_or_default();
+    let text = match query.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {
+        Some(n) => {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(n)..].iter().map(|l| format!("{l}\n")).collect()
+        }
+        None => text,
+    };
+    HttpResponse::Ok().content_type("text/plain").body(text)
+}
 
 fn get(state: &State, rt: &ResourceType, p: &ResourcePath, table: bool) -> Served {
     let cluster = state.cluster.lock().unwrap();
@@ -216,24 +268,27 @@ fn list(state: &State, rt: &ResourceType, p: &ResourcePath, query: &HashMap<Stri
         if after.as_ref().is_some_and(|a| &key <= a) {
             continue;
         }
-        if !labels.matches(&object["metadata"]["labels"]) || !fields.matches(object) {
+        // Selectors see the object as this API version serves it.
+        let served = crate::conversion::served_view(rt, object);
+        if !labels.matches(&served["metadata"]["labels"]) || !fields.matches(&served) {
             continue;
         }
         if items.len() == limit {
             more = true;
             break;
         }
-        let mut o = object.clone();
-        o["apiVersion"] = Value::String(rt.api_version());
-        items.push(o);
+        items.push(crate::conversion::from_storage(rt, object));
     }
     let rv = cluster.store.resource_version().to_string();
-    if table {
-        return Ok((200, table::table(rt, &items, &rv), vec![]));
-    }
     let mut metadata = json!({"resourceVersion": rv});
     if more && let Some(last) = items.last() {
         metadata["continue"] = Value::String(encode_continue(&crate::store::key_of(last)));
+    }
+    if table {
+        // kubectl pages through tables too (`limit=500`): the token must be in the table.
+        let mut table = table::table(rt, &items, &rv);
+        table["metadata"] = metadata;
+        return Ok((200, table, vec![]));
     }
     Ok((
         200,
@@ -257,14 +312,10 @@ fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
     Ok((ns.to_string(), name.to_string()))
 }
 
-/// Decodes a request body: JSON, or YAML for apply patches.
+/// Decodes a request body: JSON, protobuf (kubectl's generators), or YAML for apply patches.
 fn decode_body(body: &[u8], yaml: bool) -> Result<Value, ApiError> {
-    if body.starts_with(b"k8s\0") {
-        return Err(ApiError::new(
-            415,
-            "UnsupportedMediaType",
-            "the testkit API server does not decode protobuf bodies: send JSON (e.g. kubectl apply -f, or kubectl create -f)",
-        ));
+    if body.starts_with(crate::protobuf::MAGIC) {
+        return crate::protobuf::decode(body);
     }
     if yaml {
         let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("body is not UTF-8"))?;
@@ -304,9 +355,7 @@ async fn write(
     let object = decode_body(body, patch_type == Some(PatchType::Apply))?;
     let mut opts = write_options(query);
     if opts.field_manager.is_none() && patch_type != Some(PatchType::Apply) {
-        // The real server names unnamed writers after their user agent.
-        let agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("unknown");
-        opts.field_manager = Some(agent.split('/').next().unwrap_or(agent).to_string());
+        opts.field_manager = Some(user_agent_manager(req));
     }
     let sub = (!p.subresource.is_empty()).then_some(p.subresource.as_str());
     let mut attempts = 0;
@@ -340,6 +389,12 @@ async fn write(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The real server names unnamed writers after their user agent.
+fn user_agent_manager(req: &HttpRequest) -> String {
+    let agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("unknown");
+    agent.split('/').next().unwrap_or(agent).to_string()
 }
 
 fn delete_options(body: &[u8], query: &HashMap<String, String>) -> DeleteOptions {
@@ -412,7 +467,10 @@ async fn delete_collection(
     let keys: Vec<(String, String)> = cluster
         .store
         .list(&rt.key(), ns)
-        .filter(|o| labels.matches(&o["metadata"]["labels"]) && fields.matches(o))
+        .filter(|o| {
+            let served = crate::conversion::served_view(rt, o);
+            labels.matches(&served["metadata"]["labels"]) && fields.matches(&served)
+        })
         .map(crate::store::key_of)
         .collect();
     let mut items = Vec::new();

@@ -2,6 +2,7 @@
 
 mod discovery;
 pub(crate) mod handlers;
+mod scale;
 mod table;
 mod watch;
 
@@ -26,6 +27,10 @@ pub struct State {
     pub watch_epoch: tokio::sync::watch::Sender<u64>,
     /// Images run as real processes by the kubelet.
     pub images: Mutex<Vec<crate::kubelet::ImageRule>>,
+    /// How long a changed Secret or ConfigMap takes to reach the files of running pods.
+    pub volume_refresh_delay: Mutex<std::time::Duration>,
+    /// Where the kubelet keeps each pod's files (volumes, container logs).
+    pub pods_dir: std::sync::OnceLock<PathBuf>,
     pub address: String,
     pub ca_pem: String,
     pub admin_token: String,
@@ -112,6 +117,8 @@ pub fn start(port: u16, kubeconfig: Option<&Path>) -> anyhow::Result<RunningServ
         faults: Mutex::new(Vec::new()),
         watch_epoch: epoch_tx,
         images: Mutex::new(Vec::new()),
+        volume_refresh_delay: Mutex::new(crate::kubelet::TEST_VOLUME_REFRESH_DELAY),
+        pods_dir: std::sync::OnceLock::new(),
         address,
         ca_pem: ca.cert_pem.clone(),
         admin_token: admin_token.clone(),
@@ -159,6 +166,7 @@ pub fn start(port: u16, kubeconfig: Option<&Path>) -> anyhow::Result<RunningServ
     let handle = rx.recv()??;
     let controllers = Some(crate::controllers::Controllers::start(state.clone()));
     let pods_dir = path.with_extension("pods");
+    let _ = state.pods_dir.set(pods_dir.clone());
     let kubelet = Some(crate::kubelet::Kubelet::start(state.clone(), pods_dir));
     Ok(RunningServer { state, controllers, kubelet, admin_kubeconfig: path, handle, thread: Some(thread) })
 }

@@ -33,7 +33,10 @@ impl Filter {
         e.resource == self.rt.key() && self.matches_object(&e.object)
     }
 
+    /// Whether a stored object is one this watch sends (selectors see it as the watch's API
+    /// version serves it).
     fn matches_object(&self, object: &Value) -> bool {
+        let object = &*crate::conversion::served_view(&self.rt, object);
         let meta = &object["metadata"];
         self.namespace.as_ref().is_none_or(|ns| meta["namespace"].as_str().unwrap_or_default() == ns)
             && self.name.as_ref().is_none_or(|n| meta["name"].as_str() == Some(n))
@@ -42,8 +45,7 @@ impl Filter {
     }
 
     fn line(&self, kind: &str, object: &Value) -> Bytes {
-        let mut object = object.clone();
-        object["apiVersion"] = Value::String(self.rt.api_version());
+        let object = crate::conversion::from_storage(&self.rt, object);
         let rv = object["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
         let object = if self.table { table::table(&self.rt, &[object], &rv) } else { object };
         let mut line = json!({"type": kind, "object": object}).to_string();

@@ -54,7 +54,24 @@ pub fn normalise(kind: &str, mut object: Value) -> Result<(Value, Vec<String>), 
     dropped_fields(&object, &typed, "", &mut unknown);
     let mut typed = typed;
     super::defaults::apply(kind, &mut typed);
+    // The real server's typed objects have no explicit nulls (a client sees a field missing,
+    // not `null`, e.g. in `kubectl get -o jsonpath`). A CRD's schema keeps its nulls: they
+    // may be part of a `default` or an `example`.
+    if kind != "CustomResourceDefinition" {
+        strip_nulls(&mut typed);
+    }
     Ok((typed, unknown))
+}
+
+fn strip_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
 }
 
 /// Paths present (non-null) in `original` but missing from `typed`.

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 pub fn normalise(schema: &Value, mut object: Value) -> Result<(Value, Vec<String>), ApiError> {
     let mut pruned = Vec::new();
     if let Value::Object(map) = &mut object {
+        let preserve = schema["x-kubernetes-preserve-unknown-fields"] == Value::Bool(true);
         // apiVersion, kind and metadata are not part of the schema's concern.
         for (key, child) in map.iter_mut() {
             if matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
@@ -16,10 +17,10 @@ pub fn normalise(schema: &Value, mut object: Value) -> Result<(Value, Vec<String
             }
             match schema["properties"].get(key) {
                 Some(child_schema) => prune(child_schema, child, key, &mut pruned),
-                None => pruned.push(key.clone()),
+                None if !preserve => pruned.push(key.clone()),
+                None => {}
             }
         }
-        let preserve = schema["x-kubernetes-preserve-unknown-fields"] == Value::Bool(true);
         if !preserve {
             map.retain(|k, _| {
                 matches!(k.as_str(), "apiVersion" | "kind" | "metadata") || schema["properties"].get(k).is_some()
@@ -69,8 +70,11 @@ fn prune(schema: &Value, value: &mut Value, path: &str, pruned: &mut Vec<String>
     }
 }
 
-/// Structural checks and CEL rules; a 422 Invalid listing every cause.
-pub fn validate(kind: &str, name: &str, schema: &Value, object: &Value) -> Result<(), ApiError> {
+/// Structural checks and CEL rules; a 422 Invalid listing every cause. On an update (`old`),
+/// transition rules (`oldSelf`) are evaluated, and errors about values the update leaves as
+/// they were are dropped: validation ratcheting, as the real server does since 1.30, so an
+/// object stored before its CRD got stricter can still be updated elsewhere.
+pub fn validate(kind: &str, name: &str, schema: &Value, object: &Value, old: Option<&Value>) -> Result<(), ApiError> {
     let mut causes = Vec::new();
     if let Value::Object(map) = object {
         let root = Map::from_iter(
@@ -80,15 +84,37 @@ pub fn validate(kind: &str, name: &str, schema: &Value, object: &Value) -> Resul
         );
         check(schema, &Value::Object(root), "", &mut causes);
     }
+    let unchanged = |path: &str| old.is_some_and(|old| at_path(old, path) == at_path(object, path));
+    causes.retain(|(path, _)| !unchanged(path));
     if causes.is_empty() {
         // CEL rules see the whole object (rules at the root may read self.metadata.name).
-        if let Err(errors) = kube_cel::Validator::new().validate(schema, object, None) {
+        if let Err(errors) = kube_cel::Validator::new().validate(schema, object, old) {
             for e in errors.as_slice() {
-                causes.push((e.field_path.clone(), e.message.clone()));
+                if e.rule.contains("oldSelf") || !unchanged(&e.field_path) {
+                    causes.push((e.field_path.clone(), e.message.clone()));
+                }
             }
         }
     }
     if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(kind, name, causes)) }
+}
+
+/// The value at a cause's field path (`spec.items[0].name`, `<root>`); null when absent.
+fn at_path<'a>(object: &'a Value, path: &str) -> &'a Value {
+    let mut current = object;
+    for part in path.split('.').filter(|p| !p.is_empty() && *p != "<root>") {
+        let (field, indexes) = part.split_once('[').map_or((part, ""), |(f, rest)| (f, rest));
+        if !field.is_empty() {
+            current = &current[field];
+        }
+        for index in indexes.split('[').map(|i| i.trim_end_matches(']')).filter(|i| !i.is_empty()) {
+            current = match index.parse::<usize>() {
+                Ok(i) => &current[i],
+                Err(_) => &current[index.trim_matches('"')],
+            };
+        }
+    }
+    current
 }
 
 fn check(schema: &Value, value: &Value, path: &str, causes: &mut Vec<(String, String)>) {

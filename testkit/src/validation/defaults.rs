@@ -99,8 +99,8 @@ fn container(c: &mut Value) {
         }
     }
     for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
-        let p = &mut c[probe];
-        if p.is_object() {
+        // `get_mut`, not indexing: indexing would store an explicit null for a missing probe.
+        if let Some(p) = c.get_mut(probe).filter(|p| p.is_object()) {
             or(p, "timeoutSeconds", json!(1));
             or(p, "periodSeconds", json!(10));
             or(p, "successThreshold", json!(1));

@@ -28,8 +28,14 @@ impl FieldValidation {
     }
 }
 
-/// Validates and normalises `object` for storage. Returns the object to store and warnings.
-pub fn admit(rt: &ResourceType, object: Value, mode: FieldValidation) -> Result<(Value, Vec<String>), ApiError> {
+/// Validates and normalises `object` for storage (`old`: the stored object an update replaces).
+/// Returns the object to store and warnings.
+pub fn admit(
+    rt: &ResourceType,
+    object: Value,
+    old: Option<&Value>,
+    mode: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError> {
     let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
     validate_name(&rt.kind, &name, rt.resource == "namespaces" || !rt.namespaced && rt.group.is_empty())?;
     let (object, unknown) = match &rt.schema {
@@ -49,9 +55,44 @@ pub fn admit(rt: &ResourceType, object: Value, mode: FieldValidation) -> Result<
     }
     match &rt.schema {
         Schema::Builtin => builtin::validate(&rt.kind, &name, &object)?,
-        Schema::Crd(schema) => crd::validate(&rt.kind, &name, schema, &object)?,
+        Schema::Crd(schema) => crd::validate(&rt.kind, &name, schema, &object, old)?,
     }
     Ok((object, warnings))
+}
+
+/// Server-side apply refuses an applied configuration with fields the type does not declare,
+/// whatever `fieldValidation` says: the apply is computed on typed objects, which cannot hold
+/// them (the real server answers 500, "field not declared in schema"). `config` is what the
+/// client applied, `merged` the object it makes: built-in kinds are checked on `merged` (their
+/// stored objects have no unknown fields, and a partial configuration may not decode), custom
+/// resources on `config` (the schema walks partial objects, and a field that a changed schema
+/// no longer declares in the stored object is not the client's).
+pub fn check_applied_fields(rt: &ResourceType, config: &Value, merged: &Value) -> Result<(), ApiError> {
+    let unknown = match &rt.schema {
+        Schema::Builtin => builtin::normalise(&rt.kind, merged.clone()).map(|(_, unknown)| unknown).unwrap_or_default(),
+        Schema::Crd(schema) => crd::normalise(schema, config.clone()).map(|(_, unknown)| unknown).unwrap_or_default(),
+    };
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let errors: Vec<String> = unknown.iter().map(|f| format!(".{f}: field not declared in schema")).collect();
+    let errors = match errors.as_slice() {
+        [one] => one.clone(),
+        many => format!("errors:\n  {}", many.join("\n  ")),
+    };
+    let meta = &merged["metadata"];
+    Err(ApiError::new(
+        500,
+        "",
+        format!(
+            "failed to create typed patch object ({}/{}; {}/{}, Kind={}): {errors}",
+            meta["namespace"].as_str().unwrap_or_default(),
+            meta["name"].as_str().unwrap_or_default(),
+            rt.group,
+            rt.version,
+            rt.kind
+        ),
+    ))
 }
 
 /// Names are DNS subdomains (namespaces: DNS labels).

@@ -154,6 +154,11 @@ fn merge_order(live: &[Option<Pe>], cfg: &[Option<Pe>]) -> Vec<Pick> {
 
 /// Remove `path` from `root`, then the objects and lists this leaves empty unless someone owns
 /// them (`owned`).
+/// Whether a field below `path` is owned.
+fn has_owned_descendant(owned: &FieldSet, path: &[Pe]) -> bool {
+    owned.range(path.to_vec()..).take_while(|p| p.starts_with(path)).any(|p| p.len() > path.len())
+}
+
 pub(super) fn remove_path(root: &mut Value, path: &[Pe], keys: &dyn ListKeys, owned: &FieldSet) {
     fn remove(
         v: &mut Value,
@@ -167,8 +172,16 @@ pub(super) fn remove_path(root: &mut Value, path: &[Pe], keys: &dyn ListKeys, ow
         match (v, first) {
             (Value::Object(m), Pe::Field(f)) => {
                 if rest.is_empty() {
-                    let found = m.contains_key(f);
-                    remove_key(m, f);
+                    // A node that was owned itself (`.`) and now has owned children stays: as
+                    // in structured-merge-diff's prune, which adds back what anyone owns (what
+                    // kubectl's client-side-apply migration relies on).
+                    prefix.push(first.clone());
+                    let keep = has_owned_descendant(owned, prefix);
+                    prefix.pop();
+                    let found = m.contains_key(f) && !keep;
+                    if found {
+                        remove_key(m, f);
+                    }
                     return found;
                 }
                 let Some(child) = m.get_mut(f) else { return false };
@@ -198,8 +211,13 @@ pub(super) fn remove_path(root: &mut Value, path: &[Pe], keys: &dyn ListKeys, ow
                 });
                 let Some(i) = found else { return false };
                 if rest.is_empty() {
-                    items.remove(i);
-                    return true;
+                    prefix.push(first.clone());
+                    let keep = has_owned_descendant(owned, prefix);
+                    prefix.pop();
+                    if !keep {
+                        items.remove(i);
+                    }
+                    return !keep;
                 }
                 prefix.push(first.clone());
                 let removed = remove(&mut items[i], rest, prefix, names, keys, owned);

@@ -2,6 +2,9 @@
 //! generation, status subresources, finalizers, namespaces and CRDs. Writes are prepared,
 //! (admitted by webhooks outside the lock,) then committed with an optimistic check.
 
+mod delete;
+mod patch;
+
 use crate::registry::{GroupResource, Registry, ResourceType};
 use crate::status::ApiError;
 use crate::store::Store;
@@ -87,6 +90,8 @@ pub struct Cluster {
     /// How long a pod that stopped being a ready endpoint (not ready, or terminating) is still
     /// routed to: what kube-proxy and the API server's endpoint informers take to catch up.
     pub endpoint_propagation: std::time::Duration,
+    /// Audit annotations of admitted requests (Pod Security `audit` violations), newest last.
+    pub audit: Vec<crate::podsecurity::AuditAnnotation>,
 }
 
 impl Default for Cluster {
@@ -107,6 +112,7 @@ impl Cluster {
             name_counter: 0,
             rbac_cache: Default::default(),
             endpoint_propagation: crate::controllers::endpoints::DEFAULT_PROPAGATION,
+            audit: Vec::new(),
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             cluster.bootstrap_namespace(ns);
@@ -187,6 +193,13 @@ impl Cluster {
         if self.store.get(&rt.key(), if rt.namespaced { namespace } else { "" }, &name).is_some() {
             return Err(ApiError::already_exists(&qualified(rt), &name));
         }
+        if rt.terminating {
+            return Err(ApiError::new(
+                405,
+                "MethodNotAllowed",
+                "create not allowed while custom resource definition is terminating",
+            ));
+        }
         for field in [
             "resourceVersion",
             "uid",
@@ -199,7 +212,8 @@ impl Cluster {
                 m.remove(field);
             }
         }
-        let (mut new, warnings) = validation::admit(rt, object, opts.field_validation)?;
+        let (new, warnings) = validation::admit(rt, object, None, opts.field_validation)?;
+        let mut new = crate::conversion::to_storage(rt, new);
         let uid = self.store.next_uid();
         let m = &mut new["metadata"];
         m["uid"] = Value::String(uid);
@@ -230,7 +244,7 @@ impl Cluster {
         if let Some(manager) = &opts.field_manager {
             crate::patch::record_manager(None, &mut new, manager, rt, None, &now_rfc3339());
         }
-        Ok(PendingWrite {
+        self.pod_security(PendingWrite {
             rt: rt.clone(),
             operation: Operation::Create,
             subresource: None,
@@ -239,6 +253,23 @@ impl Cluster {
             warnings,
             dry_run: opts.dry_run,
         })
+    }
+
+    /// Pod Security admission of a validated write: refused, or passed on with its warnings
+    /// (and its audit annotations recorded).
+    fn pod_security(&mut self, mut pending: PendingWrite) -> Result<PendingWrite, ApiError> {
+        if !pending.rt.namespaced {
+            return Ok(pending);
+        }
+        let namespace = pending.new["metadata"]["namespace"].as_str().unwrap_or_default();
+        let ns = GroupResource { group: String::new(), resource: "namespaces".into() };
+        let labels = self.store.get(&ns, "", namespace).map(|n| n["metadata"]["labels"].clone()).unwrap_or_default();
+        let verdict = crate::podsecurity::admit(&pending, &labels)?;
+        pending.warnings.extend(verdict.warnings);
+        self.audit.extend(verdict.audit);
+        let excess = self.audit.len().saturating_sub(1000);
+        self.audit.drain(..excess);
+        Ok(pending)
     }
 
     /// A full replacement (PUT), of the object or of its status.
@@ -284,7 +315,7 @@ impl Cluster {
 
     /// Builds the new object from `old` and a candidate, honouring status subresource rules,
     /// immutable metadata and generation.
-    fn prepare_replacement(
+    pub(super) fn prepare_replacement(
         &mut self,
         rt: &ResourceType,
         old: Value,
@@ -306,10 +337,11 @@ impl Cluster {
                 }
                 new
             }
-            Some(other) => {
+            Some(other) if other != "scale" => {
                 return Err(ApiError::new(404, "NotFound", format!("subresource {other} not supported for update")));
             }
-            None => {
+            // `scale` writes come here as the whole object with its replicas changed.
+            _ => {
                 if rt.has_status {
                     match old.get("status") {
                         Some(s) => candidate["status"] = s.clone(),
@@ -342,7 +374,7 @@ impl Cluster {
                 }
             }
         }
-        let (mut new, warnings) = validation::admit(rt, new, opts.field_validation)?;
+        let (mut new, warnings) = validation::admit(rt, new, Some(&old), opts.field_validation)?;
         if rt.resource == "namespaces" {
             new["spec"] = old["spec"].clone();
             if subresource.is_none() {
@@ -360,98 +392,26 @@ impl Cluster {
         {
             new["metadata"]["managedFields"] = mf.clone();
         }
-        Ok(PendingWrite {
+        self.pod_security(PendingWrite {
             rt: rt.clone(),
             operation: Operation::Update,
             subresource: subresource.map(String::from),
-            old: Some(old),
-            new,
+            old: Some(crate::conversion::to_storage(rt, old)),
+            new: crate::conversion::to_storage(rt, new),
             warnings,
             dry_run: opts.dry_run,
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn prepare_patch(
+    /// A write through the `scale` subresource: `new` is `old` with its replicas changed.
+    pub fn prepare_scale(
         &mut self,
         rt: &ResourceType,
-        namespace: &str,
-        name: &str,
-        patch_type: PatchType,
-        body: &Value,
-        subresource: Option<&str>,
+        old: Value,
+        new: Value,
         opts: &WriteOptions,
     ) -> Result<PendingWrite, ApiError> {
-        let existing = self.get(rt, namespace, name);
-        if patch_type == PatchType::Apply {
-            let manager = opts.field_manager.clone().ok_or_else(|| {
-                ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch")
-            })?;
-            let live = existing.as_ref().ok();
-            let mut config = body.clone();
-            if rt.namespaced && config["metadata"]["namespace"].is_null() {
-                config["metadata"]["namespace"] = Value::String(namespace.to_string());
-            }
-            let applied =
-                crate::patch::server_side_apply(live, &config, &manager, opts.force, rt, subresource, &now_rfc3339())?;
-            return match existing {
-                Ok(old) => {
-                    let mut opts = opts.clone();
-                    opts.field_manager = None;
-                    self.prepare_replacement(rt, old, applied, subresource, &opts)
-                }
-                Err(_) => {
-                    let mut opts = opts.clone();
-                    opts.field_manager = None;
-                    self.prepare_create(rt, namespace, applied, &opts)
-                }
-            };
-        }
-        let old = existing?;
-        let mut doc = old.clone();
-        match patch_type {
-            PatchType::Json => {
-                // As the API server's JSON patch library does, a `test` for null passes on a
-                // missing path (kube-runtime's finalizer helper relies on it).
-                let ops: Vec<Value> = body
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|op| {
-                        let missing = op["path"].as_str().is_some_and(|p| doc.pointer(p).is_none());
-                        !(op["op"] == "test" && op["value"].is_null() && missing)
-                    })
-                    .cloned()
-                    .collect();
-                let body = if body.is_array() { Value::Array(ops) } else { body.clone() };
-                let patch: json_patch::Patch = serde_json::from_value(body)
-                    .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-                json_patch::patch(&mut doc, &patch)
-                    .map_err(|e| ApiError::new(422, "Invalid", format!("the JSON patch could not be applied: {e}")))?;
-            }
-            PatchType::Merge => json_patch::merge(&mut doc, body),
-            PatchType::Strategic => {
-                if rt.is_crd() {
-                    return Err(ApiError::new(
-                        415,
-                        "UnsupportedMediaType",
-                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
-                    ));
-                }
-                doc = crate::patch::strategic(&old, body, rt)?;
-            }
-            PatchType::Apply => unreachable!(),
-        }
-        if let Some(rv) = body["metadata"]["resourceVersion"].as_str()
-            && Some(rv) != old["metadata"]["resourceVersion"].as_str()
-        {
-            return Err(ApiError::conflict(
-                &qualified(rt),
-                name,
-                "the object has been modified; please apply your changes to the latest version and try again",
-            ));
-        }
-        self.prepare_replacement(rt, old, doc, subresource, opts)
+        self.prepare_replacement(rt, old, new, Some("scale"), opts)
     }
 
     /// Stores a prepared write (unless dry-run). Fails with 409 when the object changed since
@@ -506,111 +466,6 @@ impl Cluster {
         Ok(with_api_version(&stored, rt))
     }
 
-    /// Starts or finishes deletion. Returns the object as it is after the call.
-    pub fn delete(
-        &mut self,
-        rt: &ResourceType,
-        namespace: &str,
-        name: &str,
-        opts: &DeleteOptions,
-    ) -> Result<Value, ApiError> {
-        let old = self.get(rt, namespace, name)?;
-        if let Some(uid) = &opts.precondition_uid
-            && old["metadata"]["uid"].as_str() != Some(uid)
-        {
-            return Err(ApiError::conflict(
-                &qualified(rt),
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    old["metadata"]["uid"].as_str().unwrap_or_default()
-                ),
-            ));
-        }
-        if let Some(rv) = &opts.precondition_rv
-            && old["metadata"]["resourceVersion"].as_str() != Some(rv)
-        {
-            return Err(ApiError::conflict(
-                &qualified(rt),
-                name,
-                "the object has been modified; please apply your changes to the latest version and try again",
-            ));
-        }
-        if opts.dry_run {
-            return Ok(old);
-        }
-        let ns = if rt.namespaced { namespace } else { "" };
-        let mut finalizers: Vec<Value> = old["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
-        match opts.propagation.as_deref() {
-            Some("Foreground") => finalizers.push(json!("foregroundDeletion")),
-            Some("Orphan") => finalizers.push(json!("orphan")),
-            _ => {}
-        }
-        finalizers.dedup();
-        let graceful_pod = rt.resource == "pods"
-            && !old["spec"]["nodeName"].is_null()
-            && opts.grace_period_seconds.unwrap_or(1) > 0
-            && old["status"]["phase"] != "Succeeded"
-            && old["status"]["phase"] != "Failed";
-        let is_namespace = rt.resource == "namespaces";
-        if finalizers.is_empty() && !graceful_pod && !is_namespace {
-            let removed = self.store.remove(&rt.key(), ns, name).expect("exists");
-            self.after_delete(rt, &removed);
-            return Ok(with_api_version(&removed, rt));
-        }
-        if !old["metadata"]["deletionTimestamp"].is_null() {
-            // Already being deleted: a second delete changes nothing (a grace period of 0 for a
-            // pod finishes it now).
-            if rt.resource == "pods" && opts.grace_period_seconds == Some(0) && finalizers.is_empty() {
-                let removed = self.store.remove(&rt.key(), ns, name).expect("exists");
-                return Ok(with_api_version(&removed, rt));
-            }
-            return Ok(old);
-        }
-        let mut new = old.clone();
-        new["metadata"]["deletionTimestamp"] = Value::String(now_rfc3339());
-        if graceful_pod {
-            let grace =
-                opts.grace_period_seconds.or(old["spec"]["terminationGracePeriodSeconds"].as_i64()).unwrap_or(30);
-            new["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
-        } else {
-            new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-        }
-        if !finalizers.is_empty() {
-            new["metadata"]["finalizers"] = Value::Array(finalizers);
-        }
-        if is_namespace {
-            new["status"]["phase"] = json!("Terminating");
-        }
-        if rt.is_crd() || new["metadata"]["generation"].is_i64() {
-            let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
-            new["metadata"]["generation"] = json!(generation + 1);
-        }
-        let stored = self.store.put(&rt.key(), new);
-        Ok(with_api_version(&stored, rt))
-    }
-
-    /// Removes an object outright (controllers finishing a deletion).
-    pub fn remove(&mut self, rt: &ResourceType, namespace: &str, name: &str) -> Option<Value> {
-        let removed = self.store.remove(&rt.key(), namespace, name)?;
-        self.after_delete(rt, &removed);
-        Some(removed)
-    }
-
-    fn after_delete(&mut self, rt: &ResourceType, removed: &Value) {
-        if rt.resource == "customresourcedefinitions" {
-            // The custom resources of a deleted CRD go with it.
-            let group = removed["spec"]["group"].as_str().unwrap_or_default().to_string();
-            let resource = removed["spec"]["names"]["plural"].as_str().unwrap_or_default().to_string();
-            let gr = GroupResource { group, resource };
-            let keys: Vec<(String, String)> = self.store.list(&gr, None).map(crate::store::key_of).collect();
-            for (ns, name) in keys {
-                self.store.remove(&gr, &ns, &name);
-            }
-            self.crd_changed();
-        }
-    }
-
     /// Every namespace gets a ServiceAccount `default`, as the real token controller ensures.
     fn create_default_service_account(&mut self, namespace: &str) {
         let sa = GroupResource { group: String::new(), resource: "serviceaccounts".into() };
@@ -657,10 +512,9 @@ pub fn qualified(rt: &ResourceType) -> String {
     if rt.group.is_empty() { rt.resource.clone() } else { format!("{}.{}", rt.resource, rt.group) }
 }
 
+/// A stored object as `rt` serves it.
 fn with_api_version(object: &Value, rt: &ResourceType) -> Value {
-    let mut o = object.clone();
-    o["apiVersion"] = Value::String(rt.api_version());
-    o
+    crate::conversion::from_storage(rt, object)
 }
 
 /// Whether anything but metadata and status changed (what bumps metadata.generation).
