@@ -34,10 +34,11 @@ fn config_default_installs_the_crds_and_a_hardened_bootstrap_operator() {
         "RoleBinding/kube-devops/kube-devops-operator",
         "Deployment/kube-devops/kube-devops-operator",
         "Service/kube-devops/kube-devops-operator-metrics",
+        "NetworkPolicy/kube-devops/kube-devops-operator",
     ] {
         assert!(ids.contains(expected), "{expected} missing from {ids:?}");
     }
-    assert_eq!(ids.len(), 11, "{ids:?}");
+    assert_eq!(ids.len(), 12, "{ids:?}");
     let operator = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
     let pod = &operator["spec"]["template"]["spec"];
     assert_eq!(pod["serviceAccountName"], "kube-devops-operator");

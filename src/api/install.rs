@@ -65,6 +65,9 @@ pub struct KubeDevopsInstallSpec {
     /// The Grafana dashboard ConfigMap.
     #[serde(default)]
     pub grafana_dashboard: GrafanaDashboardSpec,
+    /// NetworkPolicies for the components.
+    #[serde(default)]
+    pub network_policy: NetworkPolicySpec,
     /// Node labels the components' pods must match.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
@@ -85,6 +88,7 @@ impl Default for KubeDevopsInstallSpec {
             pdb: PdbSpec::default(),
             service_monitor: ServiceMonitorSpec::default(),
             grafana_dashboard: GrafanaDashboardSpec::default(),
+            network_policy: NetworkPolicySpec::default(),
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
         }
@@ -300,6 +304,44 @@ impl Default for GrafanaDashboardSpec {
     fn default() -> Self {
         GrafanaDashboardSpec { enabled: true }
     }
+}
+
+/// NetworkPolicy settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Whether each component gets a NetworkPolicy: connections in only on the port it serves,
+    /// out only to the API server and DNS.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Where the API server is, as CIDRs (the components' only destination besides DNS);
+    /// default any address. Narrow it to the control plane's addresses where they are known.
+    #[serde(default = "default_api_server_cidrs")]
+    #[schemars(length(min = 1))]
+    pub api_server_cidrs: Vec<String>,
+    /// The API server's ports: 443 (the `kubernetes` Service) and 6443 (what it often listens
+    /// on behind it).
+    #[serde(default = "default_api_server_ports")]
+    #[schemars(length(min = 1))]
+    pub api_server_ports: Vec<i32>,
+}
+
+impl Default for NetworkPolicySpec {
+    fn default() -> Self {
+        NetworkPolicySpec {
+            enabled: true,
+            api_server_cidrs: default_api_server_cidrs(),
+            api_server_ports: default_api_server_ports(),
+        }
+    }
+}
+
+fn default_api_server_cidrs() -> Vec<String> {
+    vec!["0.0.0.0/0".into(), "::/0".into()]
+}
+
+fn default_api_server_ports() -> Vec<i32> {
+    vec![443, 6443]
 }
 
 /// Observed state of the installation.

@@ -11,13 +11,12 @@
 
 use super::operator::{self, OPERATOR};
 use super::rbac::Rule;
-use super::{NAMESPACE, VERSION};
+use super::{NAMESPACE, Object, VERSION};
 use crate::api::install::ImageSpec;
 use crate::api::{DevOpsPolicy, INSTALL_NAME, KubeDevopsInstall, KubeDevopsInstallSpec};
 use crate::governance::bundles;
 use crate::yaml::{to_yaml, to_yaml_stream};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::Resource;
 use serde_json::{Value, json};
 
 /// The package name.
@@ -154,12 +153,12 @@ pub fn files() -> anyhow::Result<Vec<(String, String)>> {
         let file = format!("bundle/manifests/{}_{}.yaml", crd.spec.group, crd.spec.names.plural);
         files.push((file, format!("{HEADER}{}", to_yaml_stream(&[crd])?)));
     }
-    let mut service = operator::metrics_service();
     // OLM creates bundle objects in the namespace it installs the operator into.
-    service.metadata.namespace = None;
-    let name = service.metadata.name.clone().unwrap_or_default();
-    let file = manifest_file(&k8s_openapi::api::core::v1::Service::api_version(&()), "Service", &name);
-    files.push((format!("bundle/manifests/{file}"), format!("{HEADER}{}", to_yaml(&service)?)));
+    for mut object in [Object::from(operator::metrics_service()), Object::from(operator::network_policy())] {
+        object.meta_mut().namespace = None;
+        let file = manifest_file(&object.api_version(), &object.kind(), object.name());
+        files.push((format!("bundle/manifests/{file}"), format!("{HEADER}{}", to_yaml(&object)?)));
+    }
     let map: serde_json::Map<String, Value> =
         annotations().into_iter().map(|(k, v)| (k.to_string(), Value::from(v))).collect();
     files.push((

@@ -6,7 +6,7 @@
 //! config/crd/         the three CRDs (bases/<group>_<plural>.yaml)
 //! config/rbac/        the operator's ServiceAccount, ClusterRole, Role and bindings
 //! config/manager/     the kube-devops Namespace and the operator's Deployment
-//! config/default/     crd + rbac + manager + the metrics Service, all in kube-devops
+//! config/default/     crd + rbac + manager + the metrics Service and NetworkPolicy, all in kube-devops
 //! config/prometheus/  the operator's ServiceMonitor (needs the Prometheus Operator CRDs)
 //! config/samples/     a KubeDevopsInstall and a DevOpsPolicy
 //! ```
@@ -104,10 +104,11 @@ pub fn files() -> anyhow::Result<Vec<(String, String)>> {
     add("manager/kustomization.yaml", kustomization(comment, None, &["manager.yaml"], images)?);
 
     add("default/metrics_service.yaml", objects(vec![operator::metrics_service().into()])?);
+    add("default/network_policy.yaml", objects(vec![operator::network_policy().into()])?);
     let comment = "Installs the CRDs and the bootstrap operator: kubectl apply -k config/default\n\
                    Then describe the installation: kubectl apply -k config/samples\n\
                    [PROMETHEUS] with the Prometheus Operator installed, add ../prometheus to resources.";
-    let resources = ["../crd", "../rbac", "../manager", "metrics_service.yaml"];
+    let resources = ["../crd", "../rbac", "../manager", "metrics_service.yaml", "network_policy.yaml"];
     add("default/kustomization.yaml", kustomization(comment, Some(NAMESPACE), &resources, vec![])?);
 
     let interval = KubeDevopsInstallSpec::default().service_monitor.interval;

@@ -18,6 +18,7 @@ pub mod kustomize;
 pub mod labels;
 pub mod monitoring;
 pub mod namespace;
+pub mod network;
 pub mod objects;
 pub mod operator;
 pub mod pdb;
@@ -189,6 +190,16 @@ pub fn validate(spec: &KubeDevopsInstallSpec) -> Result<(), Vec<String>> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || !["ms", "s", "m", "h"].contains(&unit) {
         problems.push(format!("spec.serviceMonitor.interval must look like 15s, 1m or 500ms, not {interval:?}"));
     }
+    for cidr in &spec.network_policy.api_server_cidrs {
+        if !network::is_cidr(cidr) {
+            problems.push(format!("spec.networkPolicy.apiServerCIDRs: {cidr:?} is not a CIDR like 10.0.0.0/16"));
+        }
+    }
+    for port in &spec.network_policy.api_server_ports {
+        if !(1..=65535).contains(port) {
+            problems.push(format!("spec.networkPolicy.apiServerPorts: {port} is not a port"));
+        }
+    }
     if spec.image.repository.is_empty() || spec.image.repository.contains(char::is_whitespace) {
         problems.push(format!("spec.image.repository is not an image repository: {:?}", spec.image.repository));
     }
@@ -243,6 +254,7 @@ pub fn all(spec: &KubeDevopsInstallSpec, tls: &WebhookTls) -> Vec<Object> {
     objects.extend(enabled_components(spec).into_iter().map(|c| services::service(c).into()));
     objects.extend(deployments(spec));
     objects.extend(pdb::pod_disruption_budgets(spec).into_iter().map(Object::from));
+    objects.extend(network::network_policies(spec).into_iter().map(Object::from));
     objects.extend(monitoring::service_monitors(spec).into_iter().map(Object::from));
     if spec.webhook.enabled {
         objects.push(webhook::validating_webhook_configuration(spec, tls).into());

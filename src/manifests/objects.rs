@@ -6,6 +6,7 @@ use crate::api::{DevOpsPolicy, KubeDevopsInstall};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -75,6 +76,7 @@ objects!(
     Service,
     Deployment,
     PodDisruptionBudget,
+    NetworkPolicy,
     ServiceMonitor,
     ValidatingWebhookConfiguration,
     CustomResourceDefinition,

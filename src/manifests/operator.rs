@@ -14,9 +14,10 @@ use super::labels::{namespaced_meta, selector};
 use super::monitoring::{Endpoint, MonitorSpec, NamespaceSelector, ServiceMonitor};
 use super::rbac::{self, Identity, Rule};
 use super::{APP, NAMESPACE, WEBHOOK_TLS_SECRET};
-use crate::api::install::{ImageSpec, default_resources};
+use crate::api::install::{ImageSpec, NetworkPolicySpec, default_resources};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount, ServicePort, ServiceSpec};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
@@ -78,6 +79,8 @@ pub const NAMESPACE_RULES: &[Rule] = &[
     Rule::new(&["apps"], &["deployments"], WRITE).named(COMPONENT_OBJECTS),
     Rule::new(&["policy"], &["poddisruptionbudgets"], READ),
     Rule::new(&["policy"], &["poddisruptionbudgets"], WRITE).named(COMPONENT_OBJECTS),
+    Rule::new(&["networking.k8s.io"], &["networkpolicies"], READ),
+    Rule::new(&["networking.k8s.io"], &["networkpolicies"], WRITE).named(COMPONENT_OBJECTS),
     Rule::new(&["monitoring.coreos.com"], &["servicemonitors"], READ),
     Rule::new(&["monitoring.coreos.com"], &["servicemonitors"], WRITE).named(COMPONENT_OBJECTS),
     Rule::new(&[RBAC], &["roles", "rolebindings"], READ_WRITE).named(&[APP]),
@@ -151,6 +154,12 @@ pub fn metrics_service() -> Service {
     }
 }
 
+/// The operator's NetworkPolicy: in only on its health and metrics port, out only to the API
+/// server and DNS (the components' defaults).
+pub fn network_policy() -> NetworkPolicy {
+    super::network::network_policy(OPERATOR, COMPONENT, PORT, &NetworkPolicySpec::default())
+}
+
 /// The ServiceMonitor of the operator's metrics.
 pub fn service_monitor(interval: &str) -> ServiceMonitor {
     ServiceMonitor {
@@ -193,6 +202,7 @@ mod tests {
             "RoleBinding" => (RBAC, "rolebindings"),
             "Deployment" => ("apps", "deployments"),
             "PodDisruptionBudget" => ("policy", "poddisruptionbudgets"),
+            "NetworkPolicy" => ("networking.k8s.io", "networkpolicies"),
             "ServiceMonitor" => ("monitoring.coreos.com", "servicemonitors"),
             "ValidatingWebhookConfiguration" => ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
             other => panic!("unexpected kind {other}"),

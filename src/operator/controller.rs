@@ -3,7 +3,7 @@
 //! HTTP `/healthz`, `/readyz` and `/metrics` on `$POD_IP:8081` start first; the replicas elect
 //! a leader through the Lease `kube-devops-operator`, and the leader runs a kube-runtime
 //! controller over KubeDevopsInstalls that also watches what it installs (Deployments,
-//! Services, PodDisruptionBudgets, ConfigMaps, ServiceAccounts, the RBAC objects, the
+//! Services, PodDisruptionBudgets, NetworkPolicies, ConfigMaps, ServiceAccounts, the RBAC objects, the
 //! webhook's Secret and ValidatingWebhookConfiguration), so a deleted or edited object is put
 //! back within seconds; everything is applied again every hour regardless (server-side applies
 //! that change nothing are no writes: an idle cluster sees none of them). It also
@@ -27,6 +27,7 @@ use futures::StreamExt;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -63,6 +64,7 @@ async fn reconcile_while_leading(watches: kube::Client, writes: kube::Client) {
         .watches(Api::<Deployment>::namespaced(watches.clone(), NAMESPACE), all.clone(), install)
         .watches(Api::<Service>::namespaced(watches.clone(), NAMESPACE), all.clone(), install)
         .watches(Api::<PodDisruptionBudget>::namespaced(watches.clone(), NAMESPACE), all.clone(), install)
+        .watches(Api::<NetworkPolicy>::namespaced(watches.clone(), NAMESPACE), all.clone(), install)
         .watches(Api::<ConfigMap>::namespaced(watches.clone(), NAMESPACE), all.clone(), install)
         .watches(Api::<ServiceAccount>::namespaced(watches.clone(), NAMESPACE), all.clone(), install)
         // The only Secret, webhook configuration and RBAC objects it may read are its own.

@@ -70,6 +70,7 @@ pub fn obsolete(spec: &KubeDevopsInstallSpec, apis: ClusterApis) -> Vec<ObjectRe
     everything.service_monitor.enabled = Some(apis.service_monitors);
     everything.grafana_dashboard.enabled = true;
     everything.pdb.enabled = true;
+    everything.network_policy.enabled = true;
     // PodDisruptionBudgets exist only above minAvailable replicas.
     everything.replicas = everything.pdb.min_available + 1;
     (everything.watch.replicas, everything.reconcile.replicas, everything.webhook.replicas) = (None, None, None);
@@ -267,9 +268,12 @@ mod tests {
                 "Service/kube-devops-watch",
                 "Deployment/kube-devops-watch",
                 "PodDisruptionBudget/kube-devops-watch",
+                "NetworkPolicy/kube-devops-watch",
                 "ServiceMonitor/kube-devops-watch"
             ]
         );
+        let policies_off = obsolete(&install(json!({"networkPolicy": {"enabled": false}})).spec, SERVED);
+        assert_eq!(policies_off.iter().filter(|o| o.kind == "NetworkPolicy").count(), 3);
         let webhook_off = obsolete(&install(json!({"webhook": {"enabled": false}})).spec, SERVED);
         assert!(webhook_off.iter().any(|o| o.kind == "ValidatingWebhookConfiguration"));
         assert!(webhook_off.iter().any(|o| o.kind == "Secret"));

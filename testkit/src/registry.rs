@@ -124,6 +124,7 @@ const BUILTINS: &[Builtin] = &[
     b("batch", "v1", "jobs", "Job", true, &[], true),
     b("batch", "v1", "cronjobs", "CronJob", true, &["cj"], true),
     b("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], true),
+    b("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", true, &["netpol"], false),
     b("coordination.k8s.io", "v1", "leases", "Lease", true, &[], false),
     b("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, &[], false),
     b("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, &[], false),

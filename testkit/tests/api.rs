@@ -434,3 +434,18 @@ async fn malformed_requests_are_refused_without_harming_the_server() {
     let status = api.patch_status("a", &PatchParams::default(), &Patch::Merge(json!({"status": {}}))).await;
     assert!(matches!(status, Err(kube::Error::Api(e)) if e.code == 404));
 }
+
+/// NetworkPolicies are served (networking.k8s.io/v1) and validated like other built-in kinds.
+#[tokio::test]
+async fn network_policies_are_served_and_validated() {
+    let cluster = TestCluster::start();
+    let policy = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web}\nspec:\n  \
+                  podSelector: {matchLabels: {app: web}}\n  policyTypes: [Ingress]\n  ingress: [{ports: [{port: 80}]}]\n";
+    let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(policy));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cluster.kubectl(&["get", "netpol", "web", "-o", "jsonpath={.spec.ingress[0].ports[0].port}"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "80");
+    let misspelt = policy.replace("podSelector", "podSelecter");
+    let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(&misspelt));
+    assert!(!out.status.success(), "an unknown field is refused");
+}

@@ -204,6 +204,43 @@ spec:
 {{- end }}
 {{- end -}}
 
+{{/* A component's NetworkPolicy: in only on its serving port, out only to the API server and
+DNS; call with (dict "root" $ "component" "watch" "port" 8080). */}}
+{{- define "kube-devops.networkPolicy" -}}
+{{- $root := .root -}}
+{{- if and (index $root.Values .component).enabled $root.Values.networkPolicy.enabled }}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  {{- include "kube-devops.metadata" (dict "root" $root "component" .component "name" (printf "%s-%s" (include "kube-devops.fullname" $root) .component)) | nindent 2 }}
+spec:
+  podSelector:
+    matchLabels:
+      {{- include "kube-devops.selectorLabels" . | nindent 6 }}
+  policyTypes: [Ingress, Egress]
+  ingress:
+    - ports:
+        - port: {{ .port }}
+          protocol: TCP
+  egress:
+    - to:
+        {{- range $root.Values.networkPolicy.apiServerCIDRs }}
+        - ipBlock:
+            cidr: {{ . }}
+        {{- end }}
+      ports:
+        {{- range $root.Values.networkPolicy.apiServerPorts }}
+        - port: {{ . }}
+          protocol: TCP
+        {{- end }}
+    - ports:
+        - {port: 53, protocol: UDP}
+        - {port: 53, protocol: TCP}
+        - {port: 5353, protocol: UDP}
+        - {port: 5353, protocol: TCP}
+{{- end }}
+{{- end -}}
+
 {{/* A component's Service; call with (dict "root" $ "component" "watch" "port" 8080 "portName" "metrics" "targetPort" "http"). */}}
 {{- define "kube-devops.service" -}}
 {{- $root := .root -}}

@@ -46,6 +46,7 @@ pub const KNOWN_KINDS: &[&str] = &[
     "Job",
     "CronJob",
     "PodDisruptionBudget",
+    "NetworkPolicy",
     "Lease",
     "ClusterRole",
     "Role",
