@@ -39,6 +39,26 @@ fn until_denied(cluster: &TestCluster, what: &str) -> String {
     })
 }
 
+/// Every try to create the `:latest` pod for `duration` is denied by the webhook: the API
+/// server reaches it all the time (with `failurePolicy: Ignore` a gap would admit the pod).
+fn always_denied_for(cluster: &TestCluster, duration: std::time::Duration) {
+    let started = Instant::now();
+    let mut tries = 0;
+    while started.elapsed() < duration {
+        let out = apply(cluster, LATEST_POD);
+        assert!(
+            !out.status.success(),
+            "admitted {:?} after the renewal: the API server could not reach the webhook",
+            started.elapsed()
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("Denied by DevOpsPolicy strict"), "{stderr}");
+        tries += 1;
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(tries > 10, "{tries}");
+}
+
 /// `/metrics` of every webhook pod, fetched as Prometheus does with the webhook's
 /// ServiceMonitor: over HTTPS, verified against `ca.crt` of the TLS Secret for the Service name.
 fn scrape_webhook_pods(cluster: &TestCluster) -> Vec<String> {
@@ -159,14 +179,22 @@ async fn two_webhook_replicas_become_ready_and_enforce_policies() {
     assert!(requests.iter().any(|r| r.user == webhook_user), "the webhook reads policies with its own service account");
     assert!(requests.iter().all(|r| r.user != webhook_user || r.code < 400), "RBAC lets the webhook do what it needs");
 
-    // Certificate rotation: a new CA and serving certificate (Secret and caBundle). The kubelet
-    // updates the mounted Secret, the webhook reloads it without a restart, and the API server,
-    // which now trusts only the new CA, reaches it again.
+    // Certificate rotation from the CLI, given the current Secret: a new CA and serving
+    // certificate, with the previous CA still in the caBundle. The kubelet takes its time to
+    // update the mounted Secret (12 s here), meanwhile the API server still reaches the pods
+    // serving the old certificate; the webhook then reloads it without a restart.
+    const REFRESH: std::time::Duration = std::time::Duration::from_secs(12);
+    cluster.set_volume_refresh_delay(REFRESH);
     let before = restart_counts(&cluster);
-    let out = apply(&cluster, &render("generate-webhook"));
+    let current = cluster.kubectl(&["get", "secret", "kube-devops-webhook-tls", "-n", "kube-devops", "-o", "yaml"]);
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret.yaml");
+    std::fs::write(&secret, &current.stdout).unwrap();
+    let renewal = common::e2e::render_with("generate-webhook", INSTALL, &["--previous-ca", secret.to_str().unwrap()]);
+    let out = apply(&cluster, &renewal);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let denial = until_denied(&cluster, "the webhook to serve the rotated certificate");
-    assert!(denial.contains("Denied by DevOpsPolicy strict"), "{denial}");
+    always_denied_for(&cluster, REFRESH + std::time::Duration::from_secs(3));
+    assert_eq!(scrape_webhook_pods(&cluster).len(), 2, "the pods serve a certificate of the new CA");
     assert_eq!(restart_counts(&cluster), before, "no restart was needed");
 
     // The webhook down: failurePolicy Ignore lets the pod in (fail open).
@@ -224,22 +252,8 @@ async fn the_operator_renews_the_certificate_without_a_gap_in_admission() {
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     wait_for("the operator to renew the certificate", 30, || (ca(&cluster) != before).then_some(()));
-    let renewed = Instant::now();
     // Until well after the kubelet has delivered the new certificate, every try is denied.
-    let mut tries = 0;
-    while renewed.elapsed() < REFRESH + std::time::Duration::from_secs(5) {
-        let out = apply(&cluster, LATEST_POD);
-        assert!(
-            !out.status.success(),
-            "admitted {:?} after the renewal: the API server could not reach the webhook",
-            renewed.elapsed()
-        );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("Denied by DevOpsPolicy strict"), "{stderr}");
-        tries += 1;
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
-    assert!(tries > 10, "{tries}");
+    always_denied_for(&cluster, REFRESH + std::time::Duration::from_secs(5));
     // The pods serve the new certificate now (the ServiceMonitor-style scrape verifies it
     // against the Secret's CA bundle), without a restart.
     assert_eq!(scrape_webhook_pods(&cluster).len(), 2);

@@ -254,9 +254,11 @@ fn the_values_schema_rejects_values_that_would_render_a_broken_installation() {
 }
 
 /// On upgrade the chart looks up the TLS Secret and keeps it until 30 days before it
-/// expires. `helm template` cannot look up, so the test replaces the lookup with a Secret.
+/// expires; a renewal keeps trusting the previous CA while it is valid. `helm template` cannot
+/// look up, so the test replaces the lookup with a Secret.
 #[test]
 fn an_upgrade_keeps_a_valid_certificate_and_renews_an_expiring_one() {
+    use openssl::x509::X509;
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("kube-devops");
     copy_dir(&chart(), &copy);
@@ -265,12 +267,13 @@ fn an_upgrade_keeps_a_valid_certificate_and_renews_an_expiring_one() {
     let lookup = r#"lookup "v1" "Secret" $ns $secretName"#;
     assert!(text.contains(lookup), "the template looks the Secret up");
     let b64 = |s: &str| openssl::base64::encode_block(s.as_bytes());
+    let old = kube_devops::manifests::webhook::generate_tls().unwrap();
     let existing = |not_after: &str| {
         format!(
             r#"dict "data" (dict "ca.crt" "{}" "tls.crt" "{}" "tls.key" "{}") "metadata" (dict "annotations" (dict "devops.stochastic.io/tls-not-after" "{not_after}"))"#,
-            b64("OLD CA"),
-            b64("OLD CERT"),
-            b64("OLD KEY")
+            b64(&old.ca_crt),
+            b64(&old.tls_crt),
+            b64(&old.tls_key)
         )
     };
     let secret_and_ca = |not_after: &str| {
@@ -280,13 +283,53 @@ fn an_upgrade_keeps_a_valid_certificate_and_renews_an_expiring_one() {
         let vwc = objects.iter().find(|o| o["kind"] == "ValidatingWebhookConfiguration").unwrap();
         Some((secret, vwc["webhooks"][0]["clientConfig"]["caBundle"].as_str().unwrap().to_string()))
     };
+    let decode = |v: &str| openssl::base64::decode_block(v).unwrap();
     let Some((kept, ca_bundle)) = secret_and_ca("2999-01-01T00:00:00Z") else { return };
-    assert_eq!(kept["data"]["tls.key"], b64("OLD KEY"));
-    assert_eq!(ca_bundle, b64("OLD CA"), "the caBundle stays the kept CA");
+    assert_eq!(kept["data"]["tls.key"], b64(&old.tls_key));
+    assert_eq!(ca_bundle, b64(&old.ca_crt), "the caBundle stays the kept CA");
     assert_eq!(kept["metadata"]["annotations"]["devops.stochastic.io/tls-not-after"], "2999-01-01T00:00:00Z");
-    let (renewed, ca_bundle) = secret_and_ca("2020-01-01T00:00:00Z").unwrap();
-    assert_ne!(renewed["data"]["tls.key"], b64("OLD KEY"));
-    assert_eq!(json!(ca_bundle), renewed["data"]["ca.crt"], "the caBundle is the new CA");
+
+    // Within 30 days of expiry: a new pair, and the previous CA stays trusted beside it.
+    let soon = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(10 * 24)).strftime("%Y-%m-%dT%H:%M:%SZ");
+    let (renewed, ca_bundle) = secret_and_ca(&soon.to_string()).unwrap();
+    assert_ne!(renewed["data"]["tls.key"], b64(&old.tls_key));
+    assert_eq!(json!(ca_bundle), renewed["data"]["ca.crt"], "the caBundle is the Secret's CA bundle");
+    let cas = X509::stack_from_pem(&decode(&ca_bundle)).unwrap();
+    assert_eq!(cas.len(), 2, "the new CA and the previous one");
+    assert_eq!(cas[1].to_pem().unwrap(), old.ca_crt.as_bytes());
+    let cert = X509::from_pem(&decode(renewed["data"]["tls.crt"].as_str().unwrap())).unwrap();
+    assert!(cert.verify(&cas[0].public_key().unwrap()).unwrap(), "the new certificate is the new CA's");
+
+    // An expired previous CA is dropped.
+    let (_, ca_bundle) = secret_and_ca("2020-01-01T00:00:00Z").unwrap();
+    assert_eq!(X509::stack_from_pem(&decode(&ca_bundle)).unwrap().len(), 1);
+}
+
+/// With webhook.certManager.enabled, cert-manager issues the certificate: the chart renders a
+/// CA chain of Issuers and Certificates, the serving Certificate writes the Secret the webhook
+/// mounts and covers every name of the webhook Service, and cainjector fills the caBundle.
+#[test]
+fn cert_manager_issues_the_certificate_when_asked() {
+    let Some(rendered) = helm_template(&chart(), &["webhook.certManager.enabled=true"]) else { return };
+    let objects = rendered.unwrap();
+    assert!(!objects.iter().any(|o| o["kind"] == "Secret"), "cert-manager writes the Secret");
+    let kinds = |kind: &str| objects.iter().filter(|o| o["kind"] == kind).count();
+    assert_eq!((kinds("Issuer"), kinds("Certificate")), (2, 2));
+    let serving = objects.iter().find(|o| o["kind"] == "Certificate" && o["metadata"]["name"] == "kube-devops-webhook");
+    let spec = &serving.unwrap()["spec"];
+    assert_eq!(spec["secretName"], "kube-devops-webhook-tls");
+    assert_eq!(spec["issuerRef"]["name"], "kube-devops-webhook-ca");
+    let names: Vec<&str> = spec["dnsNames"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    for name in kube_devops::manifests::webhook::certificate_dns_names() {
+        assert!(names.contains(&name.as_str()), "{name} missing from {names:?}");
+    }
+    let vwc = objects.iter().find(|o| o["kind"] == "ValidatingWebhookConfiguration").unwrap();
+    assert_eq!(vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"], "kube-devops/kube-devops-webhook");
+    assert!(vwc["webhooks"][0]["clientConfig"]["caBundle"].is_null(), "cainjector fills it");
+    // The webhook still mounts the Secret cert-manager writes.
+    let webhook = objects.iter().find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "kube-devops-webhook");
+    let volumes = &webhook.unwrap()["spec"]["template"]["spec"]["volumes"];
+    assert!(volumes.as_array().unwrap().iter().any(|v| v["secret"]["secretName"] == "kube-devops-webhook-tls"));
 }
 
 /// With default values the chart generates (Sprig `genCA`/`genSignedCert`) a CA and a serving

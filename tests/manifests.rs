@@ -301,3 +301,34 @@ fn an_invalid_install_file_reports_every_problem() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("spec.replicas") && stderr.contains("spec.webhook.timeoutSeconds"), "{stderr}");
 }
+
+/// A renewal from the CLI given the current Secret keeps trusting its CA: the new caBundle and
+/// the Secret's `ca.crt` hold the new CA first and the previous one after it, so the API server
+/// reaches pods that still serve the old certificate until the kubelet updates their files.
+#[test]
+fn generate_webhook_with_the_previous_secret_keeps_trusting_its_ca() {
+    let first = generate(&["generate-webhook"]);
+    let old_secret = find(&first, "Secret", "kube-devops-webhook-tls").clone();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret.yaml");
+    std::fs::write(&file, serde_json::to_string(&old_secret).unwrap()).unwrap();
+    let renewed = generate(&["generate-webhook", "--previous-ca", file.to_str().unwrap()]);
+    let secret = find(&renewed, "Secret", "kube-devops-webhook-tls");
+    let bundle = decode(secret, "ca.crt");
+    let cas = X509::stack_from_pem(&bundle).unwrap();
+    assert_eq!(cas.len(), 2, "the new CA and the previous one");
+    let old_ca = X509::from_pem(&decode(&old_secret, "ca.crt")).unwrap();
+    assert_eq!(cas[1].to_pem().unwrap(), old_ca.to_pem().unwrap());
+    let cert = X509::from_pem(&decode(secret, "tls.crt")).unwrap();
+    assert!(cert.verify(&cas[0].public_key().unwrap()).unwrap(), "signed by the new CA");
+    let vwc = find(&renewed, "ValidatingWebhookConfiguration", "kube-devops-webhook");
+    let ca_bundle = openssl::base64::decode_block(vwc["webhooks"][0]["clientConfig"]["caBundle"].as_str().unwrap());
+    assert_eq!(ca_bundle.unwrap(), bundle);
+    // The next renewal keeps only the newest previous CA.
+    std::fs::write(&file, serde_json::to_string(secret).unwrap()).unwrap();
+    let again = generate(&["generate-webhook", "--previous-ca", file.to_str().unwrap()]);
+    let cas = X509::stack_from_pem(&decode(find(&again, "Secret", "kube-devops-webhook-tls"), "ca.crt")).unwrap();
+    assert_eq!(cas.len(), 2);
+    let out = kube_devops(&["deploy", "generate-all", "--keep-tls", "--previous-ca", file.to_str().unwrap()]);
+    assert!(!out.status.success(), "keeping the certificate and renewing it contradict each other");
+}

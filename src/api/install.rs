@@ -316,7 +316,7 @@ pub struct NetworkPolicySpec {
     pub enabled: bool,
     /// Where the API server is, as CIDRs (the components' only destination besides DNS);
     /// default any address. Narrow it to the control plane's addresses where they are known.
-    #[serde(default = "default_api_server_cidrs")]
+    #[serde(default = "default_api_server_cidrs", rename = "apiServerCIDRs")]
     #[schemars(length(min = 1))]
     pub api_server_cidrs: Vec<String>,
     /// The API server's ports: 443 (the `kubernetes` Service) and 6443 (what it often listens

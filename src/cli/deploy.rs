@@ -24,8 +24,9 @@ pub enum DeployCommand {
     /// Services, ServiceMonitors and the Grafana dashboard ConfigMap.
     GenerateObservability(DeployOptions),
     /// A new TLS Secret and the ValidatingWebhookConfiguration trusting it (rotates the
-    /// webhook's certificate when applied).
-    GenerateWebhook(DeployOptions),
+    /// webhook's certificate when applied; pass the current Secret with --previous-ca so
+    /// admission has no gap while the pods pick the new certificate up).
+    GenerateWebhook(WebhookOptions),
 }
 
 /// What every `deploy generate-*` command takes.
@@ -55,39 +56,104 @@ pub struct AllOptions {
     pub common: DeployOptions,
     /// Leave out the TLS Secret and the ValidatingWebhookConfiguration, so applying the output
     /// changes an installation without rotating the webhook's certificate.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "previous_ca")]
     pub keep_tls: bool,
+    #[command(flatten)]
+    pub renewal: Renewal,
 }
 
-/// Renders one part of an installation.
-type Render = fn(&KubeDevopsInstallSpec) -> anyhow::Result<Vec<Object>>;
+/// `generate-webhook`'s options.
+#[derive(Debug, Args)]
+pub struct WebhookOptions {
+    #[command(flatten)]
+    pub common: DeployOptions,
+    #[command(flatten)]
+    pub renewal: Renewal,
+}
+
+/// What the commands that mint a new certificate take.
+#[derive(Debug, Args)]
+pub struct Renewal {
+    /// The webhook's current TLS Secret (`kubectl get secret -n kube-devops
+    /// kube-devops-webhook-tls -o yaml`), or its CA as PEM (- for stdin): its CA stays trusted
+    /// beside the new one until it expires, so admission has no gap while the kubelet updates
+    /// the pods' certificate files (up to a minute or two).
+    #[arg(long, value_name = "SECRET.yaml|CA.pem")]
+    pub previous_ca: Option<PathBuf>,
+}
+
+impl Renewal {
+    /// A new CA and serving certificate, trusting the previous CA too when there is one.
+    fn mint(&self) -> anyhow::Result<manifests::WebhookTls> {
+        let previous = self.previous_ca.as_deref().map(read_previous_ca).transpose()?;
+        Ok(webhook::generate_tls()?.with_previous_ca(previous.as_deref(), jiff::Timestamp::now()))
+    }
+}
 
 pub fn run(command: DeployCommand) -> anyhow::Result<u8> {
     let renders_monitors = matches!(command, DeployCommand::GenerateAll(_) | DeployCommand::GenerateObservability(_));
-    let (options, render): (_, Render) = match command {
-        DeployCommand::GenerateAll(AllOptions { common, keep_tls: false }) => {
-            (common, |s| Ok(manifests::all(s, &webhook::generate_tls()?)))
-        }
-        DeployCommand::GenerateAll(AllOptions { common, keep_tls: true }) => (common, |s| {
-            // Placeholder key material: the objects that would carry it are left out.
-            let tls = manifests::WebhookTls::placeholder();
-            let carries_tls =
-                |o: &Object| o.kind() == "ValidatingWebhookConfiguration" || o.name() == manifests::WEBHOOK_TLS_SECRET;
-            Ok(manifests::all(s, &tls).into_iter().filter(|o| !carries_tls(o)).collect())
-        }),
-        DeployCommand::GenerateRbac(o) => (o, |s| Ok(manifests::rbac(s))),
-        DeployCommand::GenerateDeployments(o) => (o, |s| Ok(manifests::deployments(s))),
-        DeployCommand::GenerateObservability(o) => (o, |s| Ok(manifests::observability(s))),
-        DeployCommand::GenerateWebhook(o) => (o, |s| Ok(manifests::webhook_admission(s, &webhook::generate_tls()?))),
+    let options = match &command {
+        DeployCommand::GenerateAll(AllOptions { common, .. })
+        | DeployCommand::GenerateWebhook(WebhookOptions { common, .. })
+        | DeployCommand::GenerateRbac(common)
+        | DeployCommand::GenerateDeployments(common)
+        | DeployCommand::GenerateObservability(common) => common,
     };
-    let spec = spec(&options)?;
+    let previous_ca = match &command {
+        DeployCommand::GenerateAll(AllOptions { renewal, .. })
+        | DeployCommand::GenerateWebhook(WebhookOptions { renewal, .. }) => renewal.previous_ca.as_deref(),
+        _ => None,
+    };
+    if options.file.as_deref() == Some(Path::new("-")) && previous_ca == Some(Path::new("-")) {
+        bail!("-f - and --previous-ca - cannot both read stdin");
+    }
+    let spec = spec(options)?;
     let apis = ClusterApis::from_api_versions(&options.api_versions);
     if let Some(note) = automatic_settings_note(&spec, apis, renders_monitors) {
         eprintln!("{note}");
     }
-    let objects = render(&manifests::resolve(&spec, apis))?;
+    let spec = manifests::resolve(&spec, apis);
+    let objects = match &command {
+        DeployCommand::GenerateAll(AllOptions { keep_tls: false, renewal, .. }) => {
+            manifests::all(&spec, &renewal.mint()?)
+        }
+        DeployCommand::GenerateAll(AllOptions { keep_tls: true, .. }) => {
+            // Placeholder key material: the objects that would carry it are left out.
+            let carries_tls =
+                |o: &Object| o.kind() == "ValidatingWebhookConfiguration" || o.name() == manifests::WEBHOOK_TLS_SECRET;
+            manifests::all(&spec, &manifests::WebhookTls::placeholder())
+                .into_iter()
+                .filter(|o| !carries_tls(o))
+                .collect()
+        }
+        DeployCommand::GenerateRbac(_) => manifests::rbac(&spec),
+        DeployCommand::GenerateDeployments(_) => manifests::deployments(&spec),
+        DeployCommand::GenerateObservability(_) => manifests::observability(&spec),
+        DeployCommand::GenerateWebhook(WebhookOptions { renewal, .. }) => {
+            manifests::webhook_admission(&spec, &renewal.mint()?)
+        }
+    };
     crate::yaml::print(&crate::yaml::to_yaml_stream(&objects)?);
     Ok(exit::OK)
+}
+
+/// The CA bundle in `path`: PEM as it is, or `data."ca.crt"` of a Secret manifest.
+fn read_previous_ca(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let text = read_text(path)?;
+    previous_ca(&text).with_context(|| format!("--previous-ca {}", path.display()))
+}
+
+/// The CA bundle in `text`: PEM certificates, or a Secret manifest (YAML or JSON) whose
+/// `data."ca.crt"` holds them.
+pub fn previous_ca(text: &str) -> anyhow::Result<Vec<u8>> {
+    if text.contains("-----BEGIN CERTIFICATE-----") {
+        return Ok(text.as_bytes().to_vec());
+    }
+    let docs: Vec<serde_json::Value> = crate::yaml::from_documents(text).context("neither PEM nor YAML")?;
+    let secret = docs.into_iter().find(|d| d["kind"] == "Secret").context("no PEM certificate and no Secret")?;
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(secret).context("not a valid Secret")?;
+    let ca = secret.data.and_then(|mut d| d.remove("ca.crt")).context("the Secret has no ca.crt")?;
+    Ok(ca.0)
 }
 
 /// What the user should know when an automatic setting left something out because these
@@ -130,14 +196,19 @@ pub fn spec(options: &DeployOptions) -> anyhow::Result<KubeDevopsInstallSpec> {
 }
 
 fn read_install(path: &Path) -> anyhow::Result<KubeDevopsInstallSpec> {
-    let text = if path == Path::new("-") {
+    let text = read_text(path)?;
+    parse_install(&text).with_context(|| format!("{}", path.display()))
+}
+
+/// A file's text, or stdin's for `-`.
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    if path == Path::new("-") {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).context("cannot read stdin")?;
-        text
+        Ok(text)
     } else {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
-    };
-    parse_install(&text).with_context(|| format!("{}", path.display()))
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    }
 }
 
 /// The spec of the one KubeDevopsInstall in a YAML (or JSON) document.
@@ -219,6 +290,21 @@ mod tests {
         let mut explicit = automatic.clone();
         explicit.service_monitor.enabled = Some(false);
         assert_eq!(automatic_settings_note(&explicit, ClusterApis::default(), true), None);
+    }
+
+    #[test]
+    fn the_previous_ca_comes_from_pem_or_from_the_secret() {
+        let tls = webhook::generate_tls().unwrap();
+        assert_eq!(previous_ca(&tls.ca_crt).unwrap(), tls.ca_crt.as_bytes());
+        let secret = crate::yaml::to_yaml(&webhook::tls_secret(&tls)).unwrap();
+        assert_eq!(previous_ca(&secret).unwrap(), tls.ca_crt.as_bytes());
+        let json = serde_json::to_string(&webhook::tls_secret(&tls)).unwrap();
+        assert_eq!(previous_ca(&json).unwrap(), tls.ca_crt.as_bytes());
+        assert!(previous_ca("apiVersion: v1\nkind: ConfigMap\n").is_err());
+        let mut no_ca = webhook::tls_secret(&tls);
+        no_ca.data.as_mut().unwrap().remove("ca.crt");
+        let err = previous_ca(&crate::yaml::to_yaml(&no_ca).unwrap()).unwrap_err();
+        assert!(format!("{err:#}").contains("no ca.crt"), "{err:#}");
     }
 
     #[test]

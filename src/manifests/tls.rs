@@ -49,6 +49,21 @@ impl WebhookTls {
         WebhookTls { ca_crt: String::new(), tls_crt: String::new(), tls_key: String::new(), not_after: String::new() }
     }
 
+    /// This certificate with the newest CA of `previous_ca` (PEM: the CA bundle of the
+    /// certificate it replaces) added to its CA bundle while that CA is still valid at `now`:
+    /// the API server then trusts both until the kubelet has put the new certificate into the
+    /// webhook pods (up to a minute or two), so a renewal never interrupts admission. Only the
+    /// newest previous CA is kept (the bundle holds at most two).
+    pub fn with_previous_ca(mut self, previous_ca: Option<&[u8]>, now: jiff::Timestamp) -> WebhookTls {
+        let previous = previous_ca.and_then(|pem| X509::from_pem(pem).ok()).filter(|ca| {
+            openssl::asn1::Asn1Time::from_unix(now.as_second() as _).is_ok_and(|now| ca.not_after() > now)
+        });
+        if let Some(pem) = previous.and_then(|ca| ca.to_pem().ok()).and_then(|p| String::from_utf8(p).ok()) {
+            self.ca_crt.push_str(&pem);
+        }
+        self
+    }
+
     /// A new CA and a serving certificate for `dns_names` (the first is the subject's CN).
     pub fn generate(dns_names: &[String]) -> anyhow::Result<WebhookTls> {
         let now = jiff::Timestamp::now().as_second();

@@ -133,18 +133,10 @@ pub fn reusable_tls(secret: &Secret, now: Timestamp) -> Option<WebhookTls> {
 }
 
 /// `new` with the CA of the `previous` Secret added to its CA bundle while that CA is still
-/// valid: the API server then trusts both until the kubelet has put the new certificate into
-/// the webhook pods (up to a minute or two), so a renewal never interrupts admission. Only
-/// the newest previous CA is kept (the bundle holds at most two).
-pub fn with_previous_ca(mut new: WebhookTls, previous: Option<&Secret>, now: Timestamp) -> WebhookTls {
-    let previous_ca = previous
-        .and_then(|s| s.data.as_ref()?.get("ca.crt"))
-        .and_then(|pem| X509::from_pem(&pem.0).ok())
-        .filter(|ca| openssl::asn1::Asn1Time::from_unix(now.as_second() as _).is_ok_and(|now| ca.not_after() > now));
-    if let Some(pem) = previous_ca.and_then(|ca| ca.to_pem().ok()).and_then(|p| String::from_utf8(p).ok()) {
-        new.ca_crt.push_str(&pem);
-    }
-    new
+/// valid (see [`WebhookTls::with_previous_ca`]).
+pub fn with_previous_ca(new: WebhookTls, previous: Option<&Secret>, now: Timestamp) -> WebhookTls {
+    let previous_ca = previous.and_then(|s| s.data.as_ref()?.get("ca.crt")).map(|pem| pem.0.as_slice());
+    new.with_previous_ca(previous_ca, now)
 }
 
 /// The install's status: replicas of each enabled component, and the conditions

@@ -81,15 +81,20 @@ async fn a_deployment_rolls_out_to_ready_pods_and_rolls_over_on_a_template_chang
     let mut replicas: Vec<i32> = sets.items.iter().map(|r| r.spec.as_ref().unwrap().replicas.unwrap()).collect();
     replicas.sort();
     assert_eq!(replicas, [0, 3]);
-    let images: Vec<String> = pods
-        .list(&ListParams::default().labels("app=web"))
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .map(|p| p.spec.as_ref().unwrap().containers[0].image.clone().unwrap())
-        .collect();
-    assert_eq!(images, ["nginx:1.28"; 3]);
+    // The old pods are gone once the kubelet has stopped them (a terminating pod is not
+    // counted in the status, as on a real cluster).
+    eventually("only the new pods", 10, || async {
+        let images: Vec<String> = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|p| p.spec.as_ref().unwrap().containers[0].image.clone().unwrap())
+            .collect();
+        (images == ["nginx:1.28"; 3]).then_some(())
+    })
+    .await;
     // kubectl sees the rollout as complete.
     let out = cluster.kubectl(&["rollout", "status", "deployment/web", "--timeout=10s"]);
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -40,11 +40,20 @@ pub fn install_file(spec: &str) -> String {
 
 /// `kube-devops deploy <command> -f <install>`.
 pub fn render(command: &str, install: &str) -> String {
+    render_with(command, install, &[])
+}
+
+/// `kube-devops deploy <command> -f <install> <args...>`.
+pub fn render_with(command: &str, install: &str, args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("install.yaml");
     std::fs::write(&file, install).unwrap();
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_kube-devops")).args(["deploy", command, "-f"]).arg(&file).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kube-devops"))
+        .args(["deploy", command, "-f"])
+        .arg(&file)
+        .args(args)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
