@@ -4,7 +4,8 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube_devops::governance::{Rules, Subject, Tally, bundles, evaluate_into};
+use kube_devops::api::bundles::{Bundle, BundleName};
+use kube_devops::governance::{Rules, Subject, Tally, evaluate_into};
 use serde_json::json;
 use std::hint::black_box;
 
@@ -48,7 +49,7 @@ fn subject(pod: &Pod) -> Subject<'_> {
 }
 
 fn benches(c: &mut Criterion) {
-    let rules = Rules::from_spec(&bundles::find("restricted").unwrap().spec);
+    let rules = Rules::from_spec(&Bundle::of(BundleName::Restricted).spec);
     let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
 
     let one = pod(3);

@@ -4,7 +4,7 @@
 //! `tests/generated.rs` fails when a file drifts; `KUBE_DEVOPS_REGENERATE=1 cargo test --test
 //! generated` rewrites them.
 
-use crate::governance::bundles;
+use crate::api::bundles::Bundle;
 use crate::yaml::to_yaml_stream;
 
 /// Folders that hold generated files only: a file in them that the code does not generate is
@@ -18,8 +18,8 @@ pub fn all() -> anyhow::Result<Vec<(String, String)>> {
     for (file, crd) in crate::api::crds() {
         files.push((format!("crds/{file}"), to_yaml_stream(&[crd])?));
     }
-    for bundle in bundles::all() {
-        let policy = crate::cli::bundle_policy(&bundle, "default", None);
+    for bundle in Bundle::all() {
+        let policy = bundle.policy("default", None);
         let header = format!("# Generated from the built-in '{}' bundle: {}\n", bundle.name, bundle.description);
         files.push((format!("examples/policies/{}.yaml", bundle.name), header + &to_yaml_stream(&[policy])?));
     }

@@ -5,6 +5,41 @@
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
+/// Why an Event is recorded: its reason, the action it reports, and whether it is a Warning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// A policy's evaluation changed (a Warning when the score fell below Stable).
+    Evaluated { degraded: bool },
+    /// The bootstrap operator minted a webhook CA and serving certificate.
+    CertificateIssued,
+    /// The bootstrap operator could not apply part of the installation.
+    ApplyFailed,
+}
+
+impl Reason {
+    /// The Event's `reason`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::Evaluated { .. } => "Evaluated",
+            Reason::CertificateIssued => "CertificateIssued",
+            Reason::ApplyFailed => "ApplyFailed",
+        }
+    }
+
+    /// The Event's `action`: what the controller did.
+    pub const fn action(self) -> &'static str {
+        match self {
+            Reason::Evaluated { .. } => "Evaluate",
+            Reason::CertificateIssued => "IssueCertificate",
+            Reason::ApplyFailed => "Apply",
+        }
+    }
+
+    pub const fn warning(self) -> bool {
+        matches!(self, Reason::Evaluated { degraded: true } | Reason::ApplyFailed)
+    }
+}
+
 /// Publishes Events as `controller` (e.g. `kube-devops-reconcile`), from this pod.
 #[derive(Clone)]
 pub struct Events(Recorder);
@@ -15,24 +50,17 @@ impl Events {
         Events(Recorder::new(client, Reporter { controller: controller.into(), instance }))
     }
 
-    /// A `Normal` Event, or a `Warning` one when `warning`, on `object`.
-    pub async fn publish<K: Resource<DynamicType = ()>>(
-        &self,
-        object: &K,
-        warning: bool,
-        reason: &str,
-        action: &str,
-        note: String,
-    ) {
+    /// An Event for `reason` on `object`.
+    pub async fn publish<K: Resource<DynamicType = ()>>(&self, object: &K, reason: Reason, note: String) {
         let event = Event {
-            type_: if warning { EventType::Warning } else { EventType::Normal },
-            reason: reason.into(),
+            type_: if reason.warning() { EventType::Warning } else { EventType::Normal },
+            reason: reason.as_str().into(),
             note: Some(fit_note(note)),
-            action: action.into(),
+            action: reason.action().into(),
             secondary: None,
         };
         if let Err(e) = self.0.publish(&event, &object.object_ref(&())).await {
-            eprintln!("cannot record the Event {reason}: {e}");
+            eprintln!("cannot record the Event {}: {e}", reason.as_str());
         }
     }
 }

@@ -163,7 +163,7 @@ fn the_operator_is_installed_as_config_installs_it() {
     let install = &csv["spec"]["install"]["spec"];
     let deployments = install["deployments"].as_array().unwrap();
     assert_eq!(deployments.len(), 1);
-    let operator = kube_devops::manifests::operator::deployment(&Default::default());
+    let operator = kube_devops::manifests::bootstrap::deployment(&Default::default());
     assert_eq!(deployments[0]["name"], "kube-devops-operator");
     assert_eq!(deployments[0]["spec"], serde_json::to_value(operator.spec).unwrap());
     let sa = deployments[0]["spec"]["template"]["spec"]["serviceAccountName"].as_str().unwrap();
@@ -173,10 +173,10 @@ fn the_operator_is_installed_as_config_installs_it() {
     let cluster = &install["clusterPermissions"][0];
     assert_eq!(
         (cluster["serviceAccountName"].as_str(), &cluster["rules"]),
-        (Some(sa), &rules(kube_devops::manifests::operator::cluster_rules()))
+        (Some(sa), &rules(kube_devops::manifests::bootstrap::cluster_rules()))
     );
     let namespaced = &install["permissions"][0];
-    assert_eq!(namespaced["rules"], rules(kube_devops::manifests::operator::NAMESPACE_RULES.to_vec()));
+    assert_eq!(namespaced["rules"], rules(kube_devops::manifests::bootstrap::NAMESPACE_RULES.to_vec()));
     // OLM creates the deployment's ServiceAccount; the bundle must not ship one of that name.
     for (file, object) in manifests() {
         assert!(!(object["kind"] == "ServiceAccount" && object["metadata"]["name"] == sa), "{file}");

@@ -192,7 +192,9 @@ fn bad_input_is_named_by_file_and_document_and_fails_the_gate() {
 fn unknown_bundles_and_missing_policy_files_are_clear_errors() {
     let out = kube_devops(&["audit", "examples/workloads", "--bundle", "strict"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("Unknown bundle 'strict'. Available bundles: baseline, restricted, permissive"));
+    let message = stderr(&out);
+    assert!(message.contains("invalid value 'strict'"), "{message}");
+    assert!(message.contains("[possible values: baseline, restricted, permissive]"), "{message}");
     let out = kube_devops(&["audit", "examples/workloads", "--policy", "examples/install.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("examples/install.yaml: no DevOpsPolicy document found"), "{}", stderr(&out));
@@ -216,7 +218,10 @@ fn bundles_are_listed_and_shown_as_ready_policies() {
     let policy: kube_devops::api::DevOpsPolicy = serde_saphyr::from_str(&stdout(&out)).unwrap();
     assert_eq!(policy.metadata.name.as_deref(), Some("lenient"));
     assert_eq!(policy.metadata.namespace.as_deref(), Some("shop"));
-    assert_eq!(policy.spec, kube_devops::governance::bundles::find("permissive").unwrap().spec);
+    assert_eq!(
+        policy.spec,
+        kube_devops::api::bundles::Bundle::of(kube_devops::api::bundles::BundleName::Permissive).spec
+    );
 
     let unknown = kube_devops(&["policy", "bundle-show", "nope"]);
     assert_eq!(unknown.status.code(), Some(2));

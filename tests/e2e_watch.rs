@@ -13,6 +13,7 @@ use common::e2e::{
 };
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
+use kube_devops::api::bundles::{Bundle, BundleName};
 use std::time::{Duration, Instant};
 use testkit::harness::TestCluster;
 
@@ -68,8 +69,7 @@ async fn one_elected_replica_exports_the_scores_and_a_standby_takes_over() {
     apply_ok(&cluster, SHOP);
     let shop: Vec<Pod> =
         Api::<Pod>::namespaced(cluster.client().await, "shop").list(&ListParams::default()).await.unwrap().items;
-    let baseline =
-        kube_devops::governance::Rules::from_spec(&kube_devops::governance::bundles::find("baseline").unwrap().spec);
+    let baseline = kube_devops::governance::Rules::from_spec(&Bundle::of(BundleName::Baseline).spec);
     let expected =
         kube_devops::watch::score_pods(&shop, &baseline, k8s_openapi::jiff::Timestamp::now()).namespaces["shop"];
     assert!(expected < 100, "the :latest pod costs points");

@@ -11,7 +11,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, pinned_kind};
 use kube_devops::api::KubeDevopsInstallSpec;
-use kube_devops::manifests::{ClusterApis, Object, all, operator, resolve, webhook};
+use kube_devops::manifests::{ClusterApis, Object, all, bootstrap, resolve, webhook};
 use serde_json::{Value, json};
 use testkit::harness::TestCluster;
 
@@ -56,11 +56,11 @@ async fn the_operator_can_install_exactly_its_objects_and_nothing_else() {
     // What `kubectl apply -k config/default` gives the operator before it starts.
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-devops"}});
     let own: Vec<Object> = vec![
-        operator::service_account().into(),
-        operator::cluster_role().into(),
-        operator::cluster_role_binding().into(),
-        operator::role().into(),
-        operator::role_binding().into(),
+        bootstrap::service_account().into(),
+        bootstrap::cluster_role().into(),
+        bootstrap::cluster_role_binding().into(),
+        bootstrap::role().into(),
+        bootstrap::role_binding().into(),
     ];
     for object in [namespace, common::e2e::service_monitor_crd()]
         .into_iter()
@@ -69,7 +69,7 @@ async fn the_operator_can_install_exactly_its_objects_and_nothing_else() {
         apply(&admin, &admin, &object).await.unwrap_or_else(|e| panic!("{}: {e}", object["kind"]));
     }
     let operator_client =
-        cluster.client_for(&cluster.service_account_kubeconfig("kube-devops", operator::OPERATOR)).await;
+        cluster.client_for(&cluster.service_account_kubeconfig("kube-devops", bootstrap::OPERATOR)).await;
 
     let tls = webhook::generate_tls().unwrap();
     let installation: Vec<Value> =

@@ -13,7 +13,7 @@
 
 pub mod server;
 
-use crate::api::{DevOpsPolicy, EnforcementMode};
+use crate::api::{CheckId, DevOpsPolicy, EnforcementMode};
 use crate::governance::{Rules, Subject, evaluate, is_system_namespace};
 use crate::workload::{Classified, Workload};
 use k8s_openapi::jiff::Timestamp;
@@ -76,7 +76,7 @@ pub struct Decision {
     pub warnings: Vec<String>,
     /// The checks an `enforce` policy denied the request for (sorted, each once): the
     /// `violation` label of `webhook_denials_total`.
-    pub violations: Vec<&'static str>,
+    pub violations: Vec<CheckId>,
 }
 
 impl Decision {
@@ -163,7 +163,7 @@ pub fn decide(
         match policy.spec.enforcement_mode.unwrap_or_default() {
             EnforcementMode::Enforce => {
                 denials.push(format!("DevOpsPolicy {name}: {}", messages.join("; ")));
-                violations.extend(findings.iter().map(|f| f.check.as_str()));
+                violations.extend(findings.iter().map(|f| f.check));
             }
             EnforcementMode::Audit => {
                 warnings.extend(messages.into_iter().map(|m| format!("DevOpsPolicy {name} (audit): {m}")));
@@ -203,6 +203,7 @@ fn debug_containers(request: &AdmissionRequest<DynamicObject>, policies: &[DevOp
 mod tests {
     use super::*;
     use crate::api::DevOpsPolicySpec;
+    use crate::fixtures::TestPod;
     use kube::core::admission::AdmissionReview;
     use serde_json::{Value, json};
 
@@ -219,8 +220,7 @@ mod tests {
     }
 
     fn pod(image: &str) -> Value {
-        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
-            "spec": {"containers": [{"name": "web", "image": image, "readinessProbe": {"tcpSocket": {"port": 80}}}]}})
+        TestPod::new("web").container("web", image).ready_probe().json()
     }
 
     fn request(operation: &str, namespace: &str, object: Value, old: Value) -> AdmissionRequest<DynamicObject> {
@@ -249,10 +249,8 @@ mod tests {
         super::decide(request, policies, &TrustedControllers::default(), now)
     }
 
-    fn owned_by(mut object: Value, kind: &str) -> Value {
-        object["metadata"]["ownerReferences"] =
-            json!([{"apiVersion": "apps/v1", "kind": kind, "name": "web-1", "uid": "u", "controller": true}]);
-        object
+    fn owned_by(object: Value, kind: &str) -> Value {
+        TestPod(object).owned_by(kind).json()
     }
 
     fn now() -> Timestamp {
@@ -265,7 +263,7 @@ mod tests {
         let d = decide(&bad, &[policy("strict", EnforcementMode::Enforce)], now());
         assert!(!d.allowed);
         assert_eq!(d.message.as_deref(), Some("Denied by DevOpsPolicy strict: container 'web' uses :latest tag"));
-        assert_eq!(d.violations, ["latest_tag"]);
+        assert_eq!(d.violations, [CheckId::LatestTag]);
         let d = decide(&bad, &[policy("watching", EnforcementMode::Audit)], now());
         assert!(d.allowed);
         assert!(d.violations.is_empty(), "audit findings deny nothing");
@@ -370,7 +368,7 @@ mod tests {
         );
         let d = decide(&set_image, &strict, now());
         assert!(!d.allowed);
-        assert_eq!(d.violations, ["latest_tag"]);
+        assert_eq!(d.violations, [CheckId::LatestTag]);
         // `kubectl debug`: allowed, with a warning naming the container and the policy.
         let mut debugged = pod("nginx:1.27");
         debugged["spec"]["ephemeralContainers"] = json!([{"name": "debugger-x1", "image": "busybox:latest"}]);

@@ -12,6 +12,7 @@
 
 use super::{TrustedControllers, decide};
 use crate::api::DevOpsPolicy;
+use crate::metrics::webhook::AdmissionRecord;
 use crate::metrics::{Metrics, WebhookMetrics};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
@@ -29,12 +30,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How often the certificate files are checked for changes.
 const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
-/// How long the webhook keeps serving after SIGTERM, with `/readyz` failing, while its endpoint
-/// is withdrawn (kube-proxy and the API server learn of it within a few seconds). The pod's
-/// terminationGracePeriodSeconds covers it and [`SHUTDOWN_TIMEOUT`].
-pub const DRAIN_DELAY: Duration = Duration::from_secs(10);
-/// How long in-flight requests may take to finish once the webhook stops listening.
-pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::manifests::deployments::{
+    WEBHOOK_DRAIN_DELAY as DRAIN_DELAY, WEBHOOK_SHUTDOWN_TIMEOUT as SHUTDOWN_TIMEOUT,
+};
 
 /// Where and how the webhook serves.
 #[derive(Clone, Debug)]
@@ -238,6 +236,12 @@ async fn validate(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
     let decision = decide(&request, &policies, &state.trusted, Timestamp::now());
     let operation = serde_json::to_value(&request.operation).ok();
     let operation = operation.as_ref().and_then(|o| o.as_str()).unwrap_or("UNKNOWN");
-    state.recorded.record(operation, &namespace, &decision, started.elapsed().as_secs_f64());
+    state.recorded.record(&AdmissionRecord {
+        operation,
+        namespace: &namespace,
+        allowed: decision.allowed,
+        violations: &decision.violations,
+        seconds: started.elapsed().as_secs_f64(),
+    });
     HttpResponse::Ok().json(decision.into_response(&request).into_review())
 }

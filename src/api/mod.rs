@@ -1,13 +1,18 @@
 //! The custom resources of kube-devops, typed, and their CustomResourceDefinitions.
 
 pub mod audit;
+pub mod bundles;
+pub mod checks;
 pub mod condition;
 pub mod install;
 pub mod policy;
+pub mod severity;
 
 pub use audit::{AuditViolation, MAX_AUDIT_VIOLATIONS, PolicyAuditResult, PolicyAuditResultSpec, SeverityCounts};
+pub use checks::CheckId;
 pub use install::{INSTALL_NAME, KubeDevopsInstall, KubeDevopsInstallSpec, KubeDevopsInstallStatus};
 pub use policy::{DevOpsPolicy, DevOpsPolicySpec, DevOpsPolicyStatus, EnforcementMode, SeverityOverrides};
+pub use severity::{Classification, Severity};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -16,7 +21,7 @@ use kube::CustomResourceExt;
 pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
     let labelled = |mut crd: CustomResourceDefinition| {
         // Like every object kube-devops ships: `kubectl get crd -l app.kubernetes.io/name=kube-devops`.
-        crd.metadata.labels = Some(crate::manifests::labels::labels(CRD_COMPONENT));
+        crd.metadata.labels = Some(crate::labels::labels(CRD_COMPONENT));
         crd
     };
     vec![

@@ -3,8 +3,9 @@
 // kube's `printcolumn(...)` attributes repeat keys by design; clippy reads them as duplicates.
 #![allow(clippy::duplicated_attributes)]
 
-use crate::governance::{Classification, Severity};
+use super::{Classification, Severity};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -54,7 +55,7 @@ use serde::{Deserialize, Serialize};
         name = "Evaluated",
         type_ = "date",
         json_path = ".status.lastEvaluated",
-        description = "When the policy was last evaluated"
+        description = "When the outcome of the evaluation last changed"
     ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
@@ -184,9 +185,10 @@ pub struct DevOpsPolicyStatus {
     /// One-line summary of the evaluation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// When the policy was last evaluated (RFC 3339).
+    /// When the evaluation that produced this status ran: evaluations that find the same
+    /// write nothing, so this is when the outcome last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_evaluated: Option<String>,
+    pub last_evaluated: Option<Time>,
     /// The metadata.generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

@@ -13,6 +13,13 @@ pub struct SourcedWorkload {
     pub workload: Workload,
 }
 
+impl SourcedWorkload {
+    /// The workload's namespace and what is evaluated of it (for [`crate::governance::assess`]).
+    pub fn subject(&self) -> Option<(&str, crate::governance::Subject<'_>)> {
+        Some((self.workload.namespace_or_default(), self.workload.subject()))
+    }
+}
+
 /// A document that is a valid object but runs no pods.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,7 +1,7 @@
 //! An audit report: workloads evaluated against one policy, scored per namespace and overall.
 
 use super::input::{InputError, OtherObject, SourcedWorkload};
-use crate::governance::{CheckId, Rules, Severity, Summary, Tally, evaluate_into, is_system_namespace};
+use crate::governance::{CheckId, Rules, Severity, Summary, assess};
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -53,23 +53,11 @@ pub struct Violation {
 impl AuditReport {
     /// Evaluates every workload against `rules` and scores them by namespace.
     pub fn build(policy: String, rules: &Rules, workloads: &[SourcedWorkload], now: Timestamp) -> AuditReport {
-        let mut by_namespace: BTreeMap<&str, (Tally, Vec<WorkloadReport>)> = BTreeMap::new();
-        let mut total = Tally::default();
-        let mut skipped_system_workloads = 0;
-        let mut findings = Vec::new();
-        for item in workloads {
-            let workload = &item.workload;
-            let namespace = workload.namespace_or_default();
-            if is_system_namespace(namespace) {
-                skipped_system_workloads += 1;
-                continue;
-            }
-            evaluate_into(workload.subject(), rules, now, &mut findings);
-            let (tally, reports) = by_namespace.entry(namespace).or_default();
-            tally.add(&findings);
-            reports.push(WorkloadReport {
-                kind: workload.kind.to_string(),
-                name: workload.name.clone(),
+        let mut reports: BTreeMap<String, Vec<WorkloadReport>> = BTreeMap::new();
+        let assessment = assess(workloads, rules, now, SourcedWorkload::subject, |item, namespace, findings| {
+            reports.entry(namespace.to_string()).or_default().push(WorkloadReport {
+                kind: item.workload.kind.to_string(),
+                name: item.workload.name.clone(),
                 source: item.source.clone(),
                 violations: findings
                     .iter()
@@ -81,23 +69,21 @@ impl AuditReport {
                     })
                     .collect(),
             });
-        }
-        for (tally, _) in by_namespace.values() {
-            total.merge(tally);
-        }
-        let namespaces = by_namespace
-            .into_iter()
-            .map(|(namespace, (tally, workloads))| NamespaceReport {
-                namespace: namespace.to_string(),
+        });
+        let namespaces = assessment
+            .namespaces
+            .iter()
+            .map(|(namespace, tally)| NamespaceReport {
+                namespace: namespace.clone(),
                 summary: tally.summary(),
-                workloads,
+                workloads: reports.remove(namespace).unwrap_or_default(),
             })
             .collect();
         AuditReport {
             policy,
-            summary: total.summary(),
+            summary: assessment.total().summary(),
             namespaces,
-            skipped_system_workloads,
+            skipped_system_workloads: assessment.skipped_system,
             other_objects: Vec::new(),
             errors: Vec::new(),
         }

@@ -2,10 +2,11 @@
 
 use super::{AuditOptions, exit};
 use crate::api::DevOpsPolicy;
+use crate::api::bundles::{Bundle, BundleName};
 use crate::audit::input::{Inputs, SourcedWorkload};
 use crate::audit::render::render;
 use crate::audit::report::AuditReport;
-use crate::governance::{Rules, bundles};
+use crate::governance::Rules;
 use crate::workload::Workload;
 use anyhow::{Context, anyhow, bail};
 use k8s_openapi::jiff::Timestamp;
@@ -68,8 +69,7 @@ fn select_policy(opts: &AuditOptions) -> anyhow::Result<(String, Rules)> {
         let name = policy.metadata.name.as_deref().unwrap_or("unnamed");
         return Ok((format!("DevOpsPolicy {name} from {}", path.display()), Rules::from_spec(&policy.spec)));
     }
-    let name = opts.bundle.as_deref().unwrap_or("baseline");
-    let bundle = bundles::find(name).ok_or_else(|| anyhow!(bundles::unknown_bundle_message(name)))?;
+    let bundle = Bundle::of(opts.bundle.unwrap_or(BundleName::Baseline));
     Ok((format!("bundle {}", bundle.name), Rules::from_spec(&bundle.spec)))
 }
 

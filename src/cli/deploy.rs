@@ -119,8 +119,11 @@ pub fn run(command: DeployCommand) -> anyhow::Result<u8> {
         }
         DeployCommand::GenerateAll(AllOptions { keep_tls: true, .. }) => {
             // Placeholder key material: the objects that would carry it are left out.
-            let carries_tls =
-                |o: &Object| o.kind() == "ValidatingWebhookConfiguration" || o.name() == manifests::WEBHOOK_TLS_SECRET;
+            let carries_tls = |o: &Object| match o {
+                Object::ValidatingWebhookConfiguration(_) => true,
+                Object::Secret(secret) => secret.metadata.name.as_deref() == Some(manifests::WEBHOOK_TLS_SECRET),
+                _ => false,
+            };
             manifests::all(&spec, &manifests::WebhookTls::placeholder())
                 .into_iter()
                 .filter(|o| !carries_tls(o))

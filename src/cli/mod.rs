@@ -6,8 +6,8 @@ mod deploy;
 mod policy;
 
 pub use deploy::{DeployCommand, DeployOptions};
-pub use policy::bundle_policy;
 
+use crate::api::bundles::BundleName;
 use crate::audit::render::OutputFormat;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -73,9 +73,9 @@ pub enum Command {
         /// Address to listen on (default: $POD_IP:8080, or 0.0.0.0:8080 without POD_IP).
         #[arg(long)]
         addr: Option<String>,
-        /// The built-in bundle pods are scored against: baseline, restricted or permissive.
-        #[arg(long)]
-        bundle: Option<String>,
+        /// The built-in bundle pods are scored against.
+        #[arg(long, value_enum, ignore_case = true, value_name = "NAME")]
+        bundle: Option<BundleName>,
     },
     /// The reconcile operator: evaluates every DevOpsPolicy, writes its status and audit
     /// history, and exports per-policy metrics (HTTP /healthz, /readyz, /metrics).
@@ -110,9 +110,9 @@ pub struct AuditOptions {
     /// A file holding the DevOpsPolicy to apply.
     #[arg(long, conflicts_with = "bundle")]
     pub policy: Option<PathBuf>,
-    /// A built-in bundle to apply: baseline, restricted or permissive.
-    #[arg(long)]
-    pub bundle: Option<String>,
+    /// A built-in bundle to apply.
+    #[arg(long, value_enum, ignore_case = true, value_name = "NAME")]
+    pub bundle: Option<BundleName>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -128,7 +128,8 @@ pub enum PolicyCommand {
     /// Print a bundle as a ready-to-apply DevOpsPolicy.
     BundleShow {
         /// Bundle name (case-insensitive).
-        name: String,
+        #[arg(value_enum, ignore_case = true)]
+        name: BundleName,
         /// Namespace of the printed policy.
         #[arg(short, long, default_value = "default")]
         namespace: String,
@@ -206,7 +207,7 @@ pub fn run(cli: Cli) -> u8 {
             crate::reconcile::controller::run(addr, interval).map(|()| exit::OK)
         }
         Command::Operator { addr } => {
-            crate::operator::controller::run(addr.unwrap_or_else(|| crate::http::pod_addr(8081))).map(|()| exit::OK)
+            crate::bootstrap::controller::run(addr.unwrap_or_else(|| crate::http::pod_addr(8081))).map(|()| exit::OK)
         }
         Command::Version => {
             crate::yaml::print(&format!("kube-devops version {}\n", env!("CARGO_PKG_VERSION")));

@@ -1,8 +1,9 @@
 //! The one evaluator: a pod, or a workload's pod template, against a policy's rules.
 
-use super::checks::{CheckId, Detail, Finding, MissingResources};
+use super::checks::{Detail, Finding, MissingResources};
 use super::image::{ImageVersion, image_version};
 use super::rules::Rules;
+use crate::api::CheckId;
 use k8s_openapi::api::core::v1::{Container, ContainerStatus, PodSpec, PodStatus, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -152,8 +153,9 @@ fn missing_resources(container: &Container) -> MissingResources {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::Severity;
     use crate::api::policy::DevOpsPolicySpec;
-    use crate::governance::severity::Severity;
+    use crate::fixtures::pod;
     use k8s_openapi::api::core::v1::Pod;
     use serde_json::json;
 
@@ -167,10 +169,6 @@ mod tests {
             forbid_pending_duration: Some(300),
             ..Default::default()
         })
-    }
-
-    fn pod(value: serde_json::Value) -> Pod {
-        serde_json::from_value(value).expect("test pod is valid")
     }
 
     fn ids(findings: &[Finding<'_>]) -> Vec<(&'static str, Option<String>)> {

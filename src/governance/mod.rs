@@ -2,18 +2,18 @@
 //! Nothing here does I/O; every caller (CLI, watch, operator, admission, audit) goes through
 //! [`evaluate`] with [`Rules`] compiled from a DevOpsPolicy spec.
 
-pub mod bundles;
+pub mod assess;
 pub mod checks;
 pub mod evaluate;
 pub mod image;
 pub mod namespaces;
 pub mod rules;
 pub mod score;
-pub mod severity;
 
-pub use checks::{CheckId, Detail, Finding};
+pub use crate::api::{CheckId, Classification, Severity};
+pub use assess::{Assessment, assess, pod_subject};
+pub use checks::{Detail, Finding};
 pub use evaluate::{Subject, evaluate, evaluate_into};
 pub use namespaces::is_system_namespace;
 pub use rules::Rules;
 pub use score::{Summary, Tally};
-pub use severity::{Classification, Severity};

@@ -1,7 +1,7 @@
 //! A policy spec compiled into the flat form the evaluator reads on every pod.
 
-use super::checks::CheckId;
-use super::severity::Severity;
+use crate::api::CheckId;
+use crate::api::Severity;
 use crate::api::policy::{DevOpsPolicySpec, SeverityOverrides};
 
 /// What to check and how seriously, resolved once from a [`DevOpsPolicySpec`].
@@ -69,6 +69,8 @@ fn override_for(overrides: &SeverityOverrides, check: CheckId) -> Option<Severit
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::bundles::{Bundle, BundleName};
+    use crate::api::policy::EnforcementMode;
 
     #[test]
     fn missing_fields_turn_checks_off() {
@@ -95,5 +97,22 @@ mod tests {
         assert_eq!(rules.severity(CheckId::LatestTag), Severity::Low);
         assert_eq!(rules.severity(CheckId::Pending), Severity::Critical);
         assert_eq!(rules.severity(CheckId::MissingLiveness), Severity::Medium);
+    }
+
+    #[test]
+    fn bundles_keep_the_original_contents() {
+        let baseline = Rules::from_spec(&Bundle::of(BundleName::Baseline).spec);
+        let enabled: Vec<_> = CheckId::ALL.into_iter().filter(|c| baseline.enabled(*c)).collect();
+        assert_eq!(enabled, [CheckId::LatestTag, CheckId::MissingReadiness]);
+
+        let restricted = Bundle::of(BundleName::Restricted).spec;
+        assert_eq!(restricted.enforcement_mode, Some(EnforcementMode::Enforce));
+        assert_eq!((restricted.max_restart_count, restricted.forbid_pending_duration), (Some(3), Some(300)));
+        assert!(CheckId::ALL.into_iter().all(|c| Rules::from_spec(&restricted).enabled(c)));
+
+        let permissive = Rules::from_spec(&Bundle::of(BundleName::Permissive).spec);
+        assert_eq!((permissive.max_restart_count, permissive.forbid_pending_seconds), (Some(10), Some(600)));
+        assert_eq!(permissive.severity(CheckId::HighRestarts), Severity::Medium);
+        assert_eq!(permissive.severity(CheckId::LatestTag), Severity::Low);
     }
 }

@@ -5,9 +5,10 @@
 //! overrides the severity scales that by `factor(effective) / factor(default)` (factors
 //! critical 4, high 3, medium 2, low 1). Points are kept in twelfths so the scaling is exact.
 
-use super::checks::{CheckId, Finding};
-use super::severity::{Classification, Severity};
+use super::checks::Finding;
+use crate::api::CheckId;
 use crate::api::SeverityCounts;
+use crate::api::{Classification, Severity};
 use serde::Serialize;
 
 /// Points are counted in units of 1/12 (the lcm of the severity factors 1-4), so scaling by any
@@ -39,6 +40,17 @@ pub struct Summary {
     pub subjects: u32,
     pub violations: u32,
     pub by_severity: SeverityCounts,
+}
+
+/// `3 violations across 2 pods — Healthy (95)`: how statuses, Events and logs say it.
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} violations across {} pods — {} ({})",
+            self.violations, self.subjects, self.classification, self.score
+        )
+    }
 }
 
 impl Tally {

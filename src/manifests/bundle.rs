@@ -9,12 +9,12 @@
 //! namespace). The operator then installs the components from a KubeDevopsInstall, with TLS
 //! of its own (OLM's webhook certificates are only for webhooks the CSV lists).
 
-use super::operator::{self, OPERATOR};
+use super::bootstrap::{self, OPERATOR};
 use super::rbac::Rule;
 use super::{NAMESPACE, Object, VERSION};
+use crate::api::bundles::{Bundle, BundleName};
 use crate::api::install::ImageSpec;
 use crate::api::{DevOpsPolicy, INSTALL_NAME, KubeDevopsInstall, KubeDevopsInstallSpec};
-use crate::governance::bundles;
 use crate::yaml::{to_yaml, to_yaml_stream};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::{Value, json};
@@ -66,15 +66,14 @@ fn owned(crd: &CustomResourceDefinition) -> Value {
 /// baseline policy.
 fn examples() -> Value {
     let install = KubeDevopsInstall::new(INSTALL_NAME, KubeDevopsInstallSpec::default());
-    let baseline = bundles::all().into_iter().find(|b| b.name == "baseline").expect("the baseline bundle exists");
-    let policy: DevOpsPolicy = crate::cli::bundle_policy(&baseline, "default", None);
+    let policy: DevOpsPolicy = Bundle::of(BundleName::Baseline).policy("default", None);
     json!([install, policy])
 }
 
 /// The ClusterServiceVersion `kube-devops.v<version>`.
 pub fn cluster_service_version() -> Value {
     let image = ImageSpec::default().reference();
-    let deployment = operator::deployment(&ImageSpec::default());
+    let deployment = bootstrap::deployment(&ImageSpec::default());
     let crds: Vec<Value> = crate::api::crds().iter().map(|(_, crd)| owned(crd)).collect();
     json!({
         "apiVersion": "operators.coreos.com/v1alpha1",
@@ -120,11 +119,11 @@ pub fn cluster_service_version() -> Value {
                     }],
                     "clusterPermissions": [{
                         "serviceAccountName": OPERATOR,
-                        "rules": policy_rules(&operator::cluster_rules()),
+                        "rules": policy_rules(&bootstrap::cluster_rules()),
                     }],
                     "permissions": [{
                         "serviceAccountName": OPERATOR,
-                        "rules": policy_rules(operator::NAMESPACE_RULES),
+                        "rules": policy_rules(bootstrap::NAMESPACE_RULES),
                     }],
                 },
             },
@@ -154,7 +153,7 @@ pub fn files() -> anyhow::Result<Vec<(String, String)>> {
         files.push((file, format!("{HEADER}{}", to_yaml_stream(&[crd])?)));
     }
     // OLM creates bundle objects in the namespace it installs the operator into.
-    for mut object in [Object::from(operator::metrics_service()), Object::from(operator::network_policy())] {
+    for mut object in [Object::from(bootstrap::metrics_service()), Object::from(bootstrap::network_policy())] {
         object.meta_mut().namespace = None;
         let file = manifest_file(&object.api_version(), &object.kind(), object.name());
         files.push((format!("bundle/manifests/{file}"), format!("{HEADER}{}", to_yaml(&object)?)));

@@ -1,10 +1,11 @@
 //! The Grafana dashboard "kube-devops": a panel for every metric of
-//! [`crate::metrics_catalog::METRICS`], a Prometheus data source variable and a namespace
+//! [`crate::metrics::catalog::METRICS`], a Prometheus data source variable and a namespace
 //! variable, laid out in rows (overview, watch controller, reconcile operator, admission
 //! webhook, severities) on Grafana's 24-column grid. Shipped as a ConfigMap labelled
 //! `grafana_dashboard: "1"`, which the Grafana sidecar of kube-prometheus-stack imports.
 
 use super::labels::{DASHBOARD_COMPONENT, namespaced_meta};
+use crate::metrics::catalog::{self as m, CounterMetric, GaugeMetric, HistogramMetric};
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -114,24 +115,24 @@ fn score_timeseries(title: &str, description: &str, expr: &str, legend: &str) ->
     panel
 }
 
-fn quantiles(metric: &str) -> [(String, &'static str); 2] {
-    let q = |q: &str| format!("histogram_quantile({q}, sum by (le) (rate({metric}_bucket[$__rate_interval])))");
+fn quantiles(metric: &HistogramMetric) -> [(String, &'static str); 2] {
+    let name = metric.0.name;
+    let q = |q: &str| format!("histogram_quantile({q}, sum by (le) (rate({name}_bucket[$__rate_interval])))");
     [(q("0.5"), "p50"), (q("0.99"), "p99")]
 }
 
-fn rate(metric: &str) -> String {
-    format!("sum(rate({metric}[$__rate_interval]))")
+fn rate(metric: &CounterMetric) -> String {
+    format!("sum(rate({}[$__rate_interval]))", metric.0.name)
 }
 
 /// A gauge of the catalogue, one series per label set however many replicas export it: the
 /// components run two replicas each, and a standby may still report what it last computed.
-fn gauge(metric: &str, filter: &str) -> String {
-    let labels =
-        crate::metrics_catalog::find(metric).unwrap_or_else(|| panic!("{metric} is not in the catalogue")).labels;
+fn gauge(metric: &GaugeMetric, filter: &str) -> String {
+    let (name, labels) = (metric.0.name, metric.0.labels);
     if labels.is_empty() {
-        format!("max({metric}{filter})")
+        format!("max({name}{filter})")
     } else {
-        format!("max by ({}) ({metric}{filter})", labels.join(", "))
+        format!("max by ({}) ({name}{filter})", labels.join(", "))
     }
 }
 
@@ -144,35 +145,35 @@ pub fn dashboard() -> Value {
     let mut l = Layout { panels: Vec::new(), x: 0, y: 0, row_height: 0 };
     l.row("Overview");
     let score = "Mean health score of the evaluated namespaces (Healthy from 80, Stable 60, Degraded 40).";
-    l.panel(6, 5, stat("Cluster health score", score, &gauge("cluster_health_score", ""), "none", true));
+    l.panel(6, 5, stat("Cluster health score", score, &gauge(&m::CLUSTER_HEALTH_SCORE, ""), "none", true));
     l.panel(
         6,
         5,
-        stat("Pods tracked", "Pods the watch controller scores.", &gauge("pods_tracked_total", ""), "none", false),
+        stat("Pods tracked", "Pods the watch controller scores.", &gauge(&m::PODS_TRACKED, ""), "none", false),
     );
     let enforcing = "DevOpsPolicies in enforce mode.";
-    let enforcing_count = format!("sum({})", gauge("devopspolicy_enforcement_mode", ""));
+    let enforcing_count = format!("sum({})", gauge(&m::POLICY_ENFORCEMENT_MODE, ""));
     l.panel(6, 5, stat("Policies enforcing", enforcing, &enforcing_count, "none", false));
     // Requests, not webhook_denials_total: that counts a request once per check it failed.
-    let denials = "sum(increase(webhook_requests_total{allowed=\"false\"}[1h]))";
+    let denials = format!("sum(increase({}{{allowed=\"false\"}}[1h]))", m::WEBHOOK_REQUESTS.0.name);
     l.panel(
         6,
         5,
-        stat("Admission denials (1h)", "Requests the webhook denied in the last hour.", denials, "none", false),
+        stat("Admission denials (1h)", "Requests the webhook denied in the last hour.", &denials, "none", false),
     );
 
     l.row("Watch controller");
-    let ns_score = gauge("namespace_health_score", &in_namespaces());
+    let ns_score = gauge(&m::NAMESPACE_HEALTH_SCORE, &in_namespaces());
     l.panel(
         12,
         8,
         score_timeseries("Namespace health score", "Health score of each namespace.", &ns_score, "{{namespace}}"),
     );
-    let events = rate("pod_events_total");
+    let events = rate(&m::POD_EVENTS);
     l.panel(12, 8, timeseries("Pod events", "Pod watch events processed per second.", "ops", &[(&events, "events")]));
 
     l.row("Reconcile operator");
-    let (runs, errors) = (rate("devopspolicy_reconcile_total"), rate("devopspolicy_reconcile_errors_total"));
+    let (runs, errors) = (rate(&m::RECONCILES), rate(&m::RECONCILE_ERRORS));
     l.panel(
         8,
         8,
@@ -183,13 +184,13 @@ pub fn dashboard() -> Value {
             &[(&runs, "reconciles"), (&errors, "errors")],
         ),
     );
-    let [(p50, _), (p99, _)] = quantiles("devopspolicy_reconcile_duration_seconds");
+    let [(p50, _), (p99, _)] = quantiles(&m::RECONCILE_DURATION);
     l.panel(
         8,
         8,
         timeseries("Reconcile duration", "Duration of reconciliations.", "s", &[(&p50, "p50"), (&p99, "p99")]),
     );
-    let (scanned, audits) = (rate("devopspolicy_pods_scanned_total"), rate("devopspolicy_audit_results_total"));
+    let (scanned, audits) = (rate(&m::PODS_SCANNED), rate(&m::AUDIT_RESULTS));
     let what = "Pods evaluated and PolicyAuditResults created per second.";
     l.panel(
         8,
@@ -201,29 +202,28 @@ pub fn dashboard() -> Value {
             &[(&scanned, "pods scanned"), (&audits, "audit results")],
         ),
     );
-    let policy_score = gauge("devopspolicy_health_score", &in_namespaces());
+    let policy_score = gauge(&m::POLICY_HEALTH_SCORE, &in_namespaces());
     let what = "Health score of each policy's namespace.";
     l.panel(12, 8, score_timeseries("Policy health score", what, &policy_score, "{{namespace}}/{{policy}}"));
-    let violations = gauge("devopspolicy_violations_total", &in_namespaces());
+    let violations = gauge(&m::POLICY_VIOLATIONS, &in_namespaces());
     let what = "Violations found by the last evaluation of each policy.";
     l.panel(12, 8, timeseries("Violations per policy", what, "none", &[(&violations, "{{namespace}}/{{policy}}")]));
-    let mode = gauge("devopspolicy_enforcement_mode", &in_namespaces());
+    let mode = gauge(&m::POLICY_ENFORCEMENT_MODE, &in_namespaces());
     let mut modes =
         timeseries("Enforcement mode", "0 = audit, 1 = enforce.", "none", &[(&mode, "{{namespace}}/{{policy}}")]);
     modes["fieldConfig"]["defaults"]["mappings"] =
         json!([{"type": "value", "options": {"0": {"text": "audit"}, "1": {"text": "enforce"}}}]);
     modes["fieldConfig"]["defaults"]["custom"]["drawStyle"] = json!("points");
     l.panel(12, 8, modes);
-    let (applied, failed) =
-        (rate("devopspolicy_remediations_applied_total"), rate("devopspolicy_remediations_failed_total"));
+    let (applied, failed) = (rate(&m::REMEDIATIONS_APPLIED), rate(&m::REMEDIATIONS_FAILED));
     let what = "Workload patches applied and failed by enforcement, per second.";
     l.panel(12, 8, timeseries("Remediations", what, "ops", &[(&applied, "applied"), (&failed, "failed")]));
 
     l.row("Admission webhook");
-    let requests = "sum by (operation, allowed) (rate(webhook_requests_total[$__rate_interval]))";
+    let requests = format!("sum by (operation, allowed) (rate({}[$__rate_interval]))", m::WEBHOOK_REQUESTS.0.name);
     let what = "Admission reviews answered per second, by operation and verdict.";
-    l.panel(8, 8, timeseries("Admission requests", what, "reqps", &[(requests, "{{operation}} allowed={{allowed}}")]));
-    let denied = format!("sum by (violation) (rate(webhook_denials_total{{{NS}}}[$__rate_interval]))");
+    l.panel(8, 8, timeseries("Admission requests", what, "reqps", &[(&requests, "{{operation}} allowed={{allowed}}")]));
+    let denied = format!("sum by (violation) (rate({}{{{NS}}}[$__rate_interval]))", m::WEBHOOK_DENIALS.0.name);
     l.panel(
         8,
         8,
@@ -234,7 +234,7 @@ pub fn dashboard() -> Value {
             &[(&denied, "{{violation}}")],
         ),
     );
-    let [(p50, _), (p99, _)] = quantiles("webhook_request_duration_seconds");
+    let [(p50, _), (p99, _)] = quantiles(&m::WEBHOOK_DURATION);
     l.panel(
         8,
         8,
@@ -242,7 +242,7 @@ pub fn dashboard() -> Value {
     );
 
     l.row("Violations by severity");
-    let severity = format!("sum by (severity) ({})", gauge("devopspolicy_violations_by_severity", &in_namespaces()));
+    let severity = format!("sum by (severity) ({})", gauge(&m::POLICY_VIOLATIONS_BY_SEVERITY, &in_namespaces()));
     let mut by_severity = timeseries(
         "Violations by severity",
         "Violations of the last evaluations, by severity.",
@@ -305,7 +305,7 @@ pub fn expressions(dashboard: &Value) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics_catalog::METRICS;
+    use crate::metrics::catalog::METRICS;
 
     #[test]
     fn every_exported_metric_has_a_panel() {
@@ -318,7 +318,7 @@ mod tests {
     /// Two replicas export each gauge: every panel takes one value per label set.
     #[test]
     fn gauges_are_deduplicated_across_replicas() {
-        use crate::metrics_catalog::MetricKind;
+        use crate::metrics::catalog::MetricKind;
         let exprs = expressions(&dashboard());
         for metric in METRICS.iter().filter(|m| m.kind == MetricKind::Gauge) {
             for expr in exprs.iter().filter(|e| e.contains(metric.name)) {

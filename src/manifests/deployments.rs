@@ -2,7 +2,7 @@
 //! no privilege escalation, every capability dropped, seccomp RuntimeDefault), requests and
 //! limits, health probes, the downward-API identity, replicas spread over nodes, and a
 //! writable `emptyDir` at `/tmp` only. The bootstrap operator's Deployment is built by the
-//! same [`workload`] function.
+//! same [`hardened_deployment`] function.
 
 use super::labels::{labels, namespaced_meta, selector, selector_labels};
 use super::{APP, Component, TLS_MOUNT_PATH, WEBHOOK_TLS_SECRET, settings};
@@ -20,12 +20,20 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
 
+/// How long the webhook keeps serving after SIGTERM, with `/readyz` failing, while its endpoint
+/// is withdrawn (kube-proxy and the API server learn of it within a few seconds).
+pub const WEBHOOK_DRAIN_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long the webhook's in-flight requests may take to finish once it stops listening.
+pub const WEBHOOK_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Seconds between SIGTERM and SIGKILL: longer than the webhook's drain and shutdown.
+const TERMINATION_GRACE_SECONDS: i64 = 30;
+
 /// The UID and GID the containers run as (user `kube-devops` in the image).
 pub const RUN_AS_ID: i64 = 1000;
 
 /// Everything that differs between the Deployments of the same image.
 #[derive(Clone, Debug)]
-pub struct Workload<'a> {
+pub struct DeploymentParams<'a> {
     /// Deployment name.
     pub name: String,
     /// `app.kubernetes.io/component`; also the container name.
@@ -74,7 +82,7 @@ pub fn deployment(spec: &KubeDevopsInstallSpec, component: Component) -> Deploym
         }
         Component::Watch => {}
     }
-    workload(&Workload {
+    hardened_deployment(&DeploymentParams {
         name: component.object_name(),
         component: component.name(),
         args,
@@ -92,7 +100,7 @@ pub fn deployment(spec: &KubeDevopsInstallSpec, component: Component) -> Deploym
 }
 
 /// A hardened Deployment of the kube-devops image.
-pub fn workload(w: &Workload) -> Deployment {
+pub fn hardened_deployment(w: &DeploymentParams) -> Deployment {
     let (mut volumes, mut mounts) = (vec![tmp_volume()], vec![mount("tmp", "/tmp", false)]);
     for (volume, path) in &w.extra_volumes {
         mounts.push(mount(&volume.name, path, true));
@@ -129,7 +137,7 @@ pub fn workload(w: &Workload) -> Deployment {
         tolerations: (!w.tolerations.is_empty()).then(|| w.tolerations.to_vec()),
         image_pull_secrets: (!w.image.pull_secrets.is_empty())
             .then(|| w.image.pull_secrets.iter().map(|s| LocalObjectReference { name: s.name.clone() }).collect()),
-        termination_grace_period_seconds: Some(30),
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
         ..Default::default()
     };
     Deployment {
@@ -323,10 +331,9 @@ mod tests {
 
     #[test]
     fn the_webhook_has_time_to_drain_before_it_is_killed() {
-        use crate::admission::server::{DRAIN_DELAY, SHUTDOWN_TIMEOUT};
         let d = deployment(&KubeDevopsInstallSpec::default(), Component::Webhook);
         let grace = d.spec.unwrap().template.spec.unwrap().termination_grace_period_seconds.unwrap();
-        assert!(grace as u64 > (DRAIN_DELAY + SHUTDOWN_TIMEOUT).as_secs(), "{grace} s");
+        assert!(grace as u64 > (WEBHOOK_DRAIN_DELAY + WEBHOOK_SHUTDOWN_TIMEOUT).as_secs(), "{grace} s");
     }
 
     #[test]

@@ -12,10 +12,10 @@
 //! ```
 
 use super::objects::Object;
-use super::{NAMESPACE, namespace, operator};
+use super::{NAMESPACE, bootstrap, namespace};
+use crate::api::bundles::{Bundle, BundleName};
 use crate::api::install::{DEFAULT_IMAGE_REPOSITORY, ImageSpec};
 use crate::api::{INSTALL_NAME, KubeDevopsInstall, KubeDevopsInstallSpec};
-use crate::governance::bundles;
 use crate::yaml::{to_yaml, to_yaml_stream};
 use kube::ResourceExt;
 use serde::Serialize;
@@ -81,11 +81,11 @@ pub fn files() -> anyhow::Result<Vec<(String, String)>> {
     add("crd/kustomization.yaml", kustomization("The CRDs; built by config/default.", None, &bases, vec![])?);
 
     let rbac: [(&str, Object); 5] = [
-        ("service_account.yaml", operator::service_account().into()),
-        ("role.yaml", operator::cluster_role().into()),
-        ("role_binding.yaml", operator::cluster_role_binding().into()),
-        ("namespace_role.yaml", operator::role().into()),
-        ("namespace_role_binding.yaml", operator::role_binding().into()),
+        ("service_account.yaml", bootstrap::service_account().into()),
+        ("role.yaml", bootstrap::cluster_role().into()),
+        ("role_binding.yaml", bootstrap::cluster_role_binding().into()),
+        ("namespace_role.yaml", bootstrap::role().into()),
+        ("namespace_role_binding.yaml", bootstrap::role_binding().into()),
     ];
     let names: Vec<&str> = rbac.iter().map(|(file, _)| *file).collect();
     let comment = "The bootstrap operator's permissions: what it installs, and the components' own\n\
@@ -96,15 +96,15 @@ pub fn files() -> anyhow::Result<Vec<(String, String)>> {
     add("rbac/kustomization.yaml", kustomization(comment, None, &names, vec![])?);
 
     let image = ImageSpec::default();
-    add("manager/manager.yaml", objects(vec![namespace::namespace().into(), operator::deployment(&image).into()])?);
+    add("manager/manager.yaml", objects(vec![namespace::namespace().into(), bootstrap::deployment(&image).into()])?);
     let tag = image.reference().rsplit_once(':').map(|(_, tag)| tag.to_string()).unwrap_or_default();
     let images = vec![Image { name: DEFAULT_IMAGE_REPOSITORY, new_name: DEFAULT_IMAGE_REPOSITORY, new_tag: tag }];
     let comment = "The kube-devops namespace and the bootstrap operator. Pick another image with:\n\
                    kustomize edit set image ghcr.io/stochastic/kube-devops=REGISTRY/kube-devops:TAG";
     add("manager/kustomization.yaml", kustomization(comment, None, &["manager.yaml"], images)?);
 
-    add("default/metrics_service.yaml", objects(vec![operator::metrics_service().into()])?);
-    add("default/network_policy.yaml", objects(vec![operator::network_policy().into()])?);
+    add("default/metrics_service.yaml", objects(vec![bootstrap::metrics_service().into()])?);
+    add("default/network_policy.yaml", objects(vec![bootstrap::network_policy().into()])?);
     let comment = "Installs the CRDs and the bootstrap operator: kubectl apply -k config/default\n\
                    Then describe the installation: kubectl apply -k config/samples\n\
                    [PROMETHEUS] with the Prometheus Operator installed, add ../prometheus to resources.";
@@ -112,15 +112,14 @@ pub fn files() -> anyhow::Result<Vec<(String, String)>> {
     add("default/kustomization.yaml", kustomization(comment, Some(NAMESPACE), &resources, vec![])?);
 
     let interval = KubeDevopsInstallSpec::default().service_monitor.interval;
-    add("prometheus/monitor.yaml", objects(vec![operator::service_monitor(&interval).into()])?);
+    add("prometheus/monitor.yaml", objects(vec![bootstrap::service_monitor(&interval).into()])?);
     let comment = "The operator's ServiceMonitor (needs the Prometheus Operator CRDs).";
     add("prometheus/kustomization.yaml", kustomization(comment, None, &["monitor.yaml"], vec![])?);
 
     let mut install = KubeDevopsInstall::new(INSTALL_NAME, KubeDevopsInstallSpec::default());
     install.labels_mut().insert("app.kubernetes.io/name".into(), "kube-devops".into());
     add("samples/devops_v1alpha1_kubedevopsinstall.yaml", objects(vec![install.into()])?);
-    let baseline = bundles::all().into_iter().find(|b| b.name == "baseline").expect("the baseline bundle exists");
-    let policy = crate::cli::bundle_policy(&baseline, "default", None);
+    let policy = Bundle::of(BundleName::Baseline).policy("default", None);
     add("samples/devops_v1_devopspolicy.yaml", objects(vec![policy.into()])?);
     let samples = ["devops_v1alpha1_kubedevopsinstall.yaml", "devops_v1_devopspolicy.yaml"];
     let comment = "The installation (every component, defaults made explicit) and a baseline policy.";

@@ -15,12 +15,12 @@ pub mod chart;
 pub mod dashboard;
 pub mod deployments;
 pub mod kustomize;
-pub mod labels;
+pub use crate::labels;
+pub mod bootstrap;
 pub mod monitoring;
 pub mod namespace;
 pub mod network;
 pub mod objects;
-pub mod operator;
 pub mod pdb;
 pub mod rbac;
 pub mod services;
@@ -34,13 +34,7 @@ pub use tls::WebhookTls;
 use crate::api::KubeDevopsInstallSpec;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 
-/// The namespace every namespaced object lives in.
-pub const NAMESPACE: &str = "kube-devops";
-/// The application name: the `app.kubernetes.io/name` label and the name of the shared RBAC
-/// objects (ServiceAccount, ClusterRole, ClusterRoleBinding, Role, RoleBinding).
-pub const APP: &str = "kube-devops";
-/// The kube-devops version these manifests describe (`app.kubernetes.io/version`).
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use crate::labels::{APP, NAMESPACE, VERSION};
 /// The Secret holding the webhook's serving certificate (`tls.crt`, `tls.key`) and its CA
 /// (`ca.crt`), mounted at `/tls` in the webhook pods.
 pub const WEBHOOK_TLS_SECRET: &str = "kube-devops-webhook-tls";

@@ -17,11 +17,12 @@ use super::{
     AUDIT_HISTORY, Evaluated, Evaluation, FINALIZER, POLICY_UID_LABEL, audit_result, differs, evaluate_policy,
 };
 use super::{expired, newest, next_evaluation, policy_status, status_unchanged, system_namespace_status};
-use crate::api::{DevOpsPolicy, EnforcementMode, PolicyAuditResult};
-use crate::events::Events;
+use crate::api::{Classification, DevOpsPolicy, EnforcementMode, PolicyAuditResult};
+use crate::events::{Events, Reason};
 use crate::governance::Severity;
 use crate::governance::is_system_namespace;
 use crate::leader;
+use crate::metrics::catalog::{self, GaugeMetric};
 use crate::metrics::{LATENCY_BUCKETS, Metrics, counter, gauge, histogram};
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
@@ -109,11 +110,11 @@ pub fn run(addr: String, interval: Duration) -> anyhow::Result<()> {
             watches: crate::cluster::watch_client().await?,
             client,
             gauges: gauges.clone(),
-            reconciles: counter(&meter, "devopspolicy_reconcile_total"),
-            errors: counter(&meter, "devopspolicy_reconcile_errors_total"),
-            pods_scanned: counter(&meter, "devopspolicy_pods_scanned_total"),
-            audit_results: counter(&meter, "devopspolicy_audit_results_total"),
-            duration: histogram(&meter, "devopspolicy_reconcile_duration_seconds", LATENCY_BUCKETS),
+            reconciles: counter(&meter, &catalog::RECONCILES),
+            errors: counter(&meter, &catalog::RECONCILE_ERRORS),
+            pods_scanned: counter(&meter, &catalog::PODS_SCANNED),
+            audit_results: counter(&meter, &catalog::AUDIT_RESULTS),
+            duration: histogram(&meter, &catalog::RECONCILE_DURATION, LATENCY_BUCKETS),
         });
         let idle = context.clone();
         let lead = move || reconcile_while_leading(context.clone());
@@ -134,17 +135,17 @@ fn register_gauges(metrics: &Metrics, gauges: &Gauges) {
         [KeyValue::new("namespace", namespace.clone()), KeyValue::new("policy", policy.clone())]
     };
     // One gauge per field of PolicyGauges, each series labelled with namespace and policy.
-    let fields: [(&'static str, Field); 3] = [
-        ("devopspolicy_violations_total", |g| g.violations),
-        ("devopspolicy_health_score", |g| g.score),
-        ("devopspolicy_enforcement_mode", |g| u64::from(g.enforce)),
+    let fields: [(&GaugeMetric, Field); 3] = [
+        (&catalog::POLICY_VIOLATIONS, |g| g.violations),
+        (&catalog::POLICY_HEALTH_SCORE, |g| g.score),
+        (&catalog::POLICY_ENFORCEMENT_MODE, |g| u64::from(g.enforce)),
     ];
-    for (name, field) in fields {
+    for (metric, field) in fields {
         let g = gauges.clone();
-        gauge(&meter, name, move |o| g.for_each_live(|k, v| o.observe(field(v), &labels(k))));
+        gauge(&meter, metric, move |o| g.for_each_live(|k, v| o.observe(field(v), &labels(k))));
     }
     let g = gauges.clone();
-    gauge(&meter, "devopspolicy_violations_by_severity", move |o| {
+    gauge(&meter, &catalog::POLICY_VIOLATIONS_BY_SEVERITY, move |o| {
         g.for_each_live(|key, value| {
             for severity in Severity::ALL {
                 let [namespace, policy] = labels(key);
@@ -272,15 +273,10 @@ async fn keep_history(
     context.audit_results.add(1, &[]);
     // An Event per change of the outcome (not per periodic evaluation).
     let summary = evaluation.tally.summary();
-    let note = format!(
-        "{} violations across {} pods — {:?} ({}); recorded as PolicyAuditResult {}",
-        summary.violations,
-        summary.subjects,
-        summary.classification,
-        summary.score,
-        created.metadata.name.as_deref().unwrap_or_default()
-    );
-    context.events.publish(policy, summary.score < 60, "Evaluated", "Evaluate", note).await;
+    let note =
+        format!("{summary}; recorded as PolicyAuditResult {}", created.metadata.name.as_deref().unwrap_or_default());
+    let degraded = summary.classification < Classification::Stable;
+    context.events.publish(policy, Reason::Evaluated { degraded }, note).await;
     let mut all = history;
     all.push(created);
     for old in expired(&all, AUDIT_HISTORY) {

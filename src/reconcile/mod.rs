@@ -10,10 +10,13 @@
 pub mod controller;
 
 use crate::api::condition::condition;
-use crate::api::{AuditViolation, DevOpsPolicy, DevOpsPolicyStatus, PolicyAuditResult, PolicyAuditResultSpec};
-use crate::governance::{Rules, Subject, Tally, evaluate_into, is_system_namespace};
+use crate::api::{
+    AuditViolation, Classification, DevOpsPolicy, DevOpsPolicyStatus, MAX_AUDIT_VIOLATIONS, PolicyAuditResult,
+    PolicyAuditResultSpec,
+};
+use crate::governance::{Finding, Rules, Tally, assess, pod_subject};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 use std::collections::BTreeMap;
@@ -42,21 +45,55 @@ pub struct Evaluation {
 /// Evaluates `pods` (those of the policy's namespace) against `policy`; pods in system
 /// namespaces are never evaluated, so a policy there scores 100.
 pub fn evaluate_policy(policy: &DevOpsPolicy, pods: &[Pod], now: Timestamp) -> Evaluation {
-    let rules = Rules::from_spec(&policy.spec);
-    let mut evaluation = Evaluation::default();
-    let mut findings = Vec::new();
-    for pod in pods {
-        let Some(spec) = pod.spec.as_ref() else { continue };
-        if is_system_namespace(pod.metadata.namespace.as_deref().unwrap_or("default")) {
-            continue;
-        }
-        let subject = Subject { spec, status: pod.status.as_ref(), created: pod.metadata.creation_timestamp.as_ref() };
-        evaluate_into(subject, &rules, now, &mut findings);
-        evaluation.tally.add(&findings);
+    let mut violations = Vec::new();
+    let assessment = assess(pods, &Rules::from_spec(&policy.spec), now, pod_subject, |pod, _, findings| {
         let name = pod.metadata.name.as_deref().unwrap_or_default();
-        evaluation.violations.extend(findings.iter().map(|f| AuditViolation::from_finding(name, f)));
+        violations.extend(findings.iter().map(|f| audit_violation(name, f)));
+    });
+    Evaluation { tally: assessment.total(), violations }
+}
+
+/// The stored form of a finding about `pod_name`.
+pub fn audit_violation(pod_name: &str, finding: &Finding<'_>) -> AuditViolation {
+    AuditViolation {
+        pod_name: pod_name.to_string(),
+        container_name: finding.container.unwrap_or_default().to_string(),
+        violation_type: finding.check,
+        severity: finding.severity,
+        message: finding.message(),
     }
-    evaluation
+}
+
+/// A snapshot of one evaluation at `time`: the counts come from `tally`, and the list keeps the
+/// first [`MAX_AUDIT_VIOLATIONS`] of `violations`, counting the rest in `truncatedViolations`.
+pub fn audit_spec(
+    policy_name: &str,
+    time: Timestamp,
+    tally: &Tally,
+    violations: impl IntoIterator<Item = AuditViolation>,
+) -> PolicyAuditResultSpec {
+    let mut listed = Vec::new();
+    let mut truncated = 0u32;
+    for violation in violations {
+        if listed.len() < MAX_AUDIT_VIOLATIONS {
+            listed.push(violation);
+        } else {
+            truncated += 1;
+        }
+    }
+    let summary = tally.summary();
+    PolicyAuditResultSpec {
+        policy_name: policy_name.to_string(),
+        cluster_name: None,
+        timestamp: Time(time),
+        health_score: summary.score,
+        classification: summary.classification,
+        total_pods: summary.subjects,
+        total_violations: summary.violations,
+        violations_by_severity: summary.by_severity,
+        violations: listed,
+        truncated_violations: truncated,
+    }
 }
 
 /// When this replica last evaluated a policy, and which generation of it.
@@ -89,19 +126,16 @@ pub fn status_unchanged(old: Option<&DevOpsPolicyStatus>, new: &DevOpsPolicyStat
 /// The policy's status after `evaluation` at `now`.
 pub fn policy_status(policy: &DevOpsPolicy, evaluation: &Evaluation, now: Timestamp) -> DevOpsPolicyStatus {
     let summary = evaluation.tally.summary();
-    let message = format!(
-        "{} violations across {} pods — {:?} ({})",
-        summary.violations, summary.subjects, summary.classification, summary.score
-    );
+    let message = summary.to_string();
     let old = policy.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
     let ready = condition(old, "Ready", true, "Evaluated", message.clone(), policy.metadata.generation, now);
     DevOpsPolicyStatus {
         health_score: Some(summary.score),
         classification: Some(summary.classification),
         violations: Some(summary.violations),
-        healthy: Some(summary.score >= 80),
+        healthy: Some(summary.classification == Classification::Healthy),
         message: Some(message),
-        last_evaluated: Some(now.to_string()),
+        last_evaluated: Some(Time(now)),
         observed_generation: policy.metadata.generation,
         conditions: vec![ready],
     }
@@ -115,7 +149,7 @@ pub fn system_namespace_status(policy: &DevOpsPolicy, now: Timestamp) -> DevOpsP
     let not_ready = condition(old, "Ready", false, "SystemNamespace", message.clone(), policy.metadata.generation, now);
     DevOpsPolicyStatus {
         message: Some(message),
-        last_evaluated: Some(now.to_string()),
+        last_evaluated: Some(Time(now)),
         observed_generation: policy.metadata.generation,
         conditions: vec![not_ready],
         ..Default::default()
@@ -126,12 +160,7 @@ pub fn system_namespace_status(policy: &DevOpsPolicy, now: Timestamp) -> DevOpsP
 /// labelled with its policy and owned by it (deleted with it).
 pub fn audit_result(policy: &DevOpsPolicy, evaluation: &Evaluation, now: Timestamp) -> PolicyAuditResult {
     let name = policy.metadata.name.clone().unwrap_or_default();
-    let spec = PolicyAuditResultSpec::from_evaluation(
-        &name,
-        now.to_string(),
-        &evaluation.tally,
-        evaluation.violations.iter().cloned(),
-    );
+    let spec = audit_spec(&name, now, &evaluation.tally, evaluation.violations.iter().cloned());
     // No blockOwnerDeletion: it would need update on devopspolicies/finalizers.
     let owner = OwnerReference {
         api_version: DevOpsPolicy::api_version(&()).into_owned(),
@@ -168,7 +197,7 @@ pub fn differs(last: Option<&PolicyAuditResult>, candidate: &PolicyAuditResult) 
     let Some(last) = last else { return true };
     // Messages carry measurements (how long a pod has been Pending): not a change.
     let strip = |spec: &PolicyAuditResultSpec| {
-        let mut spec = PolicyAuditResultSpec { timestamp: String::new(), ..spec.clone() };
+        let mut spec = PolicyAuditResultSpec { timestamp: Time(Timestamp::UNIX_EPOCH), ..spec.clone() };
         spec.violations.iter_mut().for_each(|v| v.message.clear());
         spec
     };
@@ -199,7 +228,6 @@ fn recorded_at(result: &PolicyAuditResult) -> (Timestamp, String) {
 mod tests {
     use super::*;
     use crate::api::{DevOpsPolicySpec, EnforcementMode};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::jiff::SignedDuration;
     use serde_json::json;
 
@@ -218,9 +246,7 @@ mod tests {
     }
 
     fn pod(name: &str, image: &str) -> Pod {
-        serde_json::from_value(json!({"metadata": {"name": name, "namespace": "shop"},
-            "spec": {"containers": [{"name": "app", "image": image}]}}))
-        .unwrap()
+        crate::fixtures::TestPod::new(name).container("app", image).build()
     }
 
     #[test]
@@ -286,7 +312,7 @@ mod tests {
         let owner = &result.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("DevOpsPolicy", "p-1", Some(true)));
         assert_eq!(result.spec.total_violations, 2);
-        assert_eq!(result.spec.timestamp, "2026-11-26T12:00:00Z");
+        assert_eq!(result.spec.timestamp, Time(now));
         assert_eq!(result.metadata.labels.as_ref().unwrap()[POLICY_UID_LABEL], "p-1");
 
         // Names too long for a label value or for the time suffix still give valid objects.
@@ -296,6 +322,36 @@ mod tests {
         let name = result.metadata.name.unwrap();
         assert!(name.len() <= 253 && name.ends_with("-1795694400000") && !name.contains("--"), "{name}");
         assert!(!result.metadata.labels.as_ref().unwrap().contains_key(POLICY_LABEL));
+    }
+
+    #[test]
+    fn a_large_evaluation_is_bounded_and_counts_what_was_cut() {
+        use crate::api::{Severity, SeverityCounts};
+        use crate::governance::{CheckId, Detail};
+        let finding = Finding {
+            check: CheckId::LatestTag,
+            severity: Severity::High,
+            container: Some("web"),
+            detail: Detail::LatestTag { image: "nginx:latest", explicit: true },
+        };
+        let mut tally = Tally::default();
+        let mut violations = Vec::new();
+        for i in 0..250 {
+            tally.add(&[finding]);
+            violations.push(audit_violation(&format!("web-{i}"), &finding));
+        }
+        let spec = audit_spec("baseline", "2026-11-26T12:00:00Z".parse().unwrap(), &tally, violations);
+        assert_eq!(spec.violations.len(), MAX_AUDIT_VIOLATIONS);
+        assert_eq!(spec.truncated_violations, 150);
+        assert_eq!(spec.total_violations, 250);
+        assert_eq!(spec.total_pods, 250);
+        assert_eq!(spec.violations_by_severity, SeverityCounts { high: 250, ..Default::default() });
+        assert_eq!((spec.health_score, spec.classification), (95, Classification::Healthy));
+        assert_eq!(spec.violations[0].message, "container 'web' uses :latest tag");
+        assert_eq!(spec.violations[0].violation_type, CheckId::LatestTag);
+        // Even at the cap the object stays far below the API server's 1.5 MiB limit.
+        let size = serde_json::to_vec(&PolicyAuditResult::new("baseline-1", spec)).unwrap().len();
+        assert!(size < 64 * 1024, "{size} bytes");
     }
 
     #[test]

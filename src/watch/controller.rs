@@ -9,8 +9,10 @@
 //! the lease is handed back, so a standby takes over within about 2 s.
 
 use super::{Scores, score_pods};
-use crate::governance::{Rules, bundles};
+use crate::api::bundles::{Bundle, BundleName};
+use crate::governance::Rules;
 use crate::leader;
+use crate::metrics::catalog;
 use crate::metrics::{Metrics, counter, gauge};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -32,16 +34,16 @@ pub struct WatchOptions {
     /// Address of the HTTP server.
     pub addr: String,
     /// The built-in bundle pods are scored against.
-    pub bundle: String,
+    pub bundle: BundleName,
 }
 
 impl WatchOptions {
     /// Defaults: `$POD_IP:8080` (the Lease is in `$POD_NAMESPACE`, with `$POD_NAME` as
     /// identity: see [`leader::Election::from_env`]) and the baseline bundle.
-    pub fn from_env(addr: Option<String>, bundle: Option<String>) -> WatchOptions {
+    pub fn from_env(addr: Option<String>, bundle: Option<BundleName>) -> WatchOptions {
         WatchOptions {
             addr: addr.unwrap_or_else(|| crate::http::pod_addr(8080)),
-            bundle: bundle.unwrap_or_else(|| "baseline".into()),
+            bundle: bundle.unwrap_or(BundleName::Baseline),
         }
     }
 }
@@ -50,19 +52,19 @@ impl WatchOptions {
 fn register_gauges(metrics: &Metrics, scores: &Arc<Mutex<Option<Scores>>>) {
     let meter = metrics.meter();
     let s = scores.clone();
-    gauge(&meter, "cluster_health_score", move |o| {
+    gauge(&meter, &catalog::CLUSTER_HEALTH_SCORE, move |o| {
         if let Some(scores) = s.lock().unwrap().as_ref() {
             o.observe(u64::from(scores.cluster), &[]);
         }
     });
     let s = scores.clone();
-    gauge(&meter, "namespace_health_score", move |o| {
+    gauge(&meter, &catalog::NAMESPACE_HEALTH_SCORE, move |o| {
         for (namespace, score) in s.lock().unwrap().iter().flat_map(|scores| &scores.namespaces) {
             o.observe(u64::from(*score), &[KeyValue::new("namespace", namespace.clone())]);
         }
     });
     let s = scores.clone();
-    gauge(&meter, "pods_tracked_total", move |o| {
+    gauge(&meter, &catalog::PODS_TRACKED, move |o| {
         if let Some(scores) = s.lock().unwrap().as_ref() {
             o.observe(scores.pods, &[]);
         }
@@ -71,14 +73,12 @@ fn register_gauges(metrics: &Metrics, scores: &Arc<Mutex<Option<Scores>>>) {
 
 /// Runs the watch controller until SIGTERM/SIGINT.
 pub fn run(opts: WatchOptions) -> anyhow::Result<()> {
-    let bundle =
-        bundles::find(&opts.bundle).ok_or_else(|| anyhow::anyhow!(bundles::unknown_bundle_message(&opts.bundle)))?;
-    let rules = Rules::from_spec(&bundle.spec);
+    let rules = Rules::from_spec(&Bundle::of(opts.bundle).spec);
     actix_web::rt::System::new().block_on(async move {
         let metrics = Metrics::new()?;
         let scores = Arc::new(Mutex::new(None));
         register_gauges(&metrics, &scores);
-        let events = counter(&metrics.meter(), "pod_events_total");
+        let events = counter(&metrics.meter(), &catalog::POD_EVENTS);
         let client = crate::cluster::watch_client().await?;
         let (lead_scores, idle_scores) = (scores.clone(), scores.clone());
         let lead = move || score_while_leading(client.clone(), rules.clone(), lead_scores.clone(), events.clone());

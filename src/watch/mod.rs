@@ -7,7 +7,7 @@
 
 pub mod controller;
 
-use crate::governance::{Rules, Subject, Tally, evaluate_into, is_system_namespace};
+use crate::governance::{Rules, assess, pod_subject};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use std::collections::BTreeMap;
@@ -25,44 +25,28 @@ pub struct Scores {
 
 /// Scores `pods` against `rules` at `now` (the time Pending durations are measured to).
 pub fn score_pods<'a>(pods: impl IntoIterator<Item = &'a Pod>, rules: &Rules, now: Timestamp) -> Scores {
-    let mut tallies: BTreeMap<&str, Tally> = BTreeMap::new();
-    let mut findings = Vec::new();
-    let mut scored = 0;
-    for pod in pods {
-        let Some(spec) = pod.spec.as_ref() else { continue };
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-        if is_system_namespace(namespace) {
-            continue;
-        }
-        let subject = Subject { spec, status: pod.status.as_ref(), created: pod.metadata.creation_timestamp.as_ref() };
-        evaluate_into(subject, rules, now, &mut findings);
-        tallies.entry(namespace).or_default().add(&findings);
-        scored += 1;
-    }
-    let namespaces: BTreeMap<String, u32> = tallies.iter().map(|(ns, t)| (ns.to_string(), t.score())).collect();
+    let assessment = assess(pods, rules, now, pod_subject, |_, _, _| {});
+    let namespaces: BTreeMap<String, u32> =
+        assessment.namespaces.iter().map(|(ns, tally)| (ns.clone(), tally.score())).collect();
     let cluster = match namespaces.len() as u64 {
         0 => 100,
         n => (namespaces.values().map(|s| u64::from(*s)).sum::<u64>() / n) as u32,
     };
-    Scores { namespaces, cluster, pods: scored }
+    Scores { namespaces, cluster, pods: u64::from(assessment.total().subjects()) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::governance::bundles;
-    use serde_json::json;
+    use crate::api::bundles::{Bundle, BundleName};
+    use crate::fixtures::TestPod;
 
     fn pod(namespace: &str, name: &str, image: &str) -> Pod {
-        serde_json::from_value(json!({"metadata": {"name": name, "namespace": namespace},
-            "spec": {"containers": [{"name": "app", "image": image,
-                "livenessProbe": {"tcpSocket": {"port": 80}}, "readinessProbe": {"tcpSocket": {"port": 80}},
-                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}}}]}}))
-        .unwrap()
+        TestPod::new(name).in_namespace(namespace).compliant_container("app", image).build()
     }
 
     fn baseline() -> Rules {
-        Rules::from_spec(&bundles::find("baseline").unwrap().spec)
+        Rules::from_spec(&Bundle::of(BundleName::Baseline).spec)
     }
 
     #[test]

@@ -52,7 +52,7 @@ impl ObjectRef {
 pub fn desired(install: &KubeDevopsInstall, tls: &WebhookTls, apis: ClusterApis) -> Vec<Object> {
     let owner = install.controller_owner_ref(&());
     let mut objects = manifests::all(&manifests::resolve(&install.spec, apis), tls);
-    for object in objects.iter_mut().filter(|o| o.kind() != "Namespace") {
+    for object in objects.iter_mut().filter(|o| !matches!(o, Object::Namespace(_))) {
         object.meta_mut().owner_references = owner.clone().map(|o| vec![o]);
     }
     objects

@@ -18,9 +18,9 @@
 
 use super::{FIELD_MANAGER, LEASE_NAME, desired, obsolete, reusable_tls, status, with_previous_ca};
 use crate::api::{INSTALL_NAME, KubeDevopsInstall};
-use crate::events::Events;
+use crate::events::{Events, Reason};
 use crate::leader;
-use crate::manifests::operator::SERVICE_MONITOR_CRD;
+use crate::manifests::bootstrap::SERVICE_MONITOR_CRD;
 use crate::manifests::{APP, ClusterApis, NAMESPACE, Object, WEBHOOK_TLS_SECRET, webhook};
 use crate::metrics::Metrics;
 use futures::StreamExt;
@@ -131,7 +131,7 @@ async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -> Re
         None => {
             let minted = with_previous_ca(webhook::generate_tls()?, current.as_ref(), now);
             let note = format!("a new webhook CA and serving certificate, valid until {}", minted.not_after);
-            context.events.publish(&*install, false, "CertificateIssued", "IssueCertificate", note).await;
+            context.events.publish(&*install, Reason::CertificateIssued, note).await;
             minted
         }
     };
@@ -179,7 +179,7 @@ async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -> Re
     }
     if let Some(problem) = problem {
         eprintln!("operator: not everything could be applied: {problem}");
-        context.events.publish(&*install, true, "ApplyFailed", "Apply", problem.clone()).await;
+        context.events.publish(&*install, Reason::ApplyFailed, problem.clone()).await;
         return Ok(Action::requeue(if only_missing_crds { RESYNC } else { RETRY }));
     }
     Ok(Action::requeue(RESYNC))
@@ -203,7 +203,7 @@ async fn cluster_apis(client: &kube::Client) -> Result<ClusterApis, kube::Error>
 }
 
 fn missing_service_monitor_crd(object: &Object, error: &kube::Error) -> bool {
-    object.kind() == "ServiceMonitor" && matches!(error, kube::Error::Api(e) if e.code == 404)
+    matches!(object, Object::ServiceMonitor(_)) && matches!(error, kube::Error::Api(e) if e.code == 404)
 }
 
 fn describe(what: &str, error: &kube::Error) -> String {

@@ -9,7 +9,7 @@
 //! write (create included: it writes with server-side apply) is limited to the names of the
 //! objects it installs.
 
-use super::deployments::{Workload, workload};
+use super::deployments::{DeploymentParams, hardened_deployment};
 use super::labels::{namespaced_meta, selector};
 use super::monitoring::{Endpoint, MonitorSpec, NamespaceSelector, ServiceMonitor};
 use super::rbac::{self, Identity, Rule};
@@ -117,7 +117,7 @@ pub fn role_binding() -> RoleBinding {
 /// The operator's Deployment: one replica (it is not in any request path; a replacement
 /// starts within seconds, and leader election makes more replicas safe).
 pub fn deployment(image: &ImageSpec) -> Deployment {
-    workload(&Workload {
+    hardened_deployment(&DeploymentParams {
         name: OPERATOR.into(),
         component: COMPONENT,
         args: vec!["operator".into()],

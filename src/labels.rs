@@ -1,6 +1,14 @@
-//! The labels every object carries, and the (smaller, immutable) selector labels of pods.
+//! Who kube-devops is in a cluster: its name, namespace and version, the labels every object
+//! it ships carries, and the (smaller, immutable) selector labels of its pods. A leaf: every
+//! layer (the CRD types, the manifests, the components) may use it.
 
-use super::{APP, NAMESPACE, VERSION};
+/// The namespace every namespaced object lives in.
+pub const NAMESPACE: &str = "kube-devops";
+/// The application name: the `app.kubernetes.io/name` label and the name of the shared RBAC
+/// objects (ServiceAccount, ClusterRole, ClusterRoleBinding, Role, RoleBinding).
+pub const APP: &str = "kube-devops";
+/// The kube-devops version these manifests describe (`app.kubernetes.io/version`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use std::collections::BTreeMap;
 
