@@ -16,7 +16,7 @@ pub const GENERATED_DIRS: &[&str] =
 pub fn all() -> anyhow::Result<Vec<(String, String)>> {
     let mut files = Vec::new();
     for (file, crd) in crate::api::crds() {
-        files.push((format!("crds/{file}"), to_yaml_stream(&[crd])?));
+        files.push((format!("crds/{file}"), crate::api::crd_file(&crd)?));
     }
     for bundle in Bundle::all() {
         let policy = bundle.policy("default", None);

@@ -78,3 +78,12 @@ impl TestPod {
 pub fn pod(value: Value) -> Pod {
     serde_json::from_value(value).expect("a test pod is a valid Pod")
 }
+
+/// A testkit API server with the CRDs of kube-devops applied.
+pub fn cluster_with_crds() -> testkit::harness::TestCluster {
+    let cluster = testkit::harness::TestCluster::stand_in();
+    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    let out = cluster.kubectl(&["apply", "-f", crds.to_str().expect("a UTF-8 path")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    cluster
+}

@@ -6,11 +6,10 @@
 //! `config/` installs them, and the CSV valid against OLM's own CSV schema.
 
 mod common;
-mod tools;
 
+use common::tools::{custom_resource_errors, documents, repo_path};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use tools::{custom_resource_errors, documents, repo_path};
 
 const ALLOWED_KINDS: &[&str] = &[
     "ClusterServiceVersion",
@@ -84,8 +83,8 @@ fn the_layout_annotations_and_image_labels_follow_registry_v1() {
     let size: u64 =
         manifests().iter().map(|(f, _)| std::fs::metadata(repo_path("bundle/manifests").join(f)).unwrap().len()).sum();
     assert!(size < 1024 * 1024, "{size} bytes before compression");
-    let Some(hadolint) = tools::tool("hadolint") else { return };
-    let (ok, text) = tools::run(&hadolint, &["--no-color", repo_path("bundle.Dockerfile").to_str().unwrap()]);
+    let Some(hadolint) = common::tools::tool("hadolint") else { return };
+    let (ok, text) = common::tools::run(&hadolint, &["--no-color", repo_path("bundle.Dockerfile").to_str().unwrap()]);
     assert!(ok && text.trim().is_empty(), "hadolint:\n{text}");
 }
 

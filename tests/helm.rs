@@ -4,12 +4,11 @@
 //! change, it lints clean with --strict for Kubernetes 1.30 and 1.37, and its output is valid.
 
 mod common;
-mod tools;
 
+use common::tools::{copy_dir, difference, documents, normalise, python_with, render, repo_path, validate_all};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tools::{copy_dir, difference, documents, normalise, python_with, render, repo_path, validate_all};
 
 /// Renders `chart` (release kube-devops in namespace argv[2], as an install) with `--set`-style
 /// expressions; prints a JSON list of manifests or {"error": ...}.

@@ -3,14 +3,13 @@
 //! install file change what they should.
 
 mod common;
-mod tools;
 
+use common::tools::{documents, id, kube_devops, normalise, render, validate_all};
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::{X509, X509StoreContext};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use tools::{documents, id, kube_devops, normalise, render, validate_all};
 
 fn generate(args: &[&str]) -> Vec<Value> {
     documents(&render(&[&["deploy"], args].concat()))
@@ -168,7 +167,7 @@ fn output_is_deterministic_apart_from_key_material() {
     let second = render(&["deploy", "generate-all"]);
     assert_ne!(first, second, "every rendering has its own key material");
     let (first, second) = (normalise(documents(&first)), normalise(documents(&second)));
-    assert_eq!(first, second, "{}", tools::difference(&first, &second));
+    assert_eq!(first, second, "{}", common::tools::difference(&first, &second));
 }
 
 #[test]

@@ -7,33 +7,14 @@
 
 mod common;
 
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::core::GroupVersionKind;
-use kube::discovery::{ApiResource, pinned_kind};
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PostParams};
 use kube_devops::api::KubeDevopsInstallSpec;
+use kube_devops::bootstrap::ObjectRef;
+use kube_devops::bootstrap::apply::Applier;
 use kube_devops::manifests::{ClusterApis, Object, all, bootstrap, resolve, webhook};
-use serde_json::{Value, json};
 use testkit::harness::TestCluster;
-
-const FIELD_MANAGER: &str = "kube-devops-operator";
-
-async fn api_for(client: &kube::Client, admin: &kube::Client, object: &Value) -> Api<DynamicObject> {
-    let (group, version) = match object["apiVersion"].as_str().unwrap().split_once('/') {
-        Some((g, v)) => (g.to_string(), v.to_string()),
-        None => (String::new(), object["apiVersion"].as_str().unwrap().to_string()),
-    };
-    let gvk = GroupVersionKind::gvk(&group, &version, object["kind"].as_str().unwrap());
-    let (resource, _): (ApiResource, _) = pinned_kind(admin, &gvk).await.unwrap();
-    match object["metadata"]["namespace"].as_str() {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    }
-}
-
-async fn apply(client: &kube::Client, admin: &kube::Client, object: &Value) -> Result<DynamicObject, kube::Error> {
-    let name = object["metadata"]["name"].as_str().unwrap();
-    api_for(client, admin, object).await.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(object)).await
-}
 
 fn forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>, what: &str) -> String {
     match result {
@@ -42,19 +23,20 @@ fn forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>, what: &str) -> 
     }
 }
 
-fn renamed(object: &Value, name: &str) -> Value {
+fn renamed(object: &Object, name: &str) -> Object {
     let mut other = object.clone();
-    other["metadata"]["name"] = json!(name);
+    other.meta_mut().name = Some(name.into());
     other
 }
 
 #[tokio::test]
 async fn the_operator_can_install_exactly_its_objects_and_nothing_else() {
     let cluster = TestCluster::stand_in();
-    let admin = cluster.client().await;
+    let admin = Applier::new(cluster.client().await, "admin");
 
     // What `kubectl apply -k config/default` gives the operator before it starts.
-    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-devops"}});
+    common::e2e::apply_ok(&cluster, "apiVersion: v1\nkind: Namespace\nmetadata: {name: kube-devops}\n");
+    common::e2e::apply_ok(&cluster, &common::e2e::service_monitor_crd().to_string());
     let own: Vec<Object> = vec![
         bootstrap::service_account().into(),
         bootstrap::cluster_role().into(),
@@ -62,50 +44,50 @@ async fn the_operator_can_install_exactly_its_objects_and_nothing_else() {
         bootstrap::role().into(),
         bootstrap::role_binding().into(),
     ];
-    for object in [namespace, common::e2e::service_monitor_crd()]
-        .into_iter()
-        .chain(own.iter().map(|o| serde_json::to_value(o).unwrap()))
-    {
-        apply(&admin, &admin, &object).await.unwrap_or_else(|e| panic!("{}: {e}", object["kind"]));
+    for object in &own {
+        admin.apply(object).await.unwrap_or_else(|e| panic!("{}: {e}", object.id()));
     }
     let operator_client =
         cluster.client_for(&cluster.service_account_kubeconfig("kube-devops", bootstrap::OPERATOR)).await;
+    // The operator writes through the same Applier it runs with.
+    let operator = Applier::new(operator_client.clone(), kube_devops::bootstrap::FIELD_MANAGER);
 
     let tls = webhook::generate_tls().unwrap();
-    let installation: Vec<Value> =
-        all(&resolve(&KubeDevopsInstallSpec::default(), ClusterApis { service_monitors: true }), &tls)
-            .iter()
-            .map(|o| serde_json::to_value(o).unwrap())
-            .collect();
+    let installation = all(&resolve(&KubeDevopsInstallSpec::default(), ClusterApis { service_monitors: true }), &tls);
     assert!(installation.len() >= 20, "{} objects", installation.len());
     for round in ["create", "update"] {
         for object in &installation {
-            let applied = apply(&operator_client, &admin, object)
-                .await
-                .unwrap_or_else(|e| panic!("{round} {}/{}: {e}", object["kind"], object["metadata"]["name"]));
-            assert_eq!(applied.metadata.name.as_deref(), object["metadata"]["name"].as_str());
+            let applied = operator.apply(object).await.unwrap_or_else(|e| panic!("{round} {}: {e}", object.id()));
+            assert_eq!(applied.metadata.name.as_deref(), Some(object.name()));
         }
     }
 
-    let by_kind = |kind: &str| installation.iter().find(|o| o["kind"] == kind).unwrap().clone();
+    let by_kind = |kind: &str| installation.iter().find(|o| o.kind() == kind).unwrap().clone();
     for kind in ["ValidatingWebhookConfiguration", "Service", "Deployment", "ClusterRole", "Secret", "ConfigMap"] {
-        let message = forbidden(apply(&operator_client, &admin, &renamed(&by_kind(kind), "not-ours")).await, kind);
+        let message = forbidden(operator.apply(&renamed(&by_kind(kind), "not-ours")).await, kind);
         assert!(message.contains("\"not-ours\" is forbidden"), "{message}");
     }
     // A POST carries no name, so it needs create on every name: refused.
-    let vwc: DynamicObject =
-        serde_json::from_value(renamed(&by_kind("ValidatingWebhookConfiguration"), "posted")).unwrap();
-    let api = api_for(&operator_client, &admin, &by_kind("ValidatingWebhookConfiguration")).await;
+    let Object::ValidatingWebhookConfiguration(vwc) = renamed(&by_kind("ValidatingWebhookConfiguration"), "posted")
+    else {
+        unreachable!()
+    };
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(operator_client.clone());
     forbidden(api.create(&PostParams::default(), &vwc).await, "POST of a webhook configuration");
     // No Secret but the webhook's can be read, in kube-devops or elsewhere.
-    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "kube-devops"}, "stringData": {"password": "x"}});
-    apply(&admin, &admin, &secret).await.unwrap();
-    let secrets = api_for(&operator_client, &admin, &secret).await;
+    common::e2e::apply_ok(
+        &cluster,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: kube-devops}\nstringData: {password: x}\n",
+    );
+    let secrets: Api<Secret> = Api::namespaced(operator_client, "kube-devops");
     forbidden(secrets.get("db").await, "reading another Secret");
     assert!(secrets.get("kube-devops-webhook-tls").await.is_ok());
 
     // Switching a component off deletes its objects.
-    let deployments = api_for(&operator_client, &admin, &by_kind("Deployment")).await;
-    deployments.delete("kube-devops-watch", &DeleteParams::default()).await.unwrap();
+    let watch = installation.iter().find(|o| o.kind() == "Deployment" && o.name() == "kube-devops-watch").unwrap();
+    operator.delete(&ObjectRef::of(watch)).await.unwrap();
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(cluster.client().await, "kube-devops");
     assert!(deployments.get_opt("kube-devops-watch").await.unwrap().is_none());
+    operator.delete(&ObjectRef::of(watch)).await.expect("deleting what is gone is done");
 }

@@ -3,13 +3,12 @@
 //! manifests, the chart and the Dockerfile against `security/accepted-findings.md`.
 
 mod common;
-mod tools;
 
+use common::tools::{copy_dir, documents, id, python_with, render, repo_path, run, tool, validate_all};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
-use tools::{copy_dir, documents, id, python_with, render, repo_path, run, tool, validate_all};
 
 fn kustomize(dir: &str) -> Option<Vec<Value>> {
     let kubectl = tool("kubectl")?;
@@ -67,10 +66,10 @@ fn config_samples_and_prometheus_are_valid_custom_resources() {
 fn the_service_monitor_check_catches_fields_prometheus_would_drop() {
     let objects = documents(&render(&["deploy", "generate-observability", "-a", "monitoring.coreos.com/v1"]));
     let mut monitor = objects.into_iter().find(|o| o["kind"] == "ServiceMonitor").unwrap();
-    assert!(tools::service_monitor_errors(&monitor).is_empty());
+    assert!(common::tools::service_monitor_errors(&monitor).is_empty());
     monitor["spec"]["endpoints"][0]["intervall"] = "15s".into();
     monitor["spec"]["endpoints"][0]["scheme"] = "tcp".into();
-    assert_eq!(tools::service_monitor_errors(&monitor).len(), 2);
+    assert_eq!(common::tools::service_monitor_errors(&monitor).len(), 2);
 }
 
 #[test]
@@ -152,7 +151,7 @@ fn build_context_is_a_complete_workspace(patterns: &str) {
     }
     assert!(docker_ignores(patterns, "testkit/target/debug") && !docker_ignores(patterns, "testkit/src/lib.rs"));
     let context = tempfile::tempdir().unwrap();
-    copy(tools::repo_root(), tools::repo_root(), context.path(), patterns);
+    copy(common::tools::repo_root(), common::tools::repo_root(), context.path(), patterns);
     // Only this platform's packages: a fresh machine has downloaded no others, and offline
     // metadata of every platform would need them all.
     let host = String::from_utf8(Command::new("rustc").arg("-vV").output().unwrap().stdout).unwrap();

@@ -129,5 +129,5 @@ fn the_checks_find_what_they_look_for() {
     assert!(!inside_repository(&readme, "../shared/DESIGN.md"));
     assert!(inside_repository(&readme, "tests/schemas/README.md"));
     assert!(!inside_repository(&root.join("tests/x.rs"), "../../y"));
-    assert!(inside_repository(&root.join("tests/tools/mod.rs"), "../schemas/servicemonitor.schema.json"));
+    assert!(inside_repository(&root.join("tests/common/tools.rs"), "../schemas/servicemonitor.schema.json"));
 }

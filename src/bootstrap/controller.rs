@@ -16,6 +16,7 @@
 //! changed. An object that cannot be applied does not stop the others; it is reported in the
 //! Degraded condition.
 
+use super::apply::Applier;
 use super::{FIELD_MANAGER, LEASE_NAME, desired, obsolete, reusable_tls, status, with_previous_ca};
 use crate::api::{INSTALL_NAME, KubeDevopsInstall};
 use crate::events::{Events, Reason};
@@ -32,9 +33,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::GroupVersionKind;
-use kube::discovery::ApiResource;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -43,7 +42,7 @@ use std::time::Duration;
 
 /// Everything is applied again this often, also without a change (a safety net: every object
 /// is watched; the certificate is checked for renewal too).
-const RESYNC: Duration = Duration::from_secs(3600);
+pub const RESYNC: Duration = Duration::from_secs(3600);
 /// After a failed reconcile.
 const RETRY: Duration = Duration::from_secs(30);
 
@@ -79,11 +78,7 @@ async fn reconcile_while_leading(watches: kube::Client, writes: kube::Client) {
             install,
         )
         .watches(Api::<CustomResourceDefinition>::all(watches.clone()), named(SERVICE_MONITOR_CRD), install)
-        .run(
-            reconcile,
-            retry,
-            Arc::new(Context { events: Events::new(writes.clone(), "kube-devops-operator"), client: writes }),
-        )
+        .run(reconcile, retry, Arc::new(Context::new(writes)))
         .for_each(|result| async move {
             if let Err(e) = result {
                 eprintln!("operator: {e}");
@@ -100,16 +95,28 @@ fn install<T>(_: T) -> Option<ObjectRef<KubeDevopsInstall>> {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum Error {
+pub enum Error {
     #[error("{0}")]
     Kube(#[from] kube::Error),
     #[error("{0:#}")]
     Other(#[from] anyhow::Error),
 }
 
-struct Context {
+/// What a reconcile works with.
+pub struct Context {
     client: kube::Client,
+    applier: Applier,
     events: Events,
+}
+
+impl Context {
+    pub fn new(client: kube::Client) -> Context {
+        Context {
+            applier: Applier::new(client.clone(), FIELD_MANAGER),
+            events: Events::new(client.clone(), "kube-devops-operator"),
+            client,
+        }
+    }
 }
 
 fn retry(_: Arc<KubeDevopsInstall>, error: &Error, _: Arc<Context>) -> Action {
@@ -117,7 +124,8 @@ fn retry(_: Arc<KubeDevopsInstall>, error: &Error, _: Arc<Context>) -> Action {
     Action::requeue(RETRY)
 }
 
-async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -> Result<Action, Error> {
+/// Makes the cluster match `install`, and says when to look again.
+pub async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -> Result<Action, Error> {
     if install.metadata.name.as_deref() != Some(INSTALL_NAME) || install.metadata.deletion_timestamp.is_some() {
         // Other names are refused by the schema; a deleted install is garbage-collected.
         return Ok(Action::await_change());
@@ -141,7 +149,7 @@ async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -> Re
     // (the CRD's appearance starts a reconcile).
     let mut only_missing_crds = true;
     for object in desired(&install, &tls, apis) {
-        if let Err(e) = apply(&client, &object).await {
+        if let Err(e) = context.applier.apply(&object).await {
             let missing_crd = missing_service_monitor_crd(&object, &e);
             only_missing_crds &= missing_crd;
             problems.push(if missing_crd {
@@ -157,7 +165,7 @@ async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -> Re
     }
     // Reverse install order: the webhook configuration goes before the webhook it calls.
     for gone in obsolete(&install.spec, apis).into_iter().rev() {
-        if let Err(e) = delete(&client, &gone).await {
+        if let Err(e) = context.applier.delete(&gone).await {
             problems.push(describe(&format!("{}/{}", gone.kind, gone.name), &e));
         }
     }
@@ -213,27 +221,63 @@ fn describe(what: &str, error: &kube::Error) -> String {
     }
 }
 
-fn api_for(client: &kube::Client, api_version: &str, kind: &str, namespace: Option<&str>) -> Api<DynamicObject> {
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
-    match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    }
-}
+/// The shell against the testkit API server, in process.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::install::IntegrationState;
+    use crate::fixtures::cluster_with_crds;
 
-async fn apply(client: &kube::Client, object: &Object) -> Result<(), kube::Error> {
-    let api = api_for(client, &object.api_version(), &object.kind(), object.namespace());
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(object.name(), &params, &Patch::Apply(object)).await.map(|_| ())
-}
+    const STRICT_MONITORS: &str = "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\n\
+                                   metadata: {name: default}\nspec:\n  serviceMonitor: {enabled: true}\n";
 
-async fn delete(client: &kube::Client, gone: &super::ObjectRef) -> Result<(), kube::Error> {
-    let api = api_for(client, &gone.api_version, &gone.kind, gone.namespace.as_deref());
-    match api.delete(&gone.name, &DeleteParams::background()).await {
-        Ok(_) => Ok(()),
-        // Already gone; or a ServiceMonitor whose CRD is not installed.
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(e),
+    #[tokio::test]
+    async fn servicemonitors_asked_for_without_their_crd_degrade_the_install_and_wait_for_the_resync() {
+        let cluster = cluster_with_crds();
+        cluster.kubectl_as(cluster.kubeconfig(), &["create", "namespace", NAMESPACE], None);
+        let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(STRICT_MONITORS));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let client = cluster.client().await;
+        let installs: Api<KubeDevopsInstall> = Api::all(client.clone());
+        let context = Arc::new(Context::new(client));
+
+        let action = reconcile(Arc::new(installs.get(INSTALL_NAME).await.unwrap()), context.clone()).await.unwrap();
+        // Retrying soon would not help: the CRD's appearance starts a reconcile by itself.
+        assert_eq!(action, Action::requeue(RESYNC));
+        let install = installs.get(INSTALL_NAME).await.unwrap();
+        let status = install.status.clone().unwrap();
+        let degraded = status.conditions.iter().find(|c| c.type_ == "Degraded").unwrap();
+        assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "ApplyFailed"));
+        assert!(degraded.message.contains("ServiceMonitor/kube-devops-watch"), "{}", degraded.message);
+        assert_eq!(status.integrations[0].state, IntegrationState::Missing);
+        // Everything else was applied.
+        let deployments: Api<Deployment> = Api::namespaced(cluster.client().await, NAMESPACE);
+        assert_eq!(deployments.list(&ListParams::default()).await.unwrap().items.len(), 3);
+
+        // Once the components are ready (testkit runs their pods without processes) and that
+        // is reported, a reconcile with nothing changed writes no status.
+        for _ in 0..100 {
+            let ready = deployments
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .all(|d| d.status.as_ref().and_then(|s| s.ready_replicas) == Some(2));
+            if ready {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        reconcile(Arc::new(installs.get(INSTALL_NAME).await.unwrap()), context.clone()).await.unwrap();
+        let install = installs.get(INSTALL_NAME).await.unwrap();
+        assert!(
+            install.status.as_ref().unwrap().conditions.iter().any(|c| c.type_ == "Available" && c.status == "True")
+        );
+        cluster.clear_requests();
+        reconcile(Arc::new(install), context).await.unwrap();
+        let status_writes =
+            cluster.requests().into_iter().filter(|r| r.resource == "kubedevopsinstalls" && r.is_write()).count();
+        assert_eq!(status_writes, 0);
     }
 }

@@ -6,6 +6,7 @@
 //! switched off ([`obsolete`]), whether the webhook's certificate can be kept
 //! ([`reusable_tls`]), and the status ([`status`]). [`controller`] is the shell.
 
+pub mod apply;
 pub mod controller;
 
 use crate::api::install::{ComponentStatus, ComponentsStatus, IntegrationState, IntegrationStatus};
@@ -35,7 +36,7 @@ pub struct ObjectRef {
 }
 
 impl ObjectRef {
-    fn of(object: &Object) -> ObjectRef {
+    pub fn of(object: &Object) -> ObjectRef {
         ObjectRef {
             api_version: object.api_version(),
             kind: object.kind(),

@@ -15,7 +15,7 @@ pub fn generate(out_dir: Option<&Path>) -> anyhow::Result<u8> {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
             for (file, crd) in crds() {
                 let path = dir.join(file);
-                std::fs::write(&path, crate::yaml::to_yaml_stream(&[crd])?)
+                std::fs::write(&path, crate::api::crd_file(&crd)?)
                     .with_context(|| format!("cannot write {}", path.display()))?;
                 eprintln!("wrote {}", path.display());
             }

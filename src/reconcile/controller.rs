@@ -32,7 +32,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Histogram};
+use opentelemetry::metrics::{Counter, Histogram, Meter};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -95,27 +95,34 @@ struct Context {
     duration: Histogram<f64>,
 }
 
+impl Context {
+    /// A context writing with `client`, watching with `watches`, recording into `meter` and
+    /// `gauges`, evaluating each policy every `interval`.
+    fn new((client, watches): (kube::Client, kube::Client), meter: &Meter, gauges: Gauges, interval: Duration) -> Self {
+        Context {
+            events: Events::new(client.clone(), "kube-devops-reconcile"),
+            evaluated: Mutex::default(),
+            interval,
+            watches,
+            client,
+            gauges,
+            reconciles: counter(meter, &catalog::RECONCILES),
+            errors: counter(meter, &catalog::RECONCILE_ERRORS),
+            pods_scanned: counter(meter, &catalog::PODS_SCANNED),
+            audit_results: counter(meter, &catalog::AUDIT_RESULTS),
+            duration: histogram(meter, &catalog::RECONCILE_DURATION, LATENCY_BUCKETS),
+        }
+    }
+}
+
 /// Runs the reconcile operator until SIGTERM/SIGINT, evaluating every policy each `interval`.
 pub fn run(addr: String, interval: Duration) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let metrics = Metrics::new()?;
         let gauges = Gauges::default();
         register_gauges(&metrics, &gauges);
-        let meter = metrics.meter();
-        let client = crate::cluster::client().await?;
-        let context = Arc::new(Context {
-            events: Events::new(client.clone(), "kube-devops-reconcile"),
-            evaluated: Mutex::default(),
-            interval,
-            watches: crate::cluster::watch_client().await?,
-            client,
-            gauges: gauges.clone(),
-            reconciles: counter(&meter, &catalog::RECONCILES),
-            errors: counter(&meter, &catalog::RECONCILE_ERRORS),
-            pods_scanned: counter(&meter, &catalog::PODS_SCANNED),
-            audit_results: counter(&meter, &catalog::AUDIT_RESULTS),
-            duration: histogram(&meter, &catalog::RECONCILE_DURATION, LATENCY_BUCKETS),
-        });
+        let clients = (crate::cluster::client().await?, crate::cluster::watch_client().await?);
+        let context = Arc::new(Context::new(clients, &metrics.meter(), gauges.clone(), interval));
         let idle = context.clone();
         let lead = move || reconcile_while_leading(context.clone());
         let stand_by = move || {
@@ -299,4 +306,87 @@ fn record(context: &Context, namespace: &str, name: &str, policy: &DevOpsPolicy,
         by_severity,
     };
     context.gauges.values.lock().unwrap().insert((namespace.to_string(), name.to_string()), gauges);
+}
+
+/// The shell against the testkit API server, in process: what a reconcile writes, in which
+/// order, and what it leaves alone.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{TestPod, cluster_with_crds};
+    use testkit::harness::TestCluster;
+    use testkit::observe::{Fault, RequestRecord};
+
+    const POLICY: &str = "apiVersion: devops.stochastic.io/v1\nkind: DevOpsPolicy\nmetadata: {name: strict, namespace: shop}\n\
+                          spec: {forbidLatestTag: true, requireLivenessProbe: true}\n";
+
+    /// A cluster with the namespace `shop`, two pods and the policy `strict`; the context and
+    /// the policy as the controller would see it.
+    async fn setup(interval: Duration) -> (TestCluster, Arc<Context>, Api<DevOpsPolicy>) {
+        let cluster = cluster_with_crds();
+        cluster.kubectl_as(cluster.kubeconfig(), &["create", "namespace", "shop"], None);
+        let client = cluster.client().await;
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "shop");
+        for (name, image) in [("web", "nginx:latest"), ("cache", "redis:7.4")] {
+            pods.create(&PostParams::default(), &TestPod::new(name).container("app", image).build()).await.unwrap();
+        }
+        let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(POLICY));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let metrics = Metrics::new().unwrap();
+        let context = Context::new((client.clone(), client.clone()), &metrics.meter(), Gauges::default(), interval);
+        (cluster, Arc::new(context), Api::namespaced(client, "shop"))
+    }
+
+    fn writes(cluster: &TestCluster) -> Vec<RequestRecord> {
+        cluster.requests().into_iter().filter(|r| r.is_write()).collect()
+    }
+
+    fn position(writes: &[RequestRecord], resource: &str, subresource: &str) -> Option<usize> {
+        writes.iter().position(|r| r.resource == resource && r.subresource == subresource)
+    }
+
+    #[tokio::test]
+    async fn history_is_written_before_the_status_and_the_status_last() {
+        let (cluster, context, policies) = setup(Duration::from_secs(60)).await;
+        cluster.clear_requests();
+        let action = reconcile(Arc::new(policies.get("strict").await.unwrap()), context).await.unwrap();
+        assert_eq!(action, Action::requeue(Duration::from_secs(60)));
+        let writes = writes(&cluster);
+        let history = position(&writes, "policyauditresults", "").expect("an audit result");
+        let status = position(&writes, "devopspolicies", "status").expect("a status");
+        assert!(history < status, "{writes:?}");
+        assert_eq!(status, writes.len() - 1, "the status is the last write: {writes:?}");
+        let written = policies.get("strict").await.unwrap().status.unwrap();
+        assert_eq!(written.violations, Some(3));
+    }
+
+    #[tokio::test]
+    async fn an_evaluation_that_finds_the_same_writes_nothing() {
+        let (cluster, context, policies) = setup(Duration::ZERO).await;
+        reconcile(Arc::new(policies.get("strict").await.unwrap()), context.clone()).await.unwrap();
+        cluster.clear_requests();
+        // Due again at once (interval zero): evaluated, but nothing changed.
+        reconcile(Arc::new(policies.get("strict").await.unwrap()), context).await.unwrap();
+        let evaluated = cluster.requests().iter().any(|r| r.resource == "pods" && r.verb == "list");
+        assert!(evaluated, "it evaluated again");
+        assert_eq!(writes(&cluster), [], "no status, audit result or Event");
+    }
+
+    #[tokio::test]
+    async fn an_audit_result_already_gone_is_not_an_error() {
+        let (cluster, context, policies) = setup(Duration::ZERO).await;
+        let policy = policies.get("strict").await.unwrap();
+        // A full history of older results, then every delete of one finds it gone.
+        let results: Api<PolicyAuditResult> = Api::namespaced(cluster.client().await, "shop");
+        let old = super::super::Evaluation::default();
+        for minute in 0..AUDIT_HISTORY as i64 {
+            let at = Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_mins(60 - minute);
+            results.create(&PostParams::default(), &audit_result(&policy, &old, at)).await.unwrap();
+        }
+        cluster.inject(Fault::error(Some("delete"), Some("policyauditresults"), 404));
+        let action = reconcile(Arc::new(policy), context).await;
+        assert!(action.is_ok(), "{action:?}");
+        let deletes = cluster.requests().into_iter().filter(|r| r.verb == "delete" && r.code == 404).count();
+        assert_eq!(deletes, 1, "the oldest was beyond the history's length");
+    }
 }

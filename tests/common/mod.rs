@@ -3,6 +3,7 @@
 
 pub mod e2e;
 pub mod structural;
+pub mod tools;
 
 use std::path::{Path, PathBuf};
 

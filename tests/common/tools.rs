@@ -3,19 +3,12 @@
 //!
 //! A tool that is missing makes its test say so and pass, unless KUBE_DEVOPS_REQUIRE_VALIDATORS
 //! is set (scripts/test.sh and CI set it): then the test fails.
-#![allow(dead_code)]
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn repo_path(relative: &str) -> PathBuf {
-    repo_root().join(relative)
-}
+pub use super::{repo_path, repo_root};
 
 /// Runs the `kube-devops` binary in the repository root.
 pub fn kube_devops(args: &[&str]) -> Output {
@@ -119,7 +112,7 @@ pub fn validate_builtin(objects: &[Value]) -> bool {
 /// Errors of a ServiceMonitor against the upstream CRD's schema (the fields kube-devops uses).
 pub fn service_monitor_errors(object: &Value) -> Vec<String> {
     let schema: Value = serde_json::from_str(include_str!("../schemas/servicemonitor.schema.json")).unwrap();
-    let mut errors = crate::common::structural::check(&schema, object);
+    let mut errors = super::structural::check(&schema, object);
     let scheme_ok = object["spec"]["endpoints"]
         .as_array()
         .into_iter()
@@ -139,7 +132,7 @@ pub fn custom_resource_errors(object: &Value) -> Vec<String> {
     let version = object["apiVersion"].as_str().unwrap().rsplit('/').next().unwrap();
     let version = crd.spec.versions.iter().find(|v| v.name == version).expect("a served version");
     let schema = serde_json::to_value(&version.schema.as_ref().unwrap().open_api_v3_schema).unwrap();
-    crate::common::structural::check(&schema, object)
+    super::structural::check(&schema, object)
 }
 
 /// Checks every object of a rendering: built-in kinds with kubernetes-validate, custom kinds
