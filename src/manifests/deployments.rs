@@ -265,7 +265,7 @@ pub fn pod_selector(component: Component) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
 
-    fn pod(component: Component) -> (Deployment, PodSpec) {
+    fn component_pod(component: Component) -> (Deployment, PodSpec) {
         let d = deployment(&KubeDevopsInstallSpec::default(), component);
         let pod = d.spec.clone().unwrap().template.spec.unwrap();
         (d, pod)
@@ -282,7 +282,7 @@ mod tests {
                 8443,
             ),
         ] {
-            let (d, pod) = pod(component);
+            let (d, pod) = component_pod(component);
             assert_eq!(d.metadata.name.unwrap(), format!("kube-devops-{}", component.name()));
             assert_eq!(d.spec.unwrap().replicas, Some(2));
             let c = &pod.containers[0];
@@ -299,7 +299,7 @@ mod tests {
     #[test]
     fn probes_use_https_only_for_the_webhook() {
         for component in Component::ALL {
-            let (_, pod) = pod(component);
+            let (_, pod) = component_pod(component);
             let c = &pod.containers[0];
             let live = c.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
             let ready = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
@@ -315,7 +315,7 @@ mod tests {
     #[test]
     fn containers_are_locked_down() {
         for component in Component::ALL {
-            let (_, pod) = pod(component);
+            let (_, pod) = component_pod(component);
             let sc = pod.containers[0].security_context.clone().unwrap();
             assert_eq!(sc.run_as_non_root, Some(true));
             assert_eq!(sc.run_as_user, Some(1000));
@@ -338,11 +338,11 @@ mod tests {
 
     #[test]
     fn only_tmp_is_writable_and_the_webhook_mounts_its_certificate() {
-        let (_, watch) = pod(Component::Watch);
+        let (_, watch) = component_pod(Component::Watch);
         let mounts = watch.containers[0].volume_mounts.clone().unwrap();
         assert_eq!(mounts.len(), 1);
         assert_eq!((mounts[0].mount_path.as_str(), mounts[0].read_only), ("/tmp", Some(false)));
-        let (_, webhook) = pod(Component::Webhook);
+        let (_, webhook) = component_pod(Component::Webhook);
         let mounts = webhook.containers[0].volume_mounts.clone().unwrap();
         let tls = mounts.iter().find(|m| m.mount_path == "/tls").unwrap();
         assert_eq!(tls.read_only, Some(true));
@@ -352,7 +352,7 @@ mod tests {
 
     #[test]
     fn pods_know_who_and_where_they_are_and_spread_over_nodes() {
-        let (d, pod) = pod(Component::Reconcile);
+        let (d, pod) = component_pod(Component::Reconcile);
         let env: Vec<_> = pod.containers[0].env.clone().unwrap().into_iter().map(|e| e.name).collect();
         assert_eq!(env, ["POD_NAME", "POD_NAMESPACE", "POD_IP"]);
         let spread = &pod.topology_spread_constraints.unwrap()[0];
