@@ -17,6 +17,7 @@ pub mod labels;
 pub mod leader;
 pub mod manifests;
 pub mod metrics;
+pub mod podcache;
 pub mod reconcile;
 pub mod watch;
 pub mod workload;

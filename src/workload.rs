@@ -1,10 +1,10 @@
 //! Kubernetes objects that run pods, reduced to what the governance engine evaluates.
 
-use crate::governance::Subject;
+use crate::governance::PodFacts;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus, PodTemplateSpec, ReplicationController};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::api::core::v1::{Pod, PodSpec, PodTemplateSpec, ReplicationController};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::fmt;
@@ -50,9 +50,10 @@ pub struct Workload {
     pub name: String,
     /// `None` when the manifest names no namespace (it lands in the client's default).
     pub namespace: Option<String>,
+    /// The pod spec (what admission compares across an update).
     pub spec: PodSpec,
-    pub status: Option<PodStatus>,
-    pub created: Option<Time>,
+    /// What the engine evaluates: the spec, and for a live pod its status and age.
+    pub facts: PodFacts,
 }
 
 /// How a document was understood.
@@ -105,10 +106,6 @@ const KNOWN_APPS_KINDS: &[&str] = &["Deployment", "StatefulSet", "DaemonSet", "R
 const KNOWN_BATCH_KINDS: &[&str] = &["Job", "CronJob"];
 
 impl Workload {
-    pub fn subject(&self) -> Subject<'_> {
-        Subject { spec: &self.spec, status: self.status.as_ref(), created: self.created.as_ref() }
-    }
-
     /// The namespace the workload runs in (`default` when the manifest names none).
     pub fn namespace_or_default(&self) -> &str {
         self.namespace.as_deref().unwrap_or("default")
@@ -121,9 +118,8 @@ impl Workload {
             kind: WorkloadKind::Pod,
             name: pod.metadata.name.unwrap_or_default(),
             namespace: pod.metadata.namespace,
+            facts: PodFacts::pod(&spec, pod.status.as_ref(), pod.metadata.creation_timestamp.as_ref()),
             spec,
-            status: pod.status,
-            created: pod.metadata.creation_timestamp,
         })
     }
 
@@ -136,7 +132,7 @@ impl Workload {
         let spec = template
             .and_then(|t| t.spec)
             .ok_or_else(|| ObjectError::NoTemplate { kind: kind.as_str(), name: name.clone() })?;
-        Ok(Workload { kind, name, namespace: metadata.namespace, spec, status: None, created: None })
+        Ok(Workload { kind, name, namespace: metadata.namespace, facts: PodFacts::template(&spec), spec })
     }
 
     /// Classifies one decoded document (YAML or JSON) as a workload, another object, or an error.

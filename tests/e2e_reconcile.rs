@@ -56,7 +56,7 @@ async fn the_elected_replica_evaluates_policies_records_them_and_cleans_up() {
     .await;
     eprintln!("policy evaluated {:?} after it was applied", applied.elapsed());
     let pods = Api::<Pod>::namespaced(client.clone(), "shop").list(&ListParams::default()).await.unwrap().items;
-    let expected = kube_devops::reconcile::evaluate_policy(&policy, &pods, k8s_openapi::jiff::Timestamp::now());
+    let expected = kube_devops::reconcile::evaluate_policy_pods(&policy, &pods, k8s_openapi::jiff::Timestamp::now());
     let summary = expected.tally.summary();
     let status = policy.status.clone().unwrap();
     assert_eq!(status.health_score, Some(summary.score));

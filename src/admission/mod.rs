@@ -14,7 +14,7 @@
 pub mod server;
 
 use crate::api::{CheckId, DevOpsPolicy, EnforcementMode};
-use crate::governance::{Rules, Subject, evaluate, is_system_namespace};
+use crate::governance::{Rules, evaluate, is_system_namespace};
 use crate::workload::{Classified, Workload};
 use k8s_openapi::jiff::Timestamp;
 use kube::core::DynamicObject;
@@ -149,13 +149,13 @@ pub fn decide(
         // Metadata, status and scale changes of existing objects are never blocked.
         return Decision::allow();
     }
-    let subject = Subject::template(&new.spec);
+    let facts = &new.facts;
     let mut denials = Vec::new();
     let mut warnings = Vec::new();
     let mut violations = Vec::new();
     for policy in policies {
         let name = policy.metadata.name.as_deref().unwrap_or("unnamed");
-        let findings = evaluate(subject, &Rules::from_spec(&policy.spec), now);
+        let findings = evaluate(facts, &Rules::from_spec(&policy.spec), now);
         if findings.is_empty() {
             continue;
         }

@@ -15,8 +15,8 @@ pub struct SourcedWorkload {
 
 impl SourcedWorkload {
     /// The workload's namespace and what is evaluated of it (for [`crate::governance::assess`]).
-    pub fn subject(&self) -> Option<(&str, crate::governance::Subject<'_>)> {
-        Some((self.workload.namespace_or_default(), self.workload.subject()))
+    pub fn subject(&self) -> Option<(&str, &crate::governance::PodFacts)> {
+        Some((self.workload.namespace_or_default(), &self.workload.facts))
     }
 }
 

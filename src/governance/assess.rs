@@ -3,11 +3,11 @@
 //! skip the same namespaces and score the same way.
 
 use super::checks::Finding;
-use super::evaluate::{Subject, evaluate_into};
+use super::evaluate::evaluate_into;
+use super::facts::PodFacts;
 use super::namespaces::is_system_namespace;
 use super::rules::Rules;
 use super::score::Tally;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use std::collections::BTreeMap;
 
@@ -40,7 +40,7 @@ pub fn assess<'a, T: 'a>(
     items: impl IntoIterator<Item = &'a T>,
     rules: &Rules,
     now: Timestamp,
-    subject: impl Fn(&'a T) -> Option<(&'a str, Subject<'a>)>,
+    subject: impl Fn(&'a T) -> Option<(&'a str, &'a PodFacts)>,
     mut each: impl FnMut(&'a T, &str, &[Finding<'a>]),
 ) -> Assessment {
     let mut assessment = Assessment::default();
@@ -63,12 +63,4 @@ pub fn assess<'a, T: 'a>(
         each(item, namespace, &findings);
     }
     assessment
-}
-
-/// A live pod's namespace (`default` when it names none) and what is evaluated of it; `None`
-/// for a pod without a spec.
-pub fn pod_subject(pod: &Pod) -> Option<(&str, Subject<'_>)> {
-    let spec = pod.spec.as_ref()?;
-    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-    Some((namespace, Subject { spec, status: pod.status.as_ref(), created: pod.metadata.creation_timestamp.as_ref() }))
 }

@@ -1,85 +1,50 @@
 //! The one evaluator: a pod, or a workload's pod template, against a policy's rules.
 
-use super::checks::{Detail, Finding, MissingResources};
+use super::checks::{Detail, Finding};
+use super::facts::{ContainerFacts, ContainerKind, PodFacts};
 use super::image::{ImageVersion, image_version};
 use super::rules::Rules;
 use crate::api::CheckId;
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, PodSpec, PodStatus, ResourceRequirements};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-/// What is evaluated: a live pod (spec and status) or a pod template (spec only).
-#[derive(Clone, Copy, Debug)]
-pub struct Subject<'a> {
-    pub spec: &'a PodSpec,
-    /// Present for live pods; restarts and Pending need it.
-    pub status: Option<&'a PodStatus>,
-    /// When the pod was created, for the Pending duration.
-    pub created: Option<&'a Time>,
-}
-
-impl<'a> Subject<'a> {
-    pub fn template(spec: &'a PodSpec) -> Self {
-        Subject { spec, status: None, created: None }
-    }
-
-    /// Pods that run to completion (restartPolicy Never or OnFailure: Jobs, CronJobs) are not
-    /// expected to have probes.
-    fn runs_to_completion(&self) -> bool {
-        matches!(self.spec.restart_policy.as_deref(), Some("Never" | "OnFailure"))
-    }
-}
-
-/// Evaluates `subject` against `rules`, appending every finding to `out` (cleared first), so
-/// that callers evaluating many pods reuse one buffer. `now` is the time Pending is measured to.
-pub fn evaluate_into<'a>(subject: Subject<'a>, rules: &Rules, now: Timestamp, out: &mut Vec<Finding<'a>>) {
+/// Evaluates `pod` against `rules`, appending every finding to `out` (cleared first), so that
+/// callers evaluating many pods reuse one buffer. `now` is the time Pending is measured to.
+pub fn evaluate_into<'a>(pod: &'a PodFacts, rules: &Rules, now: Timestamp, out: &mut Vec<Finding<'a>>) {
     out.clear();
-    let spec = subject.spec;
-    let init = spec.init_containers.as_deref().unwrap_or_default();
-    let ephemeral = spec.ephemeral_containers.as_deref().unwrap_or_default();
-
-    // One pass per container, findings grouped by container: each container's fields are
-    // fetched from memory once, which is what bounds the cost of large pod lists.
-    let probes_expected = !subject.runs_to_completion();
-    for container in &spec.containers {
-        check_image(rules, &container.name, container.image.as_deref(), out);
-        if probes_expected {
-            if rules.require_liveness_probe && container.liveness_probe.is_none() {
-                out.push(finding(rules, CheckId::MissingLiveness, Some(&container.name), Detail::MissingProbe));
+    // Findings are grouped by container, in the pod's order: main, init, ephemeral.
+    let probes_expected = !pod.runs_to_completion;
+    for container in &pod.containers {
+        check_image(rules, container, out);
+        // Init containers run before the pod is ready and debug containers are not served:
+        // probes do not apply to either, and the API server refuses resources on debug ones.
+        match container.kind {
+            ContainerKind::Main => {
+                if probes_expected {
+                    check_probes(rules, container, out);
+                }
+                check_resources(rules, container, out);
             }
-            if rules.require_readiness_probe && container.readiness_probe.is_none() {
-                out.push(finding(rules, CheckId::MissingReadiness, Some(&container.name), Detail::MissingProbe));
-            }
+            ContainerKind::Init => check_resources(rules, container, out),
+            ContainerKind::Ephemeral => {}
         }
-        check_resources(rules, container, out);
-    }
-    // Init containers run before the pod is ready: probes do not apply, tags and resources do.
-    for container in init {
-        check_image(rules, &container.name, container.image.as_deref(), out);
-        check_resources(rules, container, out);
-    }
-    for container in ephemeral {
-        check_image(rules, &container.name, container.image.as_deref(), out);
     }
 
-    let Some(status) = subject.status else { return };
+    let Some(status) = &pod.status else { return };
 
     if let Some(threshold) = rules.max_restart_count {
-        let statuses: &[ContainerStatus] = status.container_statuses.as_deref().unwrap_or_default();
-        let init_statuses: &[ContainerStatus] = status.init_container_statuses.as_deref().unwrap_or_default();
-        for cs in statuses.iter().chain(init_statuses) {
-            if cs.restart_count > threshold {
-                let detail = Detail::Restarts { count: cs.restart_count, threshold };
-                out.push(finding(rules, CheckId::HighRestarts, Some(&cs.name), detail));
+        for (name, count) in &status.restarts {
+            if *count > threshold {
+                let detail = Detail::Restarts { count: *count, threshold };
+                out.push(finding(rules, CheckId::HighRestarts, Some(name), detail));
             }
         }
     }
 
     if let Some(limit) = rules.forbid_pending_seconds
-        && status.phase.as_deref() == Some("Pending")
-        && let Some(created) = subject.created
+        && status.pending
+        && let Some(created) = pod.created
     {
-        let seconds = now.as_second() - created.0.as_second();
+        let seconds = now.as_second() - created.as_second();
         if seconds > 0 && seconds as u64 > limit {
             out.push(finding(rules, CheckId::Pending, None, Detail::Pending { seconds, limit }));
         }
@@ -87,67 +52,43 @@ pub fn evaluate_into<'a>(subject: Subject<'a>, rules: &Rules, now: Timestamp, ou
 }
 
 /// Convenience form of [`evaluate_into`] that returns a fresh list.
-pub fn evaluate<'a>(subject: Subject<'a>, rules: &Rules, now: Timestamp) -> Vec<Finding<'a>> {
+pub fn evaluate<'a>(pod: &'a PodFacts, rules: &Rules, now: Timestamp) -> Vec<Finding<'a>> {
     let mut out = Vec::new();
-    evaluate_into(subject, rules, now, &mut out);
+    evaluate_into(pod, rules, now, &mut out);
     out
 }
 
-fn check_image<'a>(rules: &Rules, name: &'a str, image: Option<&'a str>, out: &mut Vec<Finding<'a>>) {
+fn check_image<'a>(rules: &Rules, container: &'a ContainerFacts, out: &mut Vec<Finding<'a>>) {
     if !rules.forbid_latest_tag {
         return;
     }
-    let image = image.unwrap_or("");
+    let image = &*container.image;
     let explicit = match image_version(image) {
         ImageVersion::Latest => true,
         ImageVersion::Untagged => false,
         ImageVersion::Digest | ImageVersion::Tag(_) => return,
     };
-    out.push(finding(rules, CheckId::LatestTag, Some(name), Detail::LatestTag { image, explicit }));
+    out.push(finding(rules, CheckId::LatestTag, Some(&container.name), Detail::LatestTag { image, explicit }));
 }
 
-fn check_resources<'a>(rules: &Rules, container: &'a Container, out: &mut Vec<Finding<'a>>) {
-    if !rules.require_resources {
-        return;
+fn check_probes<'a>(rules: &Rules, container: &'a ContainerFacts, out: &mut Vec<Finding<'a>>) {
+    if rules.require_liveness_probe && !container.liveness_probe {
+        out.push(finding(rules, CheckId::MissingLiveness, Some(&container.name), Detail::MissingProbe));
     }
-    let missing = missing_resources(container);
-    if !missing.is_empty() {
-        out.push(finding(rules, CheckId::MissingResources, Some(&container.name), Detail::MissingResources(missing)));
+    if rules.require_readiness_probe && !container.readiness_probe {
+        out.push(finding(rules, CheckId::MissingReadiness, Some(&container.name), Detail::MissingProbe));
+    }
+}
+
+fn check_resources<'a>(rules: &Rules, container: &'a ContainerFacts, out: &mut Vec<Finding<'a>>) {
+    if rules.require_resources && !container.missing_resources.is_empty() {
+        let detail = Detail::MissingResources(container.missing_resources);
+        out.push(finding(rules, CheckId::MissingResources, Some(&container.name), detail));
     }
 }
 
 fn finding<'a>(rules: &Rules, check: CheckId, container: Option<&'a str>, detail: Detail<'a>) -> Finding<'a> {
     Finding { check, severity: rules.severity(check), container, detail }
-}
-
-/// Which cpu/memory requests and limits a container lacks. A limit without a request counts
-/// as both: the API server defaults the request to the limit.
-fn missing_resources(container: &Container) -> MissingResources {
-    let (requests, limits) = match &container.resources {
-        Some(ResourceRequirements { requests, limits, .. }) => (requests.as_ref(), limits.as_ref()),
-        None => (None, None),
-    };
-    // Iterate each (small, sorted) map once rather than looking keys up one by one.
-    let mut bits = MissingResources::REQUESTS_CPU
-        | MissingResources::REQUESTS_MEMORY
-        | MissingResources::LIMITS_CPU
-        | MissingResources::LIMITS_MEMORY;
-    for key in limits.into_iter().flat_map(|m| m.keys()) {
-        match key.as_str() {
-            // A limit without a request: the API server defaults the request to the limit.
-            "cpu" => bits &= !(MissingResources::LIMITS_CPU | MissingResources::REQUESTS_CPU),
-            "memory" => bits &= !(MissingResources::LIMITS_MEMORY | MissingResources::REQUESTS_MEMORY),
-            _ => {}
-        }
-    }
-    for key in requests.into_iter().flat_map(|m| m.keys()) {
-        match key.as_str() {
-            "cpu" => bits &= !MissingResources::REQUESTS_CPU,
-            "memory" => bits &= !MissingResources::REQUESTS_MEMORY,
-            _ => {}
-        }
-    }
-    MissingResources::from_bits(bits)
 }
 
 #[cfg(test)]
@@ -179,13 +120,12 @@ mod tests {
         "2026-11-26T12:00:00Z".parse().unwrap()
     }
 
+    fn facts(pod: &Pod) -> PodFacts {
+        PodFacts::pod(pod.spec.as_ref().unwrap(), pod.status.as_ref(), pod.metadata.creation_timestamp.as_ref())
+    }
+
     fn eval(pod: &Pod, rules: &Rules) -> Vec<(&'static str, Option<String>)> {
-        let subject = Subject {
-            spec: pod.spec.as_ref().unwrap(),
-            status: pod.status.as_ref(),
-            created: pod.metadata.creation_timestamp.as_ref(),
-        };
-        ids(&evaluate(subject, rules, now()))
+        ids(&evaluate(&facts(pod), rules, now()))
     }
 
     const GOOD_CONTAINER: &str = r#"{"name": "app", "image": "nginx:1.27.3",
@@ -262,10 +202,8 @@ mod tests {
         let mut c = good_container();
         c["resources"] = json!({"requests": {"cpu": "100m", "memory": "64Mi"}});
         let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [c]}}));
-        let findings: Vec<String> = {
-            let subject = Subject::template(p.spec.as_ref().unwrap());
-            evaluate(subject, &all_checks(), now()).iter().map(|f| f.message()).collect()
-        };
+        let template = PodFacts::template(p.spec.as_ref().unwrap());
+        let findings: Vec<String> = evaluate(&template, &all_checks(), now()).iter().map(|f| f.message()).collect();
         assert_eq!(findings, ["container 'app' missing resources: limits.cpu, limits.memory"]);
     }
 
@@ -289,16 +227,8 @@ mod tests {
         // 5 minutes limit: 4 minutes pending passes, 6 minutes fails.
         assert_eq!(eval(&pending_since("2026-11-26T11:56:00Z"), &all_checks()), []);
         assert_eq!(eval(&pending_since("2026-11-26T11:54:00Z"), &all_checks()), [("pending", None)]);
-        let p = pending_since("2026-11-26T11:54:00Z");
-        let findings = evaluate(
-            Subject {
-                spec: p.spec.as_ref().unwrap(),
-                status: p.status.as_ref(),
-                created: p.metadata.creation_timestamp.as_ref(),
-            },
-            &all_checks(),
-            now(),
-        );
+        let p = facts(&pending_since("2026-11-26T11:54:00Z"));
+        let findings = evaluate(&p, &all_checks(), now());
         assert_eq!(findings[0].message(), "pod is in Pending phase for 360s (limit: 300s)");
         // A running pod of the same age is fine.
         let running = pod(
@@ -315,7 +245,8 @@ mod tests {
             "spec": {"containers": [{"name": "web", "image": "nginx"}]},
             "status": {"phase": "Pending", "containerStatuses": [{"name": "web", "restartCount": 50, "ready": false, "image": "nginx", "imageID": ""}]}}));
         assert_eq!(eval(&p, &all_checks()).len(), 6, "as a live pod it fails all six checks");
-        let findings = evaluate(Subject::template(p.spec.as_ref().unwrap()), &all_checks(), now());
+        let template = PodFacts::template(p.spec.as_ref().unwrap());
+        let findings = evaluate(&template, &all_checks(), now());
         assert_eq!(findings.len(), 4);
         assert!(findings.iter().all(|f| f.check != CheckId::HighRestarts && f.check != CheckId::Pending));
     }
@@ -332,7 +263,8 @@ mod tests {
         };
         let p =
             pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "web", "image": "nginx:latest"}]}}));
-        let findings = evaluate(Subject::template(p.spec.as_ref().unwrap()), &Rules::from_spec(&spec), now());
+        let template = PodFacts::template(p.spec.as_ref().unwrap());
+        let findings = evaluate(&template, &Rules::from_spec(&spec), now());
         assert_eq!(findings[0].severity, Severity::Critical);
     }
 }

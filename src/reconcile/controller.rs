@@ -20,21 +20,23 @@ use super::{expired, newest, next_evaluation, policy_status, status_unchanged, s
 use crate::api::{Classification, DevOpsPolicy, EnforcementMode, PolicyAuditResult};
 use crate::events::{Events, Reason};
 use crate::governance::Severity;
+use crate::governance::facts::PodRecord;
 use crate::governance::is_system_namespace;
 use crate::leader;
 use crate::metrics::catalog::{self, GaugeMetric};
 use crate::metrics::{LATENCY_BUCKETS, Metrics, counter, gauge, histogram};
+use crate::podcache::PodCache;
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// The Lease the reconcile replicas elect their leader with.
@@ -45,6 +47,8 @@ const FIELD_MANAGER: &str = "kube-devops-operator";
 pub const EVALUATION_INTERVAL: Duration = Duration::from_secs(60);
 /// After a failed reconcile.
 const RETRY: Duration = Duration::from_secs(30);
+/// How soon to try again while the pod cache is still being filled.
+const CACHE_WAIT: Duration = Duration::from_secs(1);
 
 /// What the gauges show for one policy, keyed by (namespace, policy), and the leader's watch
 /// cache of policies: a series is exported only while its policy is in the cache.
@@ -80,6 +84,8 @@ struct PolicyGauges {
 
 struct Context {
     events: Events,
+    /// Every pod of the cluster, filled by the leader's pod watch.
+    pods: Arc<RwLock<PodCache>>,
     /// When each policy (by uid) was last evaluated since this replica became the leader.
     evaluated: Mutex<HashMap<String, Evaluated>>,
     interval: Duration,
@@ -101,6 +107,7 @@ impl Context {
     fn new((client, watches): (kube::Client, kube::Client), meter: &Meter, gauges: Gauges, interval: Duration) -> Self {
         Context {
             events: Events::new(client.clone(), "kube-devops-reconcile"),
+            pods: Arc::default(),
             evaluated: Mutex::default(),
             interval,
             watches,
@@ -128,6 +135,7 @@ pub fn run(addr: String, interval: Duration) -> anyhow::Result<()> {
         let stand_by = move || {
             gauges.clear();
             idle.evaluated.lock().unwrap().clear();
+            *idle.pods.write().unwrap_or_else(|e| e.into_inner()) = PodCache::default();
         };
         leader::serve_elected("reconcile", LEASE_NAME, &addr, metrics, lead, stand_by).await
     })
@@ -167,14 +175,33 @@ async fn reconcile_while_leading(context: Arc<Context>) {
     let policies = Api::<DevOpsPolicy>::all(context.watches.clone());
     let controller = Controller::new(policies, watcher::Config::default());
     context.gauges.policies.lock().unwrap().replace(controller.store());
-    controller
-        .run(reconcile, retry, context)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                eprintln!("reconcile: {e}");
+    let pods = watch_pods(context.watches.clone(), context.pods.clone());
+    let reconciles = controller.run(reconcile, retry, context).for_each(|result| async move {
+        if let Err(e) = result {
+            eprintln!("reconcile: {e}");
+        }
+    });
+    tokio::select! {
+        _ = pods => {}
+        _ = reconciles => {}
+    }
+}
+
+/// Keeps `cache` filled with every pod of the cluster (as slim records), until aborted.
+async fn watch_pods(client: kube::Client, cache: Arc<RwLock<PodCache>>) {
+    let mut events =
+        std::pin::pin!(watcher(Api::<PodRecord>::all(client), watcher::Config::default()).default_backoff());
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(event) => {
+                let mut cache = cache.write().unwrap_or_else(|e| e.into_inner());
+                cache.apply(event);
+                // Policies are evaluated on their own schedule: nobody reads what changed.
+                cache.take_changed();
             }
-        })
-        .await;
+            Err(e) => eprintln!("reconcile: watching pods: {e}"),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -237,9 +264,16 @@ async fn evaluate(policy: &DevOpsPolicy, context: &Context) -> Result<Action, Er
     let status = if is_system_namespace(&namespace) {
         system_namespace_status(policy, now)
     } else {
-        let pods = crate::cluster::list_pods(context.client.clone(), Some(&namespace)).await?;
-        context.pods_scanned.add(pods.len() as u64, &[]);
-        let evaluation = evaluate_policy(policy, &pods, now);
+        // The pods come from the one cache every policy shares: no list per evaluation.
+        let evaluation = {
+            let pods = context.pods.read().unwrap_or_else(|e| e.into_inner());
+            if !pods.synced() {
+                return Ok(Action::requeue(CACHE_WAIT));
+            }
+            let evaluation = evaluate_policy(policy, pods.pods(&namespace).map(|p| (&*p.name, &p.facts)), now);
+            context.pods_scanned.add(u64::from(evaluation.tally.subjects()), &[]);
+            evaluation
+        };
         record(context, &namespace, &name, policy, &evaluation);
         // The history first, the status last: a failure here is retried (a written status
         // would make the retry look fresh).
@@ -334,6 +368,14 @@ mod tests {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let metrics = Metrics::new().unwrap();
         let context = Context::new((client.clone(), client.clone()), &metrics.meter(), Gauges::default(), interval);
+        // The leader's pod watch fills the cache the evaluations read.
+        tokio::spawn(watch_pods(client.clone(), context.pods.clone()));
+        for _ in 0..100 {
+            if context.pods.read().unwrap().len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         (cluster, Arc::new(context), Api::namespaced(client, "shop"))
     }
 
@@ -367,9 +409,13 @@ mod tests {
         cluster.clear_requests();
         // Due again at once (interval zero): evaluated, but nothing changed.
         reconcile(Arc::new(policies.get("strict").await.unwrap()), context).await.unwrap();
-        let evaluated = cluster.requests().iter().any(|r| r.resource == "pods" && r.verb == "list");
-        assert!(evaluated, "it evaluated again");
+        let evaluated = cluster.requests().iter().any(|r| r.resource == "policyauditresults" && r.verb == "list");
+        assert!(evaluated, "it evaluated again (and read the history)");
         assert_eq!(writes(&cluster), [], "no status, audit result or Event");
+        assert!(
+            !cluster.requests().iter().any(|r| r.resource == "pods" && r.verb == "list"),
+            "pods come from the cache"
+        );
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use crate::api::{
     AuditViolation, Classification, DevOpsPolicy, DevOpsPolicyStatus, MAX_AUDIT_VIOLATIONS, PolicyAuditResult,
     PolicyAuditResultSpec,
 };
-use crate::governance::{Finding, Rules, Tally, assess, pod_subject};
+use crate::governance::{Finding, PodFacts, Rules, Tally, assess};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -42,15 +42,40 @@ pub struct Evaluation {
     pub violations: Vec<AuditViolation>,
 }
 
-/// Evaluates `pods` (those of the policy's namespace) against `policy`; pods in system
-/// namespaces are never evaluated, so a policy there scores 100.
-pub fn evaluate_policy(policy: &DevOpsPolicy, pods: &[Pod], now: Timestamp) -> Evaluation {
+/// Evaluates the pods of the policy's namespace, as `(name, facts)`, against `policy`; in a
+/// system namespace nothing is evaluated, so a policy there scores 100.
+pub fn evaluate_policy<'a>(
+    policy: &DevOpsPolicy,
+    pods: impl IntoIterator<Item = (&'a str, &'a PodFacts)>,
+    now: Timestamp,
+) -> Evaluation {
+    let namespace = policy.metadata.namespace.as_deref().unwrap_or("default");
+    let pods: Vec<(&str, &PodFacts)> = pods.into_iter().collect();
     let mut violations = Vec::new();
-    let assessment = assess(pods, &Rules::from_spec(&policy.spec), now, pod_subject, |pod, _, findings| {
-        let name = pod.metadata.name.as_deref().unwrap_or_default();
-        violations.extend(findings.iter().map(|f| audit_violation(name, f)));
-    });
+    let rules = Rules::from_spec(&policy.spec);
+    let assessment = assess(
+        &pods,
+        &rules,
+        now,
+        |(_, facts)| Some((namespace, *facts)),
+        |(name, _), _, findings| {
+            violations.extend(findings.iter().map(|f| audit_violation(name, f)));
+        },
+    );
     Evaluation { tally: assessment.total(), violations }
+}
+
+/// [`evaluate_policy`] for full `Pod` objects (what `kubectl get pods` returns).
+pub fn evaluate_policy_pods(policy: &DevOpsPolicy, pods: &[Pod], now: Timestamp) -> Evaluation {
+    let facts: Vec<(&str, PodFacts)> = pods
+        .iter()
+        .filter_map(|pod| {
+            let spec = pod.spec.as_ref()?;
+            let facts = PodFacts::pod(spec, pod.status.as_ref(), pod.metadata.creation_timestamp.as_ref());
+            Some((pod.metadata.name.as_deref().unwrap_or_default(), facts))
+        })
+        .collect();
+    evaluate_policy(policy, facts.iter().map(|(name, facts)| (*name, facts)), now)
 }
 
 /// The stored form of a finding about `pod_name`.
@@ -252,7 +277,7 @@ mod tests {
     #[test]
     fn an_evaluation_counts_every_violation_of_the_namespace_pods() {
         let pods = [pod("web", "nginx:latest"), pod("api", "api:1.2")];
-        let evaluation = evaluate_policy(&policy(), &pods, Timestamp::now());
+        let evaluation = evaluate_policy_pods(&policy(), &pods, Timestamp::now());
         assert_eq!(evaluation.tally.subjects(), 2);
         let kinds: Vec<_> =
             evaluation.violations.iter().map(|v| (v.pod_name.as_str(), v.violation_type.as_str())).collect();
@@ -283,13 +308,13 @@ mod tests {
     fn a_status_that_changes_only_its_time_is_not_written() {
         let t0: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
         let t1 = t0 + SignedDuration::from_secs(60);
-        let evaluation = evaluate_policy(&policy(), &[pod("web", "nginx:latest")], t0);
+        let evaluation = evaluate_policy_pods(&policy(), &[pod("web", "nginx:latest")], t0);
         let mut evaluated = policy();
         assert!(!status_unchanged(None, &policy_status(&evaluated, &evaluation, t0)), "nothing written yet");
         evaluated.status = Some(policy_status(&evaluated, &evaluation, t0));
         let again = policy_status(&evaluated, &evaluation, t1);
         assert!(status_unchanged(evaluated.status.as_ref(), &again), "only lastEvaluated moved");
-        let fixed = evaluate_policy(&policy(), &[pod("web", "nginx:1.27")], t1);
+        let fixed = evaluate_policy_pods(&policy(), &[pod("web", "nginx:1.27")], t1);
         assert!(!status_unchanged(evaluated.status.as_ref(), &policy_status(&evaluated, &fixed, t1)));
         evaluated.metadata.generation = Some(3);
         assert!(!status_unchanged(evaluated.status.as_ref(), &policy_status(&evaluated, &evaluation, t1)));
@@ -304,7 +329,7 @@ mod tests {
     #[test]
     fn audit_results_are_named_labelled_and_owned_by_their_policy() {
         let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
-        let evaluation = evaluate_policy(&policy(), &[pod("web", "nginx:latest")], now);
+        let evaluation = evaluate_policy_pods(&policy(), &[pod("web", "nginx:latest")], now);
         let result = audit_result(&policy(), &evaluation, now);
         assert_eq!(result.metadata.name.as_deref(), Some("strict-1795694400000"));
         assert_eq!(result.metadata.namespace.as_deref(), Some("shop"));
@@ -364,8 +389,8 @@ mod tests {
         pending.metadata.creation_timestamp = Some(Time("2026-11-26T11:00:00Z".parse().unwrap()));
         pending.status = Some(serde_json::from_value(json!({"phase": "Pending"})).unwrap());
         let at = |t: &str| t.parse::<Timestamp>().unwrap();
-        let first = evaluate_policy(&pending_policy, std::slice::from_ref(&pending), at("2026-11-26T12:00:00Z"));
-        let later = evaluate_policy(&pending_policy, &[pending], at("2026-11-26T12:01:00Z"));
+        let first = evaluate_policy_pods(&pending_policy, std::slice::from_ref(&pending), at("2026-11-26T12:00:00Z"));
+        let later = evaluate_policy_pods(&pending_policy, &[pending], at("2026-11-26T12:01:00Z"));
         assert_ne!(first.violations, later.violations, "the message says how long");
         let (a, b) = (
             audit_result(&pending_policy, &first, at("2026-11-26T12:00:00Z")),
@@ -388,8 +413,8 @@ mod tests {
     fn history_records_changes_and_keeps_the_newest() {
         let start: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
         let at = |minutes: i64| start + SignedDuration::from_mins(minutes);
-        let bad = evaluate_policy(&policy(), &[pod("web", "nginx:latest")], start);
-        let good = evaluate_policy(&policy(), &[pod("web", "nginx:1.27")], start);
+        let bad = evaluate_policy_pods(&policy(), &[pod("web", "nginx:latest")], start);
+        let good = evaluate_policy_pods(&policy(), &[pod("web", "nginx:1.27")], start);
         let first = audit_result(&policy(), &bad, at(0));
         assert!(differs(None, &first));
         assert!(!differs(Some(&first), &audit_result(&policy(), &bad, at(1))), "only the time changed");

@@ -1,23 +1,24 @@
-//! `kube-devops watch`: the shell around [`super::score_pods`].
+//! `kube-devops watch`: the shell around [`super::Scores`].
 //!
 //! The HTTP server (`/healthz`, `/readyz`, `/metrics`) starts before leader election, so every
 //! replica passes its probes. The replicas elect a leader through the Lease
-//! `kube-devops-leader` ([`crate::leader`], the pod name as identity). Only the leader watches pods (a reflector with back-off) and
-//! exports scores; a standby exports none, so dashboards never see two writers. The scores are
-//! recomputed from the reflector's cache at most once a second after pod events, and every
-//! 15 s regardless (Pending durations grow without events). On SIGTERM the server drains and
+//! `kube-devops-leader` ([`crate::leader`], the pod name as identity). Only the leader watches
+//! pods (into the slim [`PodCache`], with back-off) and exports scores; a standby exports none,
+//! so dashboards never see two writers. The namespaces whose pods changed are scored again at
+//! most once a second, and every namespace every 15 s (Pending durations grow without events). On SIGTERM the server drains and
 //! the lease is handed back, so a standby takes over within about 2 s.
 
-use super::{Scores, score_pods};
+use super::Scores;
 use crate::api::bundles::{Bundle, BundleName};
 use crate::governance::Rules;
+use crate::governance::facts::PodRecord;
 use crate::leader;
 use crate::metrics::catalog;
 use crate::metrics::{Metrics, counter, gauge};
+use crate::podcache::PodCache;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Counter;
 use std::sync::{Arc, Mutex};
@@ -94,39 +95,41 @@ async fn score_while_leading(
     scores: Arc<Mutex<Option<Scores>>>,
     events: Counter<u64>,
 ) {
-    let (store, writer) = reflector::store::<Pod>();
-    // Only what scoring reads is cached: a cluster's pods must fit in the container's memory.
-    let pods = watcher(kube::Api::<Pod>::all(client), watcher::Config::default()).default_backoff().modify(|pod| {
-        pod.metadata.managed_fields = None;
-        pod.metadata.annotations = None;
-        pod.metadata.labels = None;
-        pod.metadata.owner_references = None;
-    });
-    let mut stream = std::pin::pin!(reflector::reflector(writer, pods));
+    // Pods are read straight into what scoring needs (PodRecord): a cluster's pods must fit
+    // in the container's memory, relists included.
+    let pods = watcher(kube::Api::<PodRecord>::all(client), watcher::Config::default()).default_backoff();
+    let mut stream = std::pin::pin!(pods);
+    let mut cache = PodCache::default();
+    let mut current = Scores::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let (mut synced, mut dirty, mut scored_at) = (false, false, None::<Instant>);
+    let mut scored_at = None::<Instant>;
     loop {
         tokio::select! {
             event = stream.next() => match event {
-                // A relist starts over: score again once it is complete.
-                Some(Ok(watcher::Event::Init)) => synced = false,
-                Some(Ok(watcher::Event::InitDone)) => (synced, dirty) = (true, true),
-                // A relist replays every pod: not events.
-                Some(Ok(watcher::Event::InitApply(_))) => dirty = true,
-                Some(Ok(_)) => {
-                    events.add(1, &[]);
-                    dirty = true;
+                Some(Ok(event)) => {
+                    // A relist replays every pod: not events.
+                    if cache.apply(event) {
+                        events.add(1, &[]);
+                    }
                 }
                 Some(Err(e)) => eprintln!("watch: watching pods: {e}"),
                 None => return,
             },
             _ = tick.tick() => {
-                let due = scored_at.is_none_or(|at| at.elapsed() >= RESCORE_EVERY);
-                if synced && (dirty || due) {
-                    let pods = store.state();
-                    let now = Timestamp::now();
-                    *scores.lock().unwrap() = Some(score_pods(pods.iter().map(|p| &**p), &rules, now));
-                    (dirty, scored_at) = (false, Some(Instant::now()));
+                if !cache.synced() {
+                    continue;
+                }
+                let now = Timestamp::now();
+                let mut changed = cache.take_changed();
+                // Pending durations grow without events: every namespace is scored again now
+                // and then.
+                if scored_at.is_none_or(|at| at.elapsed() >= RESCORE_EVERY) {
+                    changed.extend(cache.namespaces().cloned());
+                    scored_at = Some(Instant::now());
+                }
+                if !changed.is_empty() || scores.lock().unwrap().is_none() {
+                    current.update(&cache, changed.iter().map(|n| &**n), &rules, now);
+                    *scores.lock().unwrap() = Some(current.clone());
                 }
             }
         }
@@ -140,7 +143,9 @@ mod tests {
 
     fn scores(namespaces: &[(&str, u32)]) -> Scores {
         let namespaces: BTreeMap<String, u32> = namespaces.iter().map(|(n, s)| (n.to_string(), *s)).collect();
-        Scores { cluster: 90, pods: 4, namespaces }
+        let mut s = Scores { cluster: 90, pods: 4, ..Default::default() };
+        s.namespaces = namespaces;
+        s
     }
 
     fn lines(text: &str, prefix: &str) -> Vec<String> {
