@@ -14,6 +14,14 @@ pub enum Reason {
     CertificateIssued,
     /// The bootstrap operator could not apply part of the installation.
     ApplyFailed,
+    /// Enforcement patched a workload.
+    Remediated,
+    /// Enforcement would patch a workload (a dry run).
+    RemediationPlanned,
+    /// Enforcement could not patch a workload (a conflict with another manager, a refusal).
+    RemediationFailed,
+    /// Enforcement left a workload alone (opted out, or the patch would not make it pass).
+    RemediationSkipped,
 }
 
 impl Reason {
@@ -23,6 +31,10 @@ impl Reason {
             Reason::Evaluated { .. } => "Evaluated",
             Reason::CertificateIssued => "CertificateIssued",
             Reason::ApplyFailed => "ApplyFailed",
+            Reason::Remediated => "Remediated",
+            Reason::RemediationPlanned => "RemediationPlanned",
+            Reason::RemediationFailed => "RemediationFailed",
+            Reason::RemediationSkipped => "RemediationSkipped",
         }
     }
 
@@ -32,11 +44,13 @@ impl Reason {
             Reason::Evaluated { .. } => "Evaluate",
             Reason::CertificateIssued => "IssueCertificate",
             Reason::ApplyFailed => "Apply",
+            Reason::Remediated | Reason::RemediationFailed | Reason::RemediationSkipped => "Remediate",
+            Reason::RemediationPlanned => "PlanRemediation",
         }
     }
 
     pub const fn warning(self) -> bool {
-        matches!(self, Reason::Evaluated { degraded: true } | Reason::ApplyFailed)
+        matches!(self, Reason::Evaluated { degraded: true } | Reason::ApplyFailed | Reason::RemediationFailed)
     }
 }
 

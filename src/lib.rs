@@ -18,6 +18,7 @@ pub mod leader;
 pub mod manifests;
 pub mod metrics;
 pub mod podcache;
+pub mod quantity;
 pub mod reconcile;
 pub mod watch;
 pub mod workload;

@@ -27,7 +27,7 @@ fn crds_are_findable_and_printable_with_kubectl() {
             "Namespaced",
             "v1",
             vec!["dop", "devpol"],
-            vec!["Mode", "Score", "Class", "Violations", "Evaluated", "Age"],
+            vec!["Mode", "Score", "Class", "Violations", "Remediated", "Unremediated", "Evaluated", "Age"],
         ),
         (
             PolicyAuditResult::crd(),

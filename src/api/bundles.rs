@@ -84,6 +84,7 @@ impl Bundle {
                         initial_delay_seconds: Some(5),
                         period_seconds: Some(10),
                     }),
+                    remediation: None,
                     default_resources: Some(DefaultResources {
                         cpu_request: Some("100m".into()),
                         cpu_limit: Some("500m".into()),

@@ -52,6 +52,20 @@ use serde::{Deserialize, Serialize};
         description = "Number of violations found"
     ),
     printcolumn(
+        name = "Remediated",
+        type_ = "integer",
+        json_path = ".status.remediationsApplied",
+        description = "Workloads patched by the last evaluation (enforce mode)",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Unremediated",
+        type_ = "integer",
+        json_path = ".status.remediationsFailed",
+        description = "Workloads the last evaluation could not patch (enforce mode)",
+        priority = 1
+    ),
+    printcolumn(
         name = "Evaluated",
         type_ = "date",
         json_path = ".status.lastEvaluated",
@@ -93,6 +107,63 @@ pub struct DevOpsPolicySpec {
     /// The resources that enforce mode sets on containers that have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_resources: Option<DefaultResources>,
+    /// How enforce mode remediates workloads: dry run, rate, liveness probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<RemediationSpec>,
+}
+
+/// How enforce mode remediates the workloads (Deployments, StatefulSets, DaemonSets,
+/// CronJobs) that own the pods of the namespace: it sets resources from `defaultResources` on
+/// containers that have none and a readiness probe from `defaultProbe` on a port the container
+/// declares (or `defaultProbe.tcpPort`), never anything else, never a field another manager
+/// owns. A workload or namespace annotated `devops.stochastic.io/enforce: "false"` is left
+/// alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RemediationSpec {
+    /// Report the planned changes (status, Events) without writing them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    /// Workloads patched per minute at most; default 5 (a patch rolls the workload out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_workloads_per_minute: Option<u32>,
+    /// Also add a liveness probe from `defaultProbe` (only when asked: a wrong liveness probe
+    /// restarts a healthy container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness_probe: Option<bool>,
+}
+
+/// What remediation did to one workload in the last evaluation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RemediationRecord {
+    /// `Kind/name` of the workload.
+    pub workload: String,
+    pub result: RemediationResult,
+    /// What was (or would be) set, e.g. `app: resources, readinessProbe`.
+    pub changes: String,
+    /// Why, when it was not applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The outcome of remediating one workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RemediationResult {
+    /// Patched.
+    Applied,
+    /// Dry run: what would be patched.
+    Planned,
+    /// Not patched: another manager owns a field it would set.
+    Conflict,
+    /// Not patched: the API server refused (admission, validation) or did not answer.
+    Failed,
+    /// Not patched: the patched template would still violate the policy (the webhook would
+    /// refuse it), or its changes cannot be made from the policy's settings.
+    Skipped,
+    /// Not patched this time: the policy's rate of patches is used up.
+    Deferred,
 }
 
 /// Whether a policy only reports (`audit`) or also remediates (`enforce`).
@@ -196,4 +267,15 @@ pub struct DevOpsPolicyStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// Workloads patched by the last evaluation (enforce mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediations_applied: Option<u32>,
+    /// Workloads the last evaluation could not patch (conflicts and failures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediations_failed: Option<u32>,
+    /// What the last evaluation did, or would do in a dry run, to each workload it
+    /// remediated (at most 50).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub remediated_workloads: Vec<RemediationRecord>,
 }

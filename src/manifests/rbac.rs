@@ -53,16 +53,21 @@ const GROUP: &str = "devops.stochastic.io";
 ///   (server-side apply: `patch`).
 /// - PolicyAuditResults: listed by policy, created by the operator, old ones deleted.
 /// - Pods: watched by the watch controller and the operator.
-/// - ReplicaSets: read to resolve a pod's owning Deployment for enforcement.
-/// - Deployments, StatefulSets, DaemonSets: enforcement patches their pod templates.
+/// - Enforcement resolves a pod's workload one object at a time by name (`get`, never a list
+///   or watch of workloads): ReplicaSets and Jobs to find their Deployment or CronJob, the
+///   namespace for its opt-out annotation; it patches (server-side apply) the pod templates of
+///   Deployments, StatefulSets, DaemonSets and CronJobs.
 /// - Events (core and events.k8s.io): what the components report on objects.
 pub const CLUSTER_RULES: &[Rule] = &[
     Rule::new(&[GROUP], &["devopspolicies"], &["get", "list", "watch", "patch"]),
     Rule::new(&[GROUP], &["devopspolicies/status"], &["patch"]),
     Rule::new(&[GROUP], &["policyauditresults"], &["list", "create", "delete"]),
     Rule::new(&[""], &["pods"], &["get", "list", "watch"]),
-    Rule::new(&["apps"], &["replicasets"], &["get", "list"]),
-    Rule::new(&["apps"], &["deployments", "statefulsets", "daemonsets"], &["get", "list", "watch", "patch"]),
+    Rule::new(&[""], &["namespaces"], &["get"]),
+    Rule::new(&["apps"], &["replicasets"], &["get"]),
+    Rule::new(&["apps"], &["deployments", "statefulsets", "daemonsets"], &["get", "patch"]),
+    Rule::new(&["batch"], &["jobs"], &["get"]),
+    Rule::new(&["batch"], &["cronjobs"], &["get", "patch"]),
     Rule::new(&[""], &["events"], &["create", "patch"]),
     Rule::new(&["events.k8s.io"], &["events"], &["create", "patch"]),
 ];
@@ -185,6 +190,14 @@ mod tests {
         assert!(allows(c, GROUP, "policyauditresults", "delete", None));
         assert!(allows(c, "apps", "replicasets", "get", None), "owner resolution");
         assert!(allows(c, "apps", "daemonsets", "patch", None), "enforcement");
+        assert!(allows(c, "batch", "cronjobs", "patch", None), "enforcement");
+        assert!(
+            allows(c, "batch", "jobs", "get", None) && !allows(c, "batch", "jobs", "patch", None),
+            "a Job cannot change"
+        );
+        assert!(allows(c, "", "namespaces", "get", None), "the namespace's opt-out");
+        assert!(!allows(c, "", "namespaces", "list", None));
+        assert!(!allows(c, "apps", "deployments", "list", None), "workloads are read one by one");
         assert!(allows(c, "events.k8s.io", "events", "create", None));
         assert!(!allows(c, "apps", "deployments", "delete", None));
         assert!(!allows(c, "", "secrets", "get", None));
@@ -196,15 +209,16 @@ mod tests {
     }
 
     /// The original design's ClusterRole table (the seed), row by row: every permission is
-    /// still granted, except the two deliberate changes the README explains (leases moved to
-    /// the namespaced Role; no access to webhook configurations).
+    /// still granted, except the deliberate changes the README explains (leases moved to the
+    /// namespaced Role; no access to webhook configurations; workloads are read by name, never
+    /// listed).
     #[test]
     fn the_seed_table_holds_but_for_the_documented_changes() {
         let seed: &[(&str, &[&str], &[&str])] = &[
             (GROUP, &["devopspolicies"], &["get", "list", "watch"]),
             (GROUP, &["devopspolicies/status"], &["patch"]),
             ("", &["pods"], &["get", "list", "watch"]),
-            ("apps", &["deployments", "statefulsets", "daemonsets"], &["get", "list", "patch"]),
+            ("apps", &["deployments", "statefulsets", "daemonsets"], &["get", "patch"]),
         ];
         for (group, resources, verbs) in seed {
             for resource in *resources {

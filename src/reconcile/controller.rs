@@ -9,24 +9,26 @@
 //! dropped once it has left the watch cache, its audit results go with it (owner references),
 //! and deleting a namespace never waits for this operator.
 //!
-//! Enforcement (patching workloads in `enforce` mode) is not implemented yet: an `enforce`
-//! policy is evaluated and reported like an `audit` one, and the webhook enforces it at
-//! admission.
+//! An `enforce` policy's evaluation goes on to remediate the workloads behind the pods that
+//! violate it ([`super::enforce`]); what it did goes into the same status write.
 
+use super::enforce::Enforcer;
 use super::{
     AUDIT_HISTORY, Evaluated, Evaluation, FINALIZER, POLICY_UID_LABEL, audit_result, differs, evaluate_policy,
 };
 use super::{expired, newest, next_evaluation, policy_status, status_unchanged, system_namespace_status};
 use crate::api::{Classification, DevOpsPolicy, EnforcementMode, PolicyAuditResult};
 use crate::events::{Events, Reason};
+use crate::governance::Rules;
 use crate::governance::Severity;
 use crate::governance::facts::PodRecord;
 use crate::governance::is_system_namespace;
 use crate::leader;
 use crate::metrics::catalog::{self, GaugeMetric};
 use crate::metrics::{LATENCY_BUCKETS, Metrics, counter, gauge, histogram};
-use crate::podcache::PodCache;
+use crate::podcache::{CachedPod, PodCache};
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -35,7 +37,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -99,14 +101,19 @@ struct Context {
     pods_scanned: Counter<u64>,
     audit_results: Counter<u64>,
     duration: Histogram<f64>,
+    enforcer: Enforcer,
 }
 
 impl Context {
     /// A context writing with `client`, watching with `watches`, recording into `meter` and
     /// `gauges`, evaluating each policy every `interval`.
     fn new((client, watches): (kube::Client, kube::Client), meter: &Meter, gauges: Gauges, interval: Duration) -> Self {
+        let events = Events::new(client.clone(), "kube-devops-reconcile");
+        let (applied, failed) =
+            (counter(meter, &catalog::REMEDIATIONS_APPLIED), counter(meter, &catalog::REMEDIATIONS_FAILED));
         Context {
-            events: Events::new(client.clone(), "kube-devops-reconcile"),
+            enforcer: Enforcer::new(client.clone(), events.clone(), applied, failed),
+            events,
             pods: Arc::default(),
             evaluated: Mutex::default(),
             interval,
@@ -264,21 +271,29 @@ async fn evaluate(policy: &DevOpsPolicy, context: &Context) -> Result<Action, Er
     let status = if is_system_namespace(&namespace) {
         system_namespace_status(policy, now)
     } else {
+        let enforce = policy.spec.enforcement_mode == Some(EnforcementMode::Enforce);
         // The pods come from the one cache every policy shares: no list per evaluation.
-        let evaluation = {
+        let (evaluation, owners) = {
             let pods = context.pods.read().unwrap_or_else(|e| e.into_inner());
             if !pods.synced() {
                 return Ok(Action::requeue(CACHE_WAIT));
             }
             let evaluation = evaluate_policy(policy, pods.pods(&namespace).map(|p| (&*p.name, &p.facts)), now);
             context.pods_scanned.add(u64::from(evaluation.tally.subjects()), &[]);
-            evaluation
+            let owners = if enforce { violating_owners(&evaluation, pods.pods(&namespace)) } else { Vec::new() };
+            (evaluation, owners)
         };
         record(context, &namespace, &name, policy, &evaluation);
         // The history first, the status last: a failure here is retried (a written status
         // would make the retry look fresh).
         keep_history(context, policy, &evaluation, now).await?;
-        policy_status(policy, &evaluation, now)
+        let round = match enforce {
+            true => {
+                Some(context.enforcer.remediate(policy, &owners, &other_enforce_rules(context, policy), now).await?)
+            }
+            false => None,
+        };
+        policy_status(policy, &evaluation, round.as_ref(), now)
     };
     if !status_unchanged(policy.status.as_ref(), &status) {
         let patch = Patch::Apply(serde_json::json!({
@@ -292,6 +307,31 @@ async fn evaluate(policy: &DevOpsPolicy, context: &Context) -> Result<Action, Er
     context.evaluated.lock().unwrap().insert(uid, evaluated);
     context.duration.record(started.elapsed().as_secs_f64(), &[]);
     Ok(Action::requeue(context.interval))
+}
+
+/// The controllers (ReplicaSets, Jobs, StatefulSets, DaemonSets, ...) of the pods with
+/// violations in `evaluation`, each once.
+fn violating_owners<'a>(evaluation: &Evaluation, pods: impl Iterator<Item = &'a CachedPod>) -> Vec<OwnerReference> {
+    let violating: HashSet<&str> = evaluation.violations.iter().map(|v| v.pod_name.as_str()).collect();
+    let mut seen = HashSet::new();
+    pods.filter(|p| violating.contains(&*p.name))
+        .filter_map(|p| p.controller.clone())
+        .filter(|owner| seen.insert(owner.uid.clone()))
+        .collect()
+}
+
+/// The rules of the other `enforce` policies of `policy`'s namespace (the admission webhook
+/// judges a patch by all of them).
+fn other_enforce_rules(context: &Context, policy: &DevOpsPolicy) -> Vec<Rules> {
+    let store = context.gauges.policies.lock().unwrap();
+    let Some(store) = store.as_ref() else { return Vec::new() };
+    store
+        .state()
+        .iter()
+        .filter(|p| p.namespace() == policy.namespace() && p.metadata.uid != policy.metadata.uid)
+        .filter(|p| p.spec.enforcement_mode == Some(EnforcementMode::Enforce))
+        .map(|p| Rules::from_spec(&p.spec))
+        .collect()
 }
 
 /// Records `evaluation` as a PolicyAuditResult when it differs from the newest one, and

@@ -8,6 +8,9 @@
 //! changes rather than ten copies of the last ten minutes.
 
 pub mod controller;
+pub mod enforce;
+pub mod owned;
+pub mod remediation;
 
 use crate::api::condition::condition;
 use crate::api::{
@@ -19,6 +22,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
+use remediation::{MAX_RECORDS, Round};
 use std::collections::BTreeMap;
 
 /// The finalizer earlier versions put on every policy (the contract's name). No policy gets it
@@ -148,8 +152,14 @@ pub fn status_unchanged(old: Option<&DevOpsPolicyStatus>, new: &DevOpsPolicyStat
     old.is_some_and(|old| untimed(old) == untimed(new))
 }
 
-/// The policy's status after `evaluation` at `now`.
-pub fn policy_status(policy: &DevOpsPolicy, evaluation: &Evaluation, now: Timestamp) -> DevOpsPolicyStatus {
+/// The policy's status after `evaluation` (and, in enforce mode, the `remediation` round) at
+/// `now`. An audit policy has no remediation fields: nothing from an earlier enforce round.
+pub fn policy_status(
+    policy: &DevOpsPolicy,
+    evaluation: &Evaluation,
+    remediation: Option<&Round>,
+    now: Timestamp,
+) -> DevOpsPolicyStatus {
     let summary = evaluation.tally.summary();
     let message = summary.to_string();
     let old = policy.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
@@ -163,6 +173,11 @@ pub fn policy_status(policy: &DevOpsPolicy, evaluation: &Evaluation, now: Timest
         last_evaluated: Some(Time(now)),
         observed_generation: policy.metadata.generation,
         conditions: vec![ready],
+        remediations_applied: remediation.map(|r| r.applied),
+        remediations_failed: remediation.map(|r| r.failed),
+        remediated_workloads: remediation
+            .map(|r| r.records.iter().take(MAX_RECORDS).cloned().collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -282,7 +297,7 @@ mod tests {
         let kinds: Vec<_> =
             evaluation.violations.iter().map(|v| (v.pod_name.as_str(), v.violation_type.as_str())).collect();
         assert_eq!(kinds, [("web", "latest_tag"), ("web", "missing_liveness"), ("api", "missing_liveness")]);
-        let status = policy_status(&policy(), &evaluation, Timestamp::now());
+        let status = policy_status(&policy(), &evaluation, None, Timestamp::now());
         // (5 + 3 + 3) points over 2 pods: 100 - 5.
         assert_eq!(status.health_score, Some(95));
         assert_eq!(status.violations, Some(3));
@@ -310,20 +325,42 @@ mod tests {
         let t1 = t0 + SignedDuration::from_secs(60);
         let evaluation = evaluate_policy_pods(&policy(), &[pod("web", "nginx:latest")], t0);
         let mut evaluated = policy();
-        assert!(!status_unchanged(None, &policy_status(&evaluated, &evaluation, t0)), "nothing written yet");
-        evaluated.status = Some(policy_status(&evaluated, &evaluation, t0));
-        let again = policy_status(&evaluated, &evaluation, t1);
+        assert!(!status_unchanged(None, &policy_status(&evaluated, &evaluation, None, t0)), "nothing written yet");
+        evaluated.status = Some(policy_status(&evaluated, &evaluation, None, t0));
+        let again = policy_status(&evaluated, &evaluation, None, t1);
         assert!(status_unchanged(evaluated.status.as_ref(), &again), "only lastEvaluated moved");
         let fixed = evaluate_policy_pods(&policy(), &[pod("web", "nginx:1.27")], t1);
-        assert!(!status_unchanged(evaluated.status.as_ref(), &policy_status(&evaluated, &fixed, t1)));
+        assert!(!status_unchanged(evaluated.status.as_ref(), &policy_status(&evaluated, &fixed, None, t1)));
         evaluated.metadata.generation = Some(3);
-        assert!(!status_unchanged(evaluated.status.as_ref(), &policy_status(&evaluated, &evaluation, t1)));
+        assert!(!status_unchanged(evaluated.status.as_ref(), &policy_status(&evaluated, &evaluation, None, t1)));
         // In a system namespace too: the condition keeps its transition time.
         let mut system = policy();
         system.status = Some(system_namespace_status(&system, t0));
         let later = system_namespace_status(&system, t1);
         assert_eq!(later.conditions[0].last_transition_time, Time(t0));
         assert!(status_unchanged(system.status.as_ref(), &later));
+    }
+
+    #[test]
+    fn remediation_fields_come_from_this_round_only() {
+        use crate::api::policy::{RemediationRecord, RemediationResult};
+        let evaluation = evaluate_policy_pods(&policy(), &[pod("web", "nginx:1.27")], Timestamp::now());
+        let record = |i: usize| RemediationRecord {
+            workload: format!("Deployment/web-{i}"),
+            result: RemediationResult::Applied,
+            changes: "app: resources".into(),
+            message: None,
+        };
+        let round = Round { records: (0..60).map(record).collect(), applied: 60, failed: 0 };
+        let mut enforced = policy();
+        let status = policy_status(&enforced, &evaluation, Some(&round), Timestamp::now());
+        assert_eq!((status.remediations_applied, status.remediations_failed), (Some(60), Some(0)));
+        assert_eq!(status.remediated_workloads.len(), MAX_RECORDS, "the counts cover the rest");
+        // Back in audit mode: nothing left from the enforce round.
+        enforced.status = Some(status);
+        let audit = policy_status(&enforced, &evaluation, None, Timestamp::now());
+        assert_eq!((audit.remediations_applied, audit.remediated_workloads.len()), (None, 0));
+        assert!(!status_unchanged(enforced.status.as_ref(), &audit));
     }
 
     #[test]

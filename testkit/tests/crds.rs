@@ -49,6 +49,14 @@ async fn applied_crds_are_served_with_short_names_and_printer_columns() {
     assert_eq!(header, ["NAME", "MODE", "SCORE", "CLASS", "VIOLATIONS", "EVALUATED", "AGE"]);
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(&row[..5], ["baseline", "audit", "87", "Healthy", "3"]);
+    // Columns of priority 1 only with `-o wide`, as kubectl shows them from a real server.
+    let out = cluster.kubectl(&["get", "dop", "-o", "wide"]);
+    let wide = String::from_utf8_lossy(&out.stdout);
+    let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "MODE", "SCORE", "CLASS", "VIOLATIONS", "REMEDIATED", "UNREMEDIATED", "EVALUATED", "AGE"]
+    );
     // The category lists every kube-devops kind.
     let out = cluster.kubectl(&["get", "kube-devops", "-A"]);
     assert!(

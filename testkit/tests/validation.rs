@@ -53,3 +53,45 @@ async fn an_update_keeps_a_value_a_stricter_crd_no_longer_allows_and_transition_
     let message = rejected(widgets.patch("w", &PatchParams::default(), &patch(json!({"owner": "someone"}))).await);
     assert!(message.contains("owner is immutable"), "{message}");
 }
+
+#[tokio::test]
+async fn probes_need_one_handler_and_requests_fit_their_limits() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let cluster = TestCluster::stand_in();
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client().await, "default");
+    let with = |container: Value| -> Deployment {
+        let mut c = json!({"name": "app", "image": "app:1"});
+        c.as_object_mut().unwrap().extend(container.as_object().unwrap().clone());
+        serde_json::from_value(
+            json!({"metadata": {"name": "web"}, "spec": {"selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [c]}}}}),
+        )
+        .unwrap()
+    };
+    let create = |d: Deployment| {
+        let deployments = deployments.clone();
+        async move { deployments.create(&PostParams::default(), &d).await }
+    };
+    let message = |r: Result<Deployment, kube::Error>| match r {
+        Err(kube::Error::Api(e)) => {
+            assert_eq!(e.code, 422, "{}", e.message);
+            e.message
+        }
+        other => panic!("expected 422: {other:?}"),
+    };
+    let m = message(create(with(json!({"readinessProbe": {"periodSeconds": 10}}))).await);
+    assert!(
+        m.contains("spec.template.spec.containers[0].readinessProbe: Required value: must specify a handler type"),
+        "{m}"
+    );
+    let two = json!({"livenessProbe": {"tcpSocket": {"port": 80}, "httpGet": {"path": "/", "port": 80}}});
+    let m = message(create(with(two)).await);
+    assert!(m.contains("may not specify more than 1 handler type"), "{m}");
+    let over = json!({"resources": {"requests": {"memory": "512Mi", "cpu": "100m"}, "limits": {"memory": "256Mi", "cpu": "0.5"}}});
+    let m = message(create(with(over)).await);
+    assert!(m.contains("\"512Mi\": must be less than or equal to memory limit of 256Mi"), "{m}");
+    assert!(!m.contains("cpu"), "100m is less than 0.5: {m}");
+    let fine = json!({"readinessProbe": {"tcpSocket": {"port": 80}},
+        "resources": {"requests": {"memory": "1Gi", "cpu": "500m"}, "limits": {"memory": "1024Mi", "cpu": "1"}}});
+    create(with(fine)).await.unwrap();
+}

@@ -67,8 +67,11 @@ pub fn table(rt: &ResourceType, objects: &[Value], resource_version: &str) -> Va
                 .collect();
             let mut columns =
                 vec![json!({"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0})];
-            for (n, t, _) in &defs {
-                columns.push(json!({"name": n, "type": if t == "date" { "date" } else { t.as_str() }, "format": "", "description": "", "priority": 0}));
+            // A column's priority is the CRD's (kubectl shows those above 0 only with `-o wide`).
+            for ((n, t, _), c) in defs.iter().zip(&rt.printer_columns) {
+                let (description, priority) =
+                    (c["description"].as_str().unwrap_or_default(), c["priority"].as_i64().unwrap_or(0));
+                columns.push(json!({"name": n, "type": if t == "date" { "date" } else { t.as_str() }, "format": "", "description": description, "priority": priority}));
             }
             let rows: Vec<Value> = objects
                 .iter()

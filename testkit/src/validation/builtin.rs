@@ -182,6 +182,67 @@ fn check_pod_spec(spec: &Value, path: &str, causes: &mut Vec<(String, String)>) 
             if c["image"].as_str().is_none_or(str::is_empty) {
                 causes.push((format!("{path}.{field}[{i}].image"), "Required value".into()));
             }
+            for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+                check_probe(&c[probe], &format!("{path}.{field}[{i}].{probe}"), causes);
+            }
+            check_resources(&c["resources"], &format!("{path}.{field}[{i}].resources"), causes);
         }
     }
+}
+
+/// A probe names exactly one way to probe (exec, httpGet, tcpSocket, grpc).
+fn check_probe(probe: &Value, path: &str, causes: &mut Vec<(String, String)>) {
+    let Some(probe) = probe.as_object() else { return };
+    let handlers = ["exec", "httpGet", "tcpSocket", "grpc"].iter().filter(|h| probe.contains_key(**h)).count();
+    match handlers {
+        0 => causes.push((path.to_string(), "Required value: must specify a handler type".into())),
+        1 => {}
+        _ => causes.push((path.to_string(), "Forbidden: may not specify more than 1 handler type".into())),
+    }
+}
+
+/// A request is no more than the limit of the same resource.
+fn check_resources(resources: &Value, path: &str, causes: &mut Vec<(String, String)>) {
+    let (Some(requests), Some(limits)) = (resources["requests"].as_object(), resources["limits"].as_object()) else {
+        return;
+    };
+    for (name, request) in requests {
+        let (Some(request), Some(limit)) = (request.as_str(), limits.get(name).and_then(Value::as_str)) else {
+            continue;
+        };
+        if let (Some(r), Some(l)) = (quantity(request), quantity(limit))
+            && r > l
+        {
+            let message =
+                format!("Invalid value: \"{request}\": must be less than or equal to {name} limit of {limit}");
+            causes.push((format!("{path}.requests"), message));
+        }
+    }
+}
+
+/// A resource quantity (`500m`, `1.5`, `128Mi`, `2G`, `1e3`) as a number, for comparisons.
+fn quantity(text: &str) -> Option<f64> {
+    const SUFFIXES: &[(&str, f64)] = &[
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("Pi", 1125899906842624.0),
+        ("Ei", 1152921504606846976.0),
+        ("n", 1e-9),
+        ("u", 1e-6),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+    ];
+    for (suffix, factor) in SUFFIXES {
+        if let Some(number) = text.strip_suffix(suffix) {
+            return number.parse::<f64>().ok().map(|n| n * factor);
+        }
+    }
+    text.parse::<f64>().ok()
 }

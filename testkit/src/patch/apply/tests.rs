@@ -181,6 +181,27 @@ fn different_value_is_a_conflict() {
 }
 
 #[test]
+fn filling_an_empty_object_another_manager_owns_is_no_conflict() {
+    // `kubectl create` owns `resources: {}` (as the real server records it); setting fields
+    // in it changes no field of kubectl's (structured-merge-diff: the object is a leaf only
+    // while it is empty on both sides).
+    let mut created = deployment(json!(1), web("nginx:1"));
+    created["spec"]["template"]["spec"]["containers"][0]["resources"] = json!({});
+    let live = ok(None, &created, "kubectl-create", T1);
+    assert!(owns(&live, "kubectl-create", ".spec.template.spec.containers[name=\"web\"].resources"));
+    let limits = containers(json!([{"name": "web", "resources": {"limits": {"cpu": "1"}}}]));
+    let live = ok(Some(&live), &limits, "enforcer", T2);
+    assert_eq!(live["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"], "1");
+    assert!(owns(&live, "kubectl-create", ".spec.template.spec.containers[name=\"web\"].resources"), "kept");
+    // Changing a value inside is a conflict with its owner as before.
+    let other = containers(json!([{"name": "web", "resources": {"limits": {"cpu": "2"}}}]));
+    assert_eq!(
+        conflicts(&live, &other, "tuner"),
+        pairs(&[("enforcer", ".spec.template.spec.containers[name=\"web\"].resources.limits.cpu")])
+    );
+}
+
+#[test]
 fn force_takes_ownership() {
     let live = ok(None, &deployment(json!(3), web("nginx:1")), "op", T1);
     let live = apply(Some(&live), &partial(json!({"replicas": 5})), "autoscaler", true, &keys(), T2).unwrap();
@@ -346,16 +367,14 @@ fn record_update_removal_and_noop() {
     edited["metadata"]["labels"].as_object_mut().unwrap().remove("app");
     record_update(Some(&live), &mut edited, "kubectl-edit", &keys(), T2);
     assert!(!owns(&edited, "op", ".metadata.labels.app"));
-    // `labels: {}` is new, so kubectl-edit owns the empty map.
-    assert_eq!(owned_fields(&edited, "kubectl-edit"), [".metadata.labels"]);
+    // `labels` emptied is not itself changed (structured-merge-diff): kubectl-edit owns nothing.
+    assert_eq!(owned_fields(&edited, "kubectl-edit"), Vec::<String>::new());
+    assert!(entry(&edited, "kubectl-edit", "Update").is_none());
     // A second update by the same manager extends its entry.
     let mut again = edited.clone();
     again["metadata"]["annotations"] = json!({"note": "x"});
     record_update(Some(&edited), &mut again, "kubectl-edit", &keys(), T3);
-    assert_eq!(
-        owned_fields(&again, "kubectl-edit"),
-        [".metadata.annotations", ".metadata.annotations.note", ".metadata.labels"]
-    );
+    assert_eq!(owned_fields(&again, "kubectl-edit"), [".metadata.annotations", ".metadata.annotations.note"]);
     assert_eq!(entry(&again, "kubectl-edit", "Update").unwrap()["time"], T3);
 }
 

@@ -241,6 +241,13 @@ impl Diff {
                 }
                 (Some(Node::Leaf(a)), Node::Leaf(b)) if a == b => {}
                 (Some(Node::Item), Node::Item) | (Some(Node::Map), Node::Map) => {}
+                // An empty object that gets fields, or loses its last one, is not itself
+                // modified: only the fields are added or removed (structured-merge-diff
+                // treats an object as a leaf only while it is empty on both sides). So a
+                // manager that created `resources: {}` does not conflict with one that sets
+                // `resources.limits`.
+                (Some(Node::Leaf(Value::Object(m))), Node::Map) if m.is_empty() => {}
+                (Some(Node::Map), Node::Leaf(Value::Object(m))) if m.is_empty() => {}
                 (Some(_), _) => {
                     diff.modified.insert(path.clone());
                 }
