@@ -1,7 +1,11 @@
 //! `testkit --kubeconfig PATH [--port N] [--run-image IMAGE=PATH]... [--volume-refresh-delay SECONDS]`:
-//! runs the stand-in API server, its controllers and kubelet until SIGINT or SIGTERM.
+//! runs the stand-in API server, its controllers and kubelet until SIGINT or SIGTERM. SIGUSR1
+//! compacts the change history and ends every watch (clients relist).
 
 use std::io::Write;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -61,7 +65,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<Option
 fn main() -> anyhow::Result<()> {
     // Blocked before any thread starts, so every thread inherits the mask and the signals are
     // only ever taken by `sigwait` below, however busy the server is.
-    let signals = block_signals(&[libc::SIGINT, libc::SIGTERM]);
+    let signals = block_signals(&[libc::SIGINT, libc::SIGTERM, libc::SIGUSR1]);
     let Some(options) = parse(std::env::args().skip(1))? else {
         println!("{USAGE}");
         return Ok(());
@@ -72,7 +76,18 @@ fn main() -> anyhow::Result<()> {
     }
     *server.state.volume_refresh_delay.lock().unwrap() = options.volume_refresh;
     println!("testkit API server at {}; admin kubeconfig {}", server.address(), options.kubeconfig.display());
-    let signal = wait(&signals);
+    let signal = loop {
+        match wait(&signals) {
+            // SIGUSR1: forget the change history and end every watch, so that clients resume,
+            // get 410 Gone and list again (what `scripts/bench-scale.sh` measures a relist with).
+            libc::SIGUSR1 => {
+                server.state.cluster.lock().unwrap().store.compact();
+                server.state.drop_watches();
+                let _ = writeln!(std::io::stdout(), "SIGUSR1: history compacted, watches dropped");
+            }
+            signal => break signal,
+        }
+    };
     // Not println!: a closed stdout (`testkit ... | head -1`) must not stop the shutdown.
     let _ = writeln!(std::io::stdout(), "stopping ({})", if signal == libc::SIGTERM { "SIGTERM" } else { "SIGINT" });
     // A second signal, or a shutdown that takes too long, ends the process at once (the

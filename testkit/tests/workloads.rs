@@ -349,3 +349,48 @@ async fn a_changed_secret_reaches_the_pods_files_after_the_refresh_delay() {
     let logs = cluster.kubectl(&["logs", "deployment/conf"]);
     assert!(String::from_utf8_lossy(&logs.stdout).contains("\"GET /value HTTP/1.0\" 200"), "{logs:?}");
 }
+
+#[tokio::test]
+async fn hundreds_of_pods_each_get_an_address_and_run() {
+    let cluster = TestCluster::start();
+    if !cluster.is_stand_in() {
+        return; // A real cluster's scheduler and CNI are not under test.
+    }
+    use futures::StreamExt;
+    let client = cluster.client().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), cluster.namespace());
+    // More pods than 127.0.0.0/24 has addresses, created by parallel clients.
+    let count = 300;
+    futures::stream::iter(0..count)
+        .for_each_concurrent(16, |i| {
+            let pods = pods.clone();
+            async move {
+                let pod: Pod = serde_json::from_value(
+                    json!({"metadata": {"name": format!("p-{i:03}"), "labels": {"bulk": "yes"}},
+                    "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}}),
+                )
+                .unwrap();
+                pods.create(&PostParams::default(), &pod).await.unwrap();
+            }
+        })
+        .await;
+    let listed = eventually("every pod ready", 30, || async {
+        let listed = pods.list(&ListParams::default().labels("bulk=yes")).await.unwrap();
+        (listed.items.len() == count && listed.items.iter().all(ready)).then_some(listed)
+    })
+    .await;
+    let ips: std::collections::BTreeSet<String> =
+        listed.items.iter().map(|p| p.status.as_ref().unwrap().pod_ip.clone().unwrap()).collect();
+    assert_eq!(ips.len(), count, "each pod has an address of its own");
+    assert!(
+        ips.iter()
+            .all(|ip| ip.starts_with("127.") && !ip.ends_with(".0") && !ip.ends_with(".255") && ip != "127.0.0.1")
+    );
+
+    // Deleted pods go (the kubelet sees the deletion among the changes, not by a rescan).
+    pods.delete_collection(&DeleteParams::default(), &ListParams::default().labels("bulk=yes")).await.unwrap();
+    eventually("every pod gone", 30, || async {
+        pods.list(&ListParams::default().labels("bulk=yes")).await.unwrap().items.is_empty().then_some(())
+    })
+    .await;
+}

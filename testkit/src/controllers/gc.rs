@@ -8,6 +8,17 @@ use crate::server::State;
 use serde_json::Value;
 use std::collections::HashSet;
 
+/// Whether a change can give the collector work: a deletion, an object being deleted or with
+/// owners, a namespace. A pass over a large store is skipped for the rest (a bare pod created
+/// or its status written).
+pub fn concerns(event: &crate::store::Event) -> bool {
+    let meta = &event.object["metadata"];
+    event.kind == crate::store::EventType::Deleted
+        || event.resource.resource == "namespaces"
+        || !meta["deletionTimestamp"].is_null()
+        || meta["ownerReferences"].as_array().is_some_and(|r| !r.is_empty())
+}
+
 /// One pass over the store.
 pub fn pass(state: &State) {
     let mut cluster = state.cluster.lock().unwrap();
@@ -17,7 +28,8 @@ pub fn pass(state: &State) {
     finish_namespaces(&mut cluster);
 }
 
-/// Every stored object with its type.
+/// Every stored object the collector acts on, with its type: those with owners, and those
+/// being deleted (owners waiting for their dependents). The rest is not copied.
 fn all_objects(cluster: &Cluster) -> Vec<(ResourceType, Value)> {
     let types: Vec<ResourceType> = cluster.registry.all().to_vec();
     let mut seen = HashSet::new();
@@ -27,7 +39,11 @@ fn all_objects(cluster: &Cluster) -> Vec<(ResourceType, Value)> {
             continue;
         }
         for o in cluster.store.list(&rt.key(), None) {
-            out.push((rt.clone(), o.clone()));
+            let meta = &o["metadata"];
+            if meta["ownerReferences"].as_array().is_some_and(|r| !r.is_empty()) || !meta["deletionTimestamp"].is_null()
+            {
+                out.push((rt.clone(), o.clone()));
+            }
         }
     }
     out
@@ -196,10 +212,7 @@ fn finish_namespaces(cluster: &mut Cluster) {
         .collect();
     for ns in terminating {
         let name = ns["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        let contents: Vec<(ResourceType, Value)> = all_objects(cluster)
-            .into_iter()
-            .filter(|(rt, o)| rt.namespaced && o["metadata"]["namespace"] == name.as_str())
-            .collect();
+        let contents = namespace_contents(cluster, &name);
         if contents.is_empty() {
             cluster.remove(&ns_type, "", &name);
             continue;
@@ -211,4 +224,16 @@ fn finish_namespaces(cluster: &mut Cluster) {
             }
         }
     }
+}
+
+/// Every object stored in a namespace, with its type.
+fn namespace_contents(cluster: &Cluster, namespace: &str) -> Vec<(ResourceType, Value)> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for rt in cluster.registry.all().iter().filter(|rt| rt.namespaced) {
+        if seen.insert(rt.key()) {
+            out.extend(cluster.store.list(&rt.key(), Some(namespace)).map(|o| (rt.clone(), o.clone())));
+        }
+    }
+    out
 }

@@ -1,7 +1,8 @@
 //! Controllers that make the API server a cluster: garbage collection, namespace deletion,
 //! deployments, replica sets, endpoints, disruption budgets, and the kubelet.
-//! They run on one background thread, each pass looking at the whole store (test clusters are
-//! small), and write through the same code paths as API requests so watches see every change.
+//! They run on one background thread, a pass after each change of the store (each pass looks at
+//! the whole store: few objects have owners or belong to services), and write through the same
+//! code paths as API requests so watches see every change.
 
 pub mod crds;
 pub mod endpoints;
@@ -37,13 +38,38 @@ impl Controllers {
                     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("controller runtime");
                 let mut backoff = std::collections::HashMap::new();
                 let mut leaving = std::collections::HashMap::new();
+                let mut seen = None;
                 while !flag.load(Ordering::Relaxed) {
-                    gc::pass(&state);
-                    crds::pass(&state);
-                    endpoints::pass(&state, &mut leaving);
-                    workloads::pass(&state, &runtime, &mut backoff);
-                    pdb::pass(&state);
-                    std::thread::sleep(TICK);
+                    // A pass only when the store changed (its own writes included, so a pass
+                    // that wrote is followed by one that sees the result) or a timer waits: a
+                    // still cluster costs no CPU, however many objects it holds.
+                    let (rv, collect) = {
+                        let cluster = state.cluster.lock().unwrap();
+                        let rv = cluster.store.resource_version();
+                        (
+                            rv,
+                            seen != Some(rv)
+                                && seen
+                                    .and_then(|v| cluster.store.changes_since(v))
+                                    .is_none_or(|c| c.iter().any(|e| gc::concerns(e))),
+                        )
+                    };
+                    let mut pause = TICK;
+                    if seen != Some(rv) || !backoff.is_empty() || !leaving.is_empty() {
+                        seen = Some(rv);
+                        let started = std::time::Instant::now();
+                        if collect {
+                            gc::pass(&state);
+                        }
+                        crds::pass(&state);
+                        endpoints::pass(&state, &mut leaving);
+                        workloads::pass(&state, &runtime, &mut backoff);
+                        pdb::pass(&state);
+                        // On a large store passes are slow and hold the lock: keep them to
+                        // about a fifth of the time, so API requests go on being served.
+                        pause = pause.max(started.elapsed() * 4);
+                    }
+                    std::thread::sleep(pause);
                 }
             })
             .expect("controller thread");

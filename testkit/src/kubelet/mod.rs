@@ -1,5 +1,5 @@
 //! A kubelet stand-in. Pods are scheduled onto one node and get their own loopback address
-//! (127.0.0.x). Containers whose image matches a registered image rule run as real processes
+//! (127.0.0.2 onwards). Containers whose image matches a registered image rule run as real processes
 //! (the project's own binary): env with the downward API, a kubeconfig for the pod's service
 //! account, Secret/ConfigMap volumes materialised as files, liveness and readiness probes over
 //! HTTP(S), restarts counted, and SIGTERM then SIGKILL after the grace period on deletion.
@@ -12,8 +12,10 @@ mod process;
 use crate::cluster::now_rfc3339;
 use crate::registry::GroupResource;
 use crate::server::State;
+use crate::store::EventType;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::Arc;
@@ -67,6 +69,8 @@ struct ContainerProcess {
 }
 
 struct PodRuntime {
+    /// The pod's namespace and name.
+    key: (String, String),
     dir: PathBuf,
     /// When Secret and ConfigMap volumes were last compared with the API server.
     volumes_refreshed: Instant,
@@ -84,6 +88,19 @@ pub struct Kubelet {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// What the kubelet thread keeps between looks at the store.
+#[derive(Default)]
+struct Node {
+    /// The pods it runs, by uid.
+    runtimes: HashMap<String, PodRuntime>,
+    /// The uids of the pods it must look at without a change: running processes (probes,
+    /// restarts, volumes) and terminating pods. Kept apart so a tick does not walk every pod.
+    attention: HashSet<String>,
+    /// The resourceVersion of its last look: the next look reads only the changes since.
+    seen: Option<u64>,
+    addresses: Addresses,
+}
+
 impl Kubelet {
     pub fn start(state: Arc<State>, root: PathBuf) -> Kubelet {
         let stop = Arc::new(AtomicBool::new(false));
@@ -92,18 +109,13 @@ impl Kubelet {
             .name("testkit-kubelet".into())
             .spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("kubelet runtime");
-                let mut pods: HashMap<String, PodRuntime> = HashMap::new();
+                let mut node = Node::default();
                 while !flag.load(Ordering::Relaxed) {
-                    sync(&state, &root, &mut pods, &rt);
+                    sync(&state, &root, &mut node, &rt);
                     std::thread::sleep(Duration::from_millis(100));
                 }
-                for (_, pod) in pods.iter_mut() {
-                    for p in &mut pod.processes {
-                        if let Some(c) = &mut p.child {
-                            kill(c, libc::SIGKILL);
-                            let _ = c.wait();
-                        }
-                    }
+                for (_, pod) in node.runtimes.iter_mut() {
+                    stop_processes(pod);
                 }
             })
             .expect("kubelet thread");
@@ -117,6 +129,56 @@ impl Drop for Kubelet {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+fn stop_processes(pod: &mut PodRuntime) {
+    for p in &mut pod.processes {
+        if let Some(c) = &mut p.child {
+            kill(c, libc::SIGKILL);
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Loopback addresses for pods, 127.0.0.2 onwards (127.0.0.1 is the node; addresses ending in
+/// .0 and .255 are skipped): the whole of 127/8 is local on Linux, so 50,000 pods each get one.
+#[derive(Default)]
+struct Addresses {
+    used: HashSet<u32>,
+    next: u32,
+}
+
+impl Addresses {
+    const FIRST: u32 = u32::from_be_bytes([127, 0, 0, 2]);
+    const LAST: u32 = u32::from_be_bytes([127, 255, 255, 254]);
+
+    fn mark(&mut self, ip: &str) {
+        if let Ok(ip) = ip.parse::<Ipv4Addr>() {
+            self.used.insert(u32::from(ip));
+        }
+    }
+
+    fn release(&mut self, ip: &str) {
+        if let Ok(ip) = ip.parse::<Ipv4Addr>() {
+            self.used.remove(&u32::from(ip));
+        }
+    }
+
+    /// A free address; taken until released.
+    fn allocate(&mut self) -> Option<String> {
+        let span = Self::LAST - Self::FIRST + 1;
+        for step in 0..span {
+            let candidate = Self::FIRST + (self.next + step) % span;
+            let last_byte = candidate & 0xff;
+            if last_byte == 0 || last_byte == 255 || self.used.contains(&candidate) {
+                continue;
+            }
+            self.used.insert(candidate);
+            self.next = (candidate - Self::FIRST + 1) % span;
+            return Some(Ipv4Addr::from(candidate).to_string());
+        }
+        None
     }
 }
 
@@ -136,83 +198,131 @@ fn rule_for<'a>(rules: &'a [ImageRule], image: &str) -> Option<&'a ImageRule> {
     rules.iter().find(|r| image.starts_with(&r.image_prefix))
 }
 
-fn sync(state: &Arc<State>, root: &Path, runtimes: &mut HashMap<String, PodRuntime>, rt: &tokio::runtime::Runtime) {
+/// One look at the store. Only pods that changed since the last look are visited, plus those
+/// that need the kubelet without a change (running processes: probes, restarts and volumes;
+/// terminating pods), so a still cluster of 50,000 pods costs nothing. The first look, and a
+/// look after the history was compacted, visits every pod.
+fn sync(state: &Arc<State>, root: &Path, node: &mut Node, rt: &tokio::runtime::Runtime) {
     let rules = state.images.lock().unwrap().clone();
-    let all: Vec<Value> = state.cluster.lock().unwrap().store.list(&pods(), None).cloned().collect();
-    let live_uids: Vec<String> =
-        all.iter().map(|p| p["metadata"]["uid"].as_str().unwrap_or_default().to_string()).collect();
-    // Pods removed from the store (forced deletion): stop what they ran.
-    runtimes.retain(|uid, pod| {
-        if live_uids.contains(uid) {
-            return true;
-        }
-        for p in &mut pod.processes {
-            if let Some(c) = &mut p.child {
-                kill(c, libc::SIGKILL);
-                let _ = c.wait();
-            }
-        }
-        false
-    });
-    for pod in all {
-        let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
-        let (ns, name) = crate::store::key_of(&pod);
-        let deleting = !pod["metadata"]["deletionTimestamp"].is_null();
-        let annotations = &pod["metadata"]["annotations"];
-        if annotations[UNMANAGED] == "true" || (annotations[STAY_PENDING] == "true" && !deleting) {
-            if deleting && annotations[UNMANAGED] == "true" {
-                let mut cluster = state.cluster.lock().unwrap();
-                let pod_type = cluster.registry.find("", "v1", "pods").cloned().unwrap();
-                cluster.remove(&pod_type, &ns, &name);
-            }
-            continue;
-        }
-        if pod["spec"]["nodeName"].is_null() && !deleting {
-            schedule(state, &pod, runtimes);
-            continue;
-        }
-        if !runtimes.contains_key(&uid) && !deleting && pod["spec"]["nodeName"] == NODE_NAME {
-            let ip = pod["status"]["podIP"].as_str().unwrap_or("127.0.0.1").to_string();
-            let runtime = start_pod(state, root, &pod, &ip, &rules);
-            runtimes.insert(uid.clone(), runtime);
-        }
-        if deleting {
-            let finished = match runtimes.get_mut(&uid) {
-                Some(runtime) => terminate(runtime, &pod),
-                None => true,
-            };
-            if finished {
-                runtimes.remove(&uid);
-                let mut cluster = state.cluster.lock().unwrap();
-                let pod_type = cluster.registry.find("", "v1", "pods").cloned().unwrap();
-                let has_finalizers = pod["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-                if !has_finalizers {
-                    cluster.remove(&pod_type, &ns, &name);
+    let mut visit: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut gone: Vec<(String, String)> = Vec::new();
+    {
+        let cluster = state.cluster.lock().unwrap();
+        let store = &cluster.store;
+        match node.seen.and_then(|rv| store.changes_since(rv)) {
+            Some(changes) => {
+                for event in changes.iter().filter(|e| e.resource == pods()) {
+                    let meta = &event.object["metadata"];
+                    if event.kind == EventType::Deleted {
+                        let ip = event.object["status"]["podIP"].as_str().unwrap_or_default().to_string();
+                        gone.push((meta["uid"].as_str().unwrap_or_default().to_string(), ip));
+                    } else {
+                        visit.insert(crate::store::key_of(&event.object));
+                    }
                 }
             }
-            continue;
+            None => {
+                let mut live = HashSet::new();
+                for pod in store.list(&pods(), None) {
+                    visit.insert(crate::store::key_of(pod));
+                    live.insert(pod["metadata"]["uid"].as_str().unwrap_or_default().to_string());
+                    if let Some(ip) = pod["status"]["podIP"].as_str() {
+                        node.addresses.mark(ip);
+                    }
+                }
+                gone.extend(
+                    node.runtimes.keys().filter(|uid| !live.contains(*uid)).map(|uid| (uid.clone(), String::new())),
+                );
+            }
         }
-        let Some(runtime) = runtimes.get_mut(&uid) else { continue };
-        if runtime.processes.iter().any(|p| !p.simulated) && runtime.volumes_refreshed.elapsed() >= VOLUME_CHECK {
-            let delay = *state.volume_refresh_delay.lock().unwrap();
-            materialise_volumes(state, &pod, &runtime.dir, Write::Delayed { delay, seen: &mut runtime.volume_changes });
-            runtime.volumes_refreshed = Instant::now();
+        node.seen = Some(store.resource_version());
+    }
+    // Pods removed from the store (forced deletion, or gone after termination): stop what they
+    // ran and free their address.
+    for (uid, ip) in gone {
+        node.attention.remove(&uid);
+        if let Some(mut runtime) = node.runtimes.remove(&uid) {
+            stop_processes(&mut runtime);
+            node.addresses.release(&runtime.ip);
+        } else if !ip.is_empty() {
+            node.addresses.release(&ip);
         }
-        supervise(state, &pod, runtime, &rules, rt);
-        write_status(state, &pod, runtime);
+    }
+    visit.extend(node.attention.iter().filter_map(|uid| node.runtimes.get(uid)).map(|r| r.key.clone()));
+    for (ns, name) in visit {
+        let pod = state.cluster.lock().unwrap().store.get(&pods(), &ns, &name).cloned();
+        if let Some(pod) = pod {
+            visit_pod(state, root, node, rt, &rules, pod);
+        }
     }
 }
 
+fn visit_pod(
+    state: &Arc<State>,
+    root: &Path,
+    node: &mut Node,
+    rt: &tokio::runtime::Runtime,
+    rules: &[ImageRule],
+    pod: Value,
+) {
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+    let (ns, name) = crate::store::key_of(&pod);
+    let deleting = !pod["metadata"]["deletionTimestamp"].is_null();
+    let annotations = &pod["metadata"]["annotations"];
+    if annotations[UNMANAGED] == "true" || (annotations[STAY_PENDING] == "true" && !deleting) {
+        if deleting && annotations[UNMANAGED] == "true" {
+            let mut cluster = state.cluster.lock().unwrap();
+            let pod_type = cluster.registry.find("", "v1", "pods").cloned().unwrap();
+            cluster.remove(&pod_type, &ns, &name);
+        }
+        return;
+    }
+    if pod["spec"]["nodeName"].is_null() && !deleting {
+        schedule(state, &pod, &mut node.addresses);
+        return;
+    }
+    if !node.runtimes.contains_key(&uid) && !deleting && pod["spec"]["nodeName"] == NODE_NAME {
+        let ip = pod["status"]["podIP"].as_str().unwrap_or("127.0.0.1").to_string();
+        let runtime = start_pod(state, root, &pod, &ip, rules);
+        if runtime.processes.iter().any(|p| !p.simulated) {
+            node.attention.insert(uid.clone());
+        }
+        node.runtimes.insert(uid.clone(), runtime);
+    }
+    if deleting {
+        node.attention.insert(uid.clone());
+        let finished = match node.runtimes.get_mut(&uid) {
+            Some(runtime) => terminate(runtime, &pod),
+            None => true,
+        };
+        if finished {
+            node.attention.remove(&uid);
+            if let Some(runtime) = node.runtimes.remove(&uid) {
+                node.addresses.release(&runtime.ip);
+            }
+            let mut cluster = state.cluster.lock().unwrap();
+            let pod_type = cluster.registry.find("", "v1", "pods").cloned().unwrap();
+            let has_finalizers = pod["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+            if !has_finalizers {
+                cluster.remove(&pod_type, &ns, &name);
+            }
+        }
+        return;
+    }
+    let Some(runtime) = node.runtimes.get_mut(&uid) else { return };
+    if runtime.processes.iter().any(|p| !p.simulated) && runtime.volumes_refreshed.elapsed() >= VOLUME_CHECK {
+        let delay = *state.volume_refresh_delay.lock().unwrap();
+        materialise_volumes(state, &pod, &runtime.dir, Write::Delayed { delay, seen: &mut runtime.volume_changes });
+        runtime.volumes_refreshed = Instant::now();
+    }
+    supervise(state, &pod, runtime, rules, rt);
+    write_status(state, &pod, runtime);
+}
+
 /// Binds the pod to the node and gives it a free loopback address.
-fn schedule(state: &Arc<State>, pod: &Value, runtimes: &HashMap<String, PodRuntime>) {
+fn schedule(state: &Arc<State>, pod: &Value, addresses: &mut Addresses) {
+    let Some(ip) = addresses.allocate() else { return };
     let mut cluster = state.cluster.lock().unwrap();
-    let used: Vec<String> = cluster
-        .store
-        .list(&pods(), None)
-        .filter_map(|p| p["status"]["podIP"].as_str().map(String::from))
-        .chain(runtimes.values().map(|r| r.ip.clone()))
-        .collect();
-    let Some(ip) = (2..255).map(|i| format!("127.0.0.{i}")).find(|ip| !used.contains(ip)) else { return };
     let mut new = pod.clone();
     new["spec"]["nodeName"] = json!(NODE_NAME);
     new["status"] = json!({
@@ -397,5 +507,26 @@ fn write_status(state: &Arc<State>, pod: &Value, runtime: &PodRuntime) {
         let mut new = current.clone();
         new["status"] = new_status;
         cluster.store.put(&pods(), new);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Addresses;
+
+    #[test]
+    fn addresses_are_distinct_skip_the_node_and_the_ends_of_each_block_and_are_reused() {
+        let mut addresses = Addresses::default();
+        let taken: Vec<String> = (0..600).map(|_| addresses.allocate().unwrap()).collect();
+        assert_eq!(taken[0], "127.0.0.2");
+        assert_eq!(taken[252], "127.0.0.254");
+        assert_eq!(taken[253], "127.0.1.1", ".255 and .0 are skipped");
+        let distinct: std::collections::HashSet<&String> = taken.iter().collect();
+        assert_eq!(distinct.len(), 600);
+        addresses.release("127.0.0.7");
+        addresses.mark("127.0.2.90");
+        let next: Vec<String> = (0..200).map(|_| addresses.allocate().unwrap()).collect();
+        assert!(!next.contains(&"127.0.2.90".to_string()), "a marked address is in use");
+        assert!(!next.iter().any(|ip| taken.contains(ip)), "nothing in use is handed out twice");
     }
 }

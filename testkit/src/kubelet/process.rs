@@ -64,6 +64,7 @@ pub(super) fn start_pod(state: &Arc<State>, root: &Path, pod: &Value, ip: &str, 
         processes.push(process);
     }
     PodRuntime {
+        key: crate::store::key_of(pod),
         dir,
         volumes_refreshed: Instant::now(),
         volume_changes: HashMap::new(),
