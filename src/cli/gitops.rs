@@ -42,7 +42,8 @@ pub fn export(namespace: Option<&str>, all_namespaces: bool, output: ExportForma
         anyhow::Ok((policies, scope))
     })?;
     let from = context_name();
-    let exported = crate::gitops::export(&policies, &from, Timestamp::now());
+    let now = Timestamp::from_second(Timestamp::now().as_second())?;
+    let exported = crate::gitops::export(&policies, &from, now);
     let text = match output {
         ExportFormat::Yaml => crate::yaml::to_yaml_stream(&exported)?,
         ExportFormat::Json => {
