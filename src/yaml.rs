@@ -50,6 +50,16 @@ pub fn print(text: &str) {
     }
 }
 
+/// Several objects as one multi-document stream, each document starting with `---`.
+pub fn to_yaml_stream<T: Serialize>(values: &[T]) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for value in values {
+        out.push_str("---\n");
+        out.push_str(&to_yaml(value)?);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,14 +74,4 @@ mod tests {
         let fine = read_documents("a: 1\n---\nb: 2\n");
         assert_eq!(fine, [Ok(serde_json::json!({"a": 1})), Ok(serde_json::json!({"b": 2}))]);
     }
-}
-
-/// Several objects as one multi-document stream, each document starting with `---`.
-pub fn to_yaml_stream<T: Serialize>(values: &[T]) -> anyhow::Result<String> {
-    let mut out = String::new();
-    for value in values {
-        out.push_str("---\n");
-        out.push_str(&to_yaml(value)?);
-    }
-    Ok(out)
 }

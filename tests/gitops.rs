@@ -104,8 +104,7 @@ async fn export_import_into_another_cluster_and_diff_round_trip_to_no_changes() 
         assert_eq!((apply.verb.as_str(), apply.field_manager.as_deref()), ("patch", Some("kube-devops-cli")));
         assert!(apply.query.contains("force=true"), "{apply:?}");
     }
-    let stored: DevOpsPolicy =
-        Api::namespaced(target_client, "shop").get("strict").await.unwrap();
+    let stored: DevOpsPolicy = Api::namespaced(target_client, "shop").get("strict").await.unwrap();
     assert_eq!(stored.spec, Bundle::of(BundleName::Restricted).spec);
     let annotations = stored.metadata.annotations.unwrap_or_default();
     assert!(!annotations.keys().any(|k| k.starts_with("devops.stochastic.io/exported")), "{annotations:?}");
@@ -134,7 +133,11 @@ async fn drift_is_a_unified_diff_and_import_with_prune_repairs_it() {
     let (cluster, client) = cluster().await;
     create(&client, "shop", "strict", BundleName::Restricted).await;
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "shop.yaml", &stdout(&kube_devops(cluster.kubeconfig(), &["policy", "export", "-n", "shop"])));
+    let file = write(
+        dir.path(),
+        "shop.yaml",
+        &stdout(&kube_devops(cluster.kubeconfig(), &["policy", "export", "-n", "shop"])),
+    );
     // Someone edits the policy by hand and adds another one.
     let api: Api<DevOpsPolicy> = Api::namespaced(client.clone(), "shop");
     let edit = json!({"metadata": {"labels": {"devops.stochastic.io/bundle": "edited"}},
@@ -145,7 +148,7 @@ async fn drift_is_a_unified_diff_and_import_with_prune_repairs_it() {
     let out = kube_devops(cluster.kubeconfig(), &["policy", "diff", &file, "-n", "shop"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let diff = stdout(&out);
-    assert!(diff.starts_with(&format!("--- live/shop/extra\n+++ (not in the files)\n")), "{diff}");
+    assert!(diff.starts_with("--- live/shop/extra\n+++ (not in the files)\n"), "{diff}");
     assert!(diff.contains(&format!("--- live/shop/strict\n+++ {file}#1\n@@ ")), "{diff}");
     for line in ["-    devops.stochastic.io/bundle: edited", "+    devops.stochastic.io/bundle: restricted"] {
         assert!(diff.lines().any(|l| l == line), "{line} in\n{diff}");
@@ -206,7 +209,8 @@ async fn a_server_dry_run_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "p.yaml", &policy);
     cluster.clear_requests();
-    let out = kube_devops(cluster.kubeconfig(), &["policy", "import", &file, "-n", "shop", "--prune", "--dry-run=server"]);
+    let out =
+        kube_devops(cluster.kubeconfig(), &["policy", "import", &file, "-n", "shop", "--prune", "--dry-run=server"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
@@ -226,7 +230,8 @@ async fn a_server_dry_run_stores_nothing() {
 async fn a_failed_apply_is_named_by_its_document_and_nothing_is_pruned() {
     let (cluster, client) = cluster().await;
     create(&client, "shop", "old", BundleName::Baseline).await;
-    let show = |bundle: &str| stdout(&kube_devops(cluster.kubeconfig(), &["policy", "bundle-show", bundle, "-n", "shop"]));
+    let show =
+        |bundle: &str| stdout(&kube_devops(cluster.kubeconfig(), &["policy", "bundle-show", bundle, "-n", "shop"]));
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "p.yaml", &format!("{}---\n{}", show("restricted"), show("permissive")));
     cluster.inject(Fault::error(Some("patch"), Some("devopspolicies"), 500).times(1));

@@ -197,7 +197,8 @@ async fn analyze_reads_the_fleet_concurrently_and_reports_what_it_could_not_read
     assert!(elapsed < Duration::from_millis(3500), "{elapsed:?}");
     assert_eq!(out.status.code(), Some(0), "aggregate 99 is not below 99: {}", stderr(&out));
     let report = json_of(&out);
-    let read: Vec<&str> = report["clusters"].as_array().unwrap().iter().map(|c| c["context"].as_str().unwrap()).collect();
+    let read: Vec<&str> =
+        report["clusters"].as_array().unwrap().iter().map(|c| c["context"].as_str().unwrap()).collect();
     assert_eq!(read, ["alpha", "beta"]);
     let failed: Vec<(&str, &str)> = report["failed"]
         .as_array()
@@ -207,7 +208,12 @@ async fn analyze_reads_the_fleet_concurrently_and_reports_what_it_could_not_read
         .collect();
     assert_eq!(
         failed,
-        [("bad-token", "unauthorised"), ("gone", "unreachable"), ("no-rights", "unauthorised"), ("slow", "unreachable")]
+        [
+            ("bad-token", "unauthorised"),
+            ("gone", "unreachable"),
+            ("no-rights", "unauthorised"),
+            ("slow", "unreachable")
+        ]
     );
     assert_eq!(by_context(&report["failed"], "slow")["reason"], "no answer within 2s");
     assert!(by_context(&report["failed"], "no-rights")["reason"].as_str().unwrap().contains("HTTP 403"), "{report}");
@@ -222,13 +228,17 @@ async fn analyze_reads_the_fleet_concurrently_and_reports_what_it_could_not_read
         assert_eq!(scores(entry), scores(&single), "{context}");
         assert_eq!(entry["skippedSystemWorkloads"], single["skippedSystemWorkloads"]);
         for ns in single["namespaces"].as_array().unwrap() {
-            let mine = entry["namespaces"].as_array().unwrap().iter().find(|n| n["namespace"] == ns["namespace"]).unwrap();
+            let mine =
+                entry["namespaces"].as_array().unwrap().iter().find(|n| n["namespace"] == ns["namespace"]).unwrap();
             assert_eq!(scores(mine), scores(ns), "{context}/{}", ns["namespace"]);
         }
     }
     // alpha scores 97 (7 points over 2 pods), beta 100 (3 pods): every pod weighs the same,
     // 7 points over 5 pods -> 99 (the mean of the clusters would be 98).
-    assert_eq!((report["clusters"][0]["score"].as_u64(), report["clusters"][1]["score"].as_u64()), (Some(97), Some(100)));
+    assert_eq!(
+        (report["clusters"][0]["score"].as_u64(), report["clusters"][1]["score"].as_u64()),
+        (Some(97), Some(100))
+    );
     assert_eq!((report["aggregate"]["score"].as_u64(), report["aggregate"]["subjects"].as_u64()), (Some(99), Some(5)));
     let pod_lists: Vec<_> = fleet.alpha.requests().into_iter().filter(|r| r.resource == "pods").collect();
     assert!(pod_lists.iter().all(|r| r.query.contains("limit=500") && !r.is_write()), "{pod_lists:?}");
@@ -247,20 +257,26 @@ async fn analyze_reads_the_fleet_concurrently_and_reports_what_it_could_not_read
 #[tokio::test]
 async fn analyze_fails_when_no_cluster_can_be_read_and_names_unknown_contexts() {
     let fleet = fleet().await;
-    let out = kube_devops(&fleet.kubeconfig, &["multi-cluster", "analyze", "--contexts", "gone,no-rights", "-o", "json"]);
+    let out =
+        kube_devops(&fleet.kubeconfig, &["multi-cluster", "analyze", "--contexts", "gone,no-rights", "-o", "json"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no cluster could be read"), "{}", stderr(&out));
     assert_eq!(json_of(&out)["clusters"], json!([]));
     let out = kube_devops(&fleet.kubeconfig, &["multi-cluster", "analyze", "--contexts", "alpha,typo"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("no context \"typo\" in the kubeconfig (it has: alpha, beta, slow"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no context \"typo\" in the kubeconfig (it has: alpha, beta, slow"),
+        "{}",
+        stderr(&out)
+    );
     assert!(out.stdout.is_empty());
 }
 
 #[tokio::test]
 async fn each_cluster_can_be_judged_by_its_own_policies() {
     let fleet = fleet().await;
-    let args = ["multi-cluster", "analyze", "--contexts", "beta", "--use-cluster-policies", "--per-cluster", "-o", "json"];
+    let args =
+        ["multi-cluster", "analyze", "--contexts", "beta", "--use-cluster-policies", "--per-cluster", "-o", "json"];
     let out = kube_devops(&fleet.kubeconfig, &args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report = json_of(&out);

@@ -25,9 +25,9 @@ pub fn validate(crd: &CustomResourceDefinition, document: &Value) -> Vec<String>
         return errors;
     }
     let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-    let version = api_version.strip_prefix(&format!("{group}/")).and_then(|v| {
-        crd.spec.versions.iter().find(|candidate| candidate.name == v && candidate.served)
-    });
+    let version = api_version
+        .strip_prefix(&format!("{group}/"))
+        .and_then(|v| crd.spec.versions.iter().find(|candidate| candidate.name == v && candidate.served));
     let Some(version) = version else {
         let served: Vec<String> =
             crd.spec.versions.iter().filter(|v| v.served).map(|v| format!("{group}/{}", v.name)).collect();

@@ -24,7 +24,9 @@ pub fn run(command: MultiClusterCommand) -> anyhow::Result<u8> {
     let kubeconfig = Kubeconfig::read().map_err(|e| anyhow::anyhow!("cannot read the kubeconfig: {e}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     match command {
-        MultiClusterCommand::ListContexts { timeout, output } => runtime.block_on(list_contexts(&kubeconfig, timeout, output)),
+        MultiClusterCommand::ListContexts { timeout, output } => {
+            runtime.block_on(list_contexts(&kubeconfig, timeout, output))
+        }
         MultiClusterCommand::Analyze {
             contexts,
             bundle,
@@ -44,7 +46,8 @@ pub fn run(command: MultiClusterCommand) -> anyhow::Result<u8> {
                 Policies::Cluster => "each cluster's own DevOpsPolicies".to_string(),
                 Policies::Bundle(bundle) => format!("bundle {}", bundle.name),
             };
-            let outcomes = runtime.block_on(each_cluster(&kubeconfig, contexts, timeout, |client| read(client, &judge)));
+            let outcomes =
+                runtime.block_on(each_cluster(&kubeconfig, contexts, timeout, |client| read(client, &judge)));
             let report = crate::fleet::report(label, outcomes, per_cluster);
             crate::yaml::print(&crate::fleet::render::render(&report, output));
             for failed in &report.failed {
@@ -96,7 +99,8 @@ where
                     .map_err(|e| Failure { status: Reachability::Error, reason: format!("{e:#}") })?;
                 work(client).await
             };
-            let outcome = tokio::time::timeout(timeout, attempt).await.unwrap_or_else(|_| Err(Failure::timed_out(timeout)));
+            let outcome =
+                tokio::time::timeout(timeout, attempt).await.unwrap_or_else(|_| Err(Failure::timed_out(timeout)));
             (context, outcome)
         })
         .buffer_unordered(CONCURRENCY)

@@ -37,8 +37,7 @@ pub fn export(namespace: Option<&str>, all_namespaces: bool, output: ExportForma
                 (Api::namespaced(client, &ns), format!("namespace {ns}"))
             }
         };
-        let policies =
-            crate::cluster::list_all(&api).await.map_err(|e| anyhow!("cannot list DevOpsPolicies: {e}"))?;
+        let policies = crate::cluster::list_all(&api).await.map_err(|e| anyhow!("cannot list DevOpsPolicies: {e}"))?;
         anyhow::Ok((policies, scope))
     })?;
     let from = context_name();

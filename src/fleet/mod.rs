@@ -86,7 +86,9 @@ fn assess_with_policies(pods: &[Workload], policies: &[DevOpsPolicy], now: Times
             let tally = assessment.namespace(namespace);
             let worse = cluster.namespaces.get(namespace).is_none_or(|t| tally.score() < t.tally.score());
             if worse {
-                cluster.namespaces.insert(namespace.to_string(), NamespaceTally { tally, policy: Some(name.to_string()) });
+                cluster
+                    .namespaces
+                    .insert(namespace.to_string(), NamespaceTally { tally, policy: Some(name.to_string()) });
             }
         }
     }
@@ -129,7 +131,8 @@ impl Failure {
     pub fn of(error: &kube::Error) -> Failure {
         match error {
             kube::Error::Api(status) => {
-                let what = if matches!(status.code, 401 | 403) { Reachability::Unauthorised } else { Reachability::Error };
+                let what =
+                    if matches!(status.code, 401 | 403) { Reachability::Unauthorised } else { Reachability::Error };
                 Failure { status: what, reason: format!("{} (HTTP {})", status.message, status.code) }
             }
             other => Failure { status: Reachability::Unreachable, reason: chain(other) },
@@ -203,7 +206,11 @@ pub struct FleetReport {
 }
 
 /// Folds the clusters' outcomes into the report (clusters in context order).
-pub fn report(policy: String, outcomes: Vec<(String, Result<ClusterTally, Failure>)>, per_cluster: bool) -> FleetReport {
+pub fn report(
+    policy: String,
+    outcomes: Vec<(String, Result<ClusterTally, Failure>)>,
+    per_cluster: bool,
+) -> FleetReport {
     let mut aggregate = Tally::default();
     let mut clusters = Vec::new();
     let mut failed = Vec::new();

@@ -103,9 +103,8 @@ fn the_exit_code_needs_one_cluster_read_and_gates_on_the_aggregate() {
 
 #[test]
 fn refusals_are_unauthorised_and_other_answers_errors() {
-    let api = |code: u16| {
-        kube::Error::Api(Box::new(kube::core::Status { code, message: "no".into(), ..Default::default() }))
-    };
+    let api =
+        |code: u16| kube::Error::Api(Box::new(kube::core::Status { code, message: "no".into(), ..Default::default() }));
     assert_eq!(Failure::of(&api(401)).status, Reachability::Unauthorised);
     assert_eq!(Failure::of(&api(403)), Failure { status: Reachability::Unauthorised, reason: "no (HTTP 403)".into() });
     assert_eq!(Failure::of(&api(500)).status, Reachability::Error);
@@ -118,7 +117,8 @@ fn the_table_lists_clusters_the_total_and_what_was_not_read() {
     let rules = baseline();
     let cluster = assess_cluster(&[pod("shop", "a", "nginx:latest")], &Judge::Rules(&rules), now());
     let outcomes = vec![("prod".into(), Ok(cluster)), ("lab".into(), Err(failure(Reachability::Unreachable)))];
-    let table = render::render(&report("bundle baseline".into(), outcomes, true), crate::audit::render::OutputFormat::Table);
+    let table =
+        render::render(&report("bundle baseline".into(), outcomes, true), crate::audit::render::OutputFormat::Table);
     assert_eq!(
         table,
         "Policy: bundle baseline\n\nCLUSTER               PODS  VIOLATIONS  SCORE  CLASSIFICATION\n\

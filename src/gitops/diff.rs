@@ -62,7 +62,9 @@ pub fn compare(live: &[DevOpsPolicy], files: &[PolicyDocument], namespaces: &[St
 fn comparable(live: &DevOpsPolicy, file: &DevOpsPolicy) -> DevOpsPolicy {
     let mut policy = portable(live);
     let (owned_labels, owned_annotations) = owned_metadata(live, FIELD_MANAGER);
-    let keep = |map: &mut Option<BTreeMap<String, String>>, ours: &Option<BTreeMap<String, String>>, owned: &BTreeSet<String>| {
+    let keep = |map: &mut Option<BTreeMap<String, String>>,
+                ours: &Option<BTreeMap<String, String>>,
+                owned: &BTreeSet<String>| {
         if let Some(entries) = map {
             entries.retain(|k, _| owned.contains(k) || ours.as_ref().is_some_and(|o| o.contains_key(k)));
             if entries.is_empty() {

@@ -62,13 +62,17 @@ pub fn export(policies: &[DevOpsPolicy], from: &str, at: Timestamp) -> Vec<DevOp
             copy
         })
         .collect();
-    exported.sort_by(|a, b| key(a).cmp(&key(b)));
+    exported.sort_by_key(key);
     exported
 }
 
 /// `namespace/name` of a policy.
 pub fn key(policy: &DevOpsPolicy) -> String {
-    format!("{}/{}", policy.metadata.namespace.as_deref().unwrap_or_default(), policy.metadata.name.as_deref().unwrap_or_default())
+    format!(
+        "{}/{}",
+        policy.metadata.namespace.as_deref().unwrap_or_default(),
+        policy.metadata.name.as_deref().unwrap_or_default()
+    )
 }
 
 #[cfg(test)]
