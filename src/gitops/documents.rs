@@ -56,11 +56,17 @@ impl Documents {
 
     /// Reads the documents of one stream named `name` (a file name, or `<stdin>`).
     pub fn add_text(&mut self, name: &str, text: &str) {
-        for (i, document) in crate::yaml::read_documents(text).into_iter().enumerate() {
+        let documents = crate::yaml::read_documents(text);
+        let last = documents.len();
+        for (i, document) in documents.into_iter().enumerate() {
             let source = format!("{name}#{}", i + 1);
             match document {
                 Ok(value) => self.add_document(source, value),
-                Err(e) => self.error(source, format!("not valid YAML: {e}; nothing after it was read")),
+                // A syntax error ends the stream: say so, since later documents go unmentioned.
+                Err(e) if i + 1 == last => {
+                    self.error(source, format!("not valid YAML: {e} (nothing after it could be read)"))
+                }
+                Err(e) => self.error(source, format!("not valid YAML: {e}")),
             }
         }
     }
