@@ -1,5 +1,5 @@
-//! Clients for the cluster (with the timeouts each use needs) and the paged pod list of
-//! `analyze` and the reconcile operator.
+//! Clients for the cluster (with the timeouts each use needs; one per kubeconfig context for
+//! fleets) and the paged lists of `analyze`, the reconcile operator and `policy` commands.
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
@@ -64,14 +64,37 @@ pub async fn list_pods(client: Client, namespace: Option<&str>) -> Result<Vec<Po
         Some(ns) => Api::namespaced(client, ns),
         None => Api::all(client),
     };
-    let mut pods = Vec::new();
+    list_all(&api).await
+}
+
+/// Every object `api` lists, page by page.
+pub async fn list_all<K>(api: &Api<K>) -> Result<Vec<K>, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut objects = Vec::new();
     let mut params = ListParams::default().limit(PAGE_SIZE);
     loop {
         let page = api.list(&params).await?;
-        pods.extend(page.items);
+        objects.extend(page.items);
         match page.metadata.continue_ {
             Some(token) if !token.is_empty() => params = params.continue_token(&token),
-            _ => return Ok(pods),
+            _ => return Ok(objects),
         }
     }
+}
+
+/// A client for one context of a kubeconfig, every request bounded by `timeout`.
+pub async fn context_client(
+    kubeconfig: &kube::config::Kubeconfig,
+    context: &str,
+    timeout: Duration,
+) -> anyhow::Result<Client> {
+    let options = kube::config::KubeConfigOptions { context: Some(context.to_string()), ..Default::default() };
+    let mut config = Config::from_custom_kubeconfig(kubeconfig.clone(), &options)
+        .await
+        .map_err(|e| anyhow::anyhow!("unusable kubeconfig entry: {e}"))?;
+    configure(&mut config, Some(timeout));
+    config.connect_timeout = Some(timeout.min(Duration::from_secs(10)));
+    Client::try_from(config).map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))
 }

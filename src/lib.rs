@@ -11,6 +11,8 @@ pub mod cluster;
 pub mod events;
 #[cfg(test)]
 pub mod fixtures;
+pub mod fleet;
+pub mod gitops;
 pub mod governance;
 pub mod http;
 pub mod labels;

@@ -6,6 +6,7 @@ pub mod checks;
 pub mod condition;
 pub mod install;
 pub mod policy;
+pub mod schema;
 pub mod severity;
 
 pub use audit::{AuditViolation, MAX_AUDIT_VIOLATIONS, PolicyAuditResult, PolicyAuditResultSpec, SeverityCounts};

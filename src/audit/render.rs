@@ -98,7 +98,7 @@ fn row<const N: usize>(cells: [&str; N]) -> Vec<String> {
 }
 
 /// Left-aligned columns separated by two spaces; the last column is not padded.
-fn write_columns(out: &mut String, rows: &[Vec<String>]) {
+pub(crate) fn write_columns(out: &mut String, rows: &[Vec<String>]) {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|i| rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count()).max().unwrap_or(0))

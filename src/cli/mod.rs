@@ -3,6 +3,8 @@
 mod audit;
 mod crd;
 mod deploy;
+mod fleet;
+mod gitops;
 mod policy;
 
 pub use deploy::{DeployCommand, DeployOptions};
@@ -19,6 +21,8 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// The score is under `--fail-below`.
     pub const BELOW_THRESHOLD: u8 = 1;
+    /// `policy diff` found changes (as `kubectl diff`).
+    pub const CHANGES: u8 = 1;
     /// Bad input, bad usage, or the cluster could not be read.
     pub const ERROR: u8 = 2;
 }
@@ -52,10 +56,15 @@ pub enum Command {
         #[command(flatten)]
         opts: AuditOptions,
     },
-    /// Built-in policy bundles.
+    /// Built-in policy bundles, and DevOpsPolicies in git: export, import, diff.
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+    /// Several clusters (the contexts of KUBECONFIG) at once.
+    MultiCluster {
+        #[command(subcommand)]
+        command: MultiClusterCommand,
     },
     /// The CustomResourceDefinitions of kube-devops.
     Crd {
@@ -137,6 +146,110 @@ pub enum PolicyCommand {
         #[arg(long)]
         policy_name: Option<String>,
     },
+    /// Print the cluster's DevOpsPolicies, ready to commit (server-owned metadata and status
+    /// removed, annotated with where and when they were exported). Only YAML (or JSON) on stdout.
+    Export {
+        /// Only this namespace (default: the kubeconfig's namespace).
+        #[arg(short, long, conflicts_with = "all_namespaces")]
+        namespace: Option<String>,
+        /// Every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = ExportFormat::Yaml)]
+        output: ExportFormat,
+    },
+    /// Apply DevOpsPolicy files with server-side apply (field manager kube-devops-cli, forced),
+    /// after validating every document against the CRD's schema: nothing is sent if any is
+    /// invalid.
+    Import {
+        /// YAML or JSON files (multi-document; `kind: List` is read), or - for stdin.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Namespace of documents that name none; with it, every document must be in it.
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// `client`: validate only, no cluster needed. `server`: the API server validates and
+        /// reports without storing anything.
+        #[arg(long, value_enum, value_name = "MODE")]
+        dry_run: Option<DryRun>,
+        /// After every policy applied, delete the other DevOpsPolicies of the namespace (needs
+        /// -n; with --dry-run=server, says what it would delete).
+        #[arg(long, requires = "namespace")]
+        prune: bool,
+    },
+    /// Compare the cluster's DevOpsPolicies with files: a unified diff of what import would
+    /// change, and the policies only the cluster has. Exit 0 no changes, 1 changes, 2 error.
+    Diff {
+        /// YAML or JSON files, or - for stdin.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Namespace of documents that name none; with it, every document must be in it, and
+        /// its policies missing from the files are reported.
+        #[arg(short, long)]
+        namespace: Option<String>,
+    },
+}
+
+/// Output formats of `policy export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Yaml,
+    Json,
+}
+
+/// `policy import --dry-run`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DryRun {
+    Client,
+    Server,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MultiClusterCommand {
+    /// Try every context of KUBECONFIG (a version call) and say whether it is reachable.
+    ListContexts {
+        /// How long each cluster may take to answer, e.g. 10s, 500ms.
+        #[arg(long, value_parser = parse_duration, default_value = "10s")]
+        timeout: std::time::Duration,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Score the pods of several clusters at once: per cluster (and namespace), the
+    /// pod-weighted aggregate, and the clusters that could not be read.
+    Analyze {
+        /// The contexts to read (default: every context of KUBECONFIG).
+        #[arg(long, value_delimiter = ',', value_name = "CONTEXT,...")]
+        contexts: Vec<String>,
+        /// A built-in bundle to apply everywhere (default baseline).
+        #[arg(long, value_enum, ignore_case = true, value_name = "NAME", conflicts_with = "use_cluster_policies")]
+        bundle: Option<BundleName>,
+        /// Apply each cluster's own DevOpsPolicies to their namespaces instead of a bundle.
+        #[arg(long)]
+        use_cluster_policies: bool,
+        /// Report each cluster's namespaces too.
+        #[arg(long)]
+        per_cluster: bool,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+        /// How long each cluster may take to be read (every page), e.g. 10s, 1m.
+        #[arg(long, value_parser = parse_duration, default_value = "10s")]
+        timeout: std::time::Duration,
+        /// Exit with code 1 when the aggregate score is under N (0-100).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
+        fail_below: Option<u32>,
+    },
+}
+
+/// A positive duration such as `10s`, `500ms`, `1m30s`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let duration: jiff::SignedDuration = text.parse().map_err(|e| format!("not a duration ({e}); e.g. 10s, 500ms"))?;
+    match std::time::Duration::try_from(duration) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err("must be more than zero".into()),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,6 +299,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Audit { paths, opts } => audit::audit(&paths, &opts),
         Command::Analyze { namespace, opts } => audit::analyze(namespace.as_deref(), &opts),
         Command::Policy { command } => policy::run(command),
+        Command::MultiCluster { command } => fleet::run(command),
         Command::Crd { command: CrdCommand::Generate { out_dir } } => crd::generate(out_dir.as_deref()),
         Command::Deploy { command } => deploy::run(command),
         Command::Webhook {
