@@ -172,3 +172,17 @@ fn audit_results_bound_their_violation_list_in_the_schema() {
     assert!(structural::check(&schema, &result(kube_devops::api::MAX_AUDIT_VIOLATIONS)).is_empty());
     assert!(!structural::check(&schema, &result(kube_devops::api::MAX_AUDIT_VIOLATIONS + 1)).is_empty());
 }
+
+#[test]
+fn the_default_memory_limit_is_the_one_the_readmes_scale_table_names() {
+    let limit = kube_devops::api::install::default_resources().limits.unwrap()["memory"].0.clone();
+    let readme = include_str!("../README.md");
+    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| 10,000") || l.starts_with("| 50,000")).collect();
+    assert_eq!(rows.len(), 2, "the table of memory by cluster size");
+    for row in rows {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cells[cells.len() - 2], limit, "install default in {row}");
+        let needed = kube_devops::quantity::value(cells[cells.len() - 3]).unwrap();
+        assert!(needed <= kube_devops::quantity::value(&limit).unwrap(), "the default holds {row}");
+    }
+}
