@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::tools::{kube_devops_on, stderr, stdout};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -13,26 +14,8 @@ use kube_devops::api::DevOpsPolicy;
 use kube_devops::api::bundles::{Bundle, BundleName};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Command, Output};
 use testkit::harness::TestCluster;
 use testkit::observe::Fault;
-
-fn kube_devops(kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kube-devops"))
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// A stand-in with the DevOpsPolicy CRD and the namespaces `shop` and `batch`.
 async fn cluster() -> (TestCluster, kube::Client) {
@@ -69,7 +52,7 @@ async fn export_import_into_another_cluster_and_diff_round_trip_to_no_changes() 
     create(&client, "shop", "base", BundleName::Baseline).await;
     create(&client, "batch", "lenient", BundleName::Permissive).await;
 
-    let out = kube_devops(source.kubeconfig(), &["policy", "export", "-A"]);
+    let out = kube_devops_on(source.kubeconfig(), &["policy", "export", "-A"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("exported 3 DevOpsPolicies"), "{}", stderr(&out));
     let exported = stdout(&out);
@@ -92,7 +75,7 @@ async fn export_import_into_another_cluster_and_diff_round_trip_to_no_changes() 
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "policies.yaml", &exported);
     target.clear_requests();
-    let out = kube_devops(target.kubeconfig(), &["policy", "import", &file]);
+    let out = kube_devops_on(target.kubeconfig(), &["policy", "import", &file]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
@@ -110,21 +93,21 @@ async fn export_import_into_another_cluster_and_diff_round_trip_to_no_changes() 
     assert!(!annotations.keys().any(|k| k.starts_with("devops.stochastic.io/exported")), "{annotations:?}");
 
     for cluster in [&target, &source] {
-        let out = kube_devops(cluster.kubeconfig(), &["policy", "diff", &file]);
+        let out = kube_devops_on(cluster.kubeconfig(), &["policy", "diff", &file]);
         assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
         assert_eq!(stdout(&out), "");
         assert_eq!(stderr(&out), "no changes (3 policies)\n");
     }
     // Importing again changes nothing.
-    let out = kube_devops(target.kubeconfig(), &["policy", "import", &file]);
+    let out = kube_devops_on(target.kubeconfig(), &["policy", "import", &file]);
     assert!(stdout(&out).lines().all(|l| l.ends_with(" unchanged")), "{}", stdout(&out));
 
     // JSON export is a List that import reads too.
-    let out = kube_devops(source.kubeconfig(), &["policy", "export", "-n", "shop", "-o", "json"]);
+    let out = kube_devops_on(source.kubeconfig(), &["policy", "export", "-n", "shop", "-o", "json"]);
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((list["kind"].as_str(), list["items"].as_array().unwrap().len()), (Some("List"), 2));
     let json_file = write(dir.path(), "shop.json", &stdout(&out));
-    let out = kube_devops(target.kubeconfig(), &["policy", "diff", &json_file, "-n", "shop"]);
+    let out = kube_devops_on(target.kubeconfig(), &["policy", "diff", &json_file, "-n", "shop"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
@@ -136,7 +119,7 @@ async fn drift_is_a_unified_diff_and_import_with_prune_repairs_it() {
     let file = write(
         dir.path(),
         "shop.yaml",
-        &stdout(&kube_devops(cluster.kubeconfig(), &["policy", "export", "-n", "shop"])),
+        &stdout(&kube_devops_on(cluster.kubeconfig(), &["policy", "export", "-n", "shop"])),
     );
     // Someone edits the policy by hand and adds another one.
     let api: Api<DevOpsPolicy> = Api::namespaced(client.clone(), "shop");
@@ -145,7 +128,7 @@ async fn drift_is_a_unified_diff_and_import_with_prune_repairs_it() {
     api.patch("strict", &PatchParams::default(), &Patch::Merge(edit)).await.unwrap();
     create(&client, "shop", "extra", BundleName::Baseline).await;
 
-    let out = kube_devops(cluster.kubeconfig(), &["policy", "diff", &file, "-n", "shop"]);
+    let out = kube_devops_on(cluster.kubeconfig(), &["policy", "diff", &file, "-n", "shop"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let diff = stdout(&out);
     assert!(diff.starts_with("--- live/shop/extra\n+++ (not in the files)\n"), "{diff}");
@@ -158,10 +141,10 @@ async fn drift_is_a_unified_diff_and_import_with_prune_repairs_it() {
     }
     assert_eq!(stderr(&out), "1 changed, 0 new, 1 only in the cluster\n");
 
-    let out = kube_devops(cluster.kubeconfig(), &["policy", "import", &file, "-n", "shop", "--prune"]);
+    let out = kube_devops_on(cluster.kubeconfig(), &["policy", "import", &file, "-n", "shop", "--prune"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), "devopspolicy shop/strict configured\ndevopspolicy shop/extra pruned\n");
-    let out = kube_devops(cluster.kubeconfig(), &["policy", "diff", &file, "-n", "shop"]);
+    let out = kube_devops_on(cluster.kubeconfig(), &["policy", "diff", &file, "-n", "shop"]);
     assert_eq!(out.status.code(), Some(0), "the field another manager set is gone too:\n{}", stdout(&out));
     let repaired = api.get("strict").await.unwrap();
     assert_eq!(repaired.spec, Bundle::of(BundleName::Restricted).spec);
@@ -172,12 +155,12 @@ async fn drift_is_a_unified_diff_and_import_with_prune_repairs_it() {
 async fn an_invalid_document_is_named_and_nothing_is_sent() {
     let (cluster, client) = cluster().await;
     create(&client, "shop", "old", BundleName::Baseline).await;
-    let valid = stdout(&kube_devops(cluster.kubeconfig(), &["policy", "bundle-show", "restricted", "-n", "shop"]));
+    let valid = stdout(&kube_devops_on(cluster.kubeconfig(), &["policy", "bundle-show", "restricted", "-n", "shop"]));
     let invalid = valid.replace("name: restricted", "name: typo").replace("forbidLatestTag", "forbidLatestTags");
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "p.yaml", &format!("{valid}---\n{invalid}---\nspec: [broken\n"));
     cluster.clear_requests();
-    let out = kube_devops(cluster.kubeconfig(), &["policy", "import", &file, "-n", "shop", "--prune"]);
+    let out = kube_devops_on(cluster.kubeconfig(), &["policy", "import", &file, "-n", "shop", "--prune"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(
@@ -192,11 +175,11 @@ async fn an_invalid_document_is_named_and_nothing_is_sent() {
 
     // --dry-run=client validates without any cluster.
     let nowhere = dir.path().join("no-kubeconfig");
-    let out = kube_devops(&nowhere, &["policy", "import", &file, "--dry-run=client"]);
+    let out = kube_devops_on(&nowhere, &["policy", "import", &file, "--dry-run=client"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("#2: invalid DevOpsPolicy"), "{}", stderr(&out));
     let good = write(dir.path(), "good.yaml", &valid);
-    let out = kube_devops(&nowhere, &["policy", "import", &good, "--dry-run=client"]);
+    let out = kube_devops_on(&nowhere, &["policy", "import", &good, "--dry-run=client"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("devopspolicy shop/restricted valid ({good}#1) (dry run)\n"));
 }
@@ -205,12 +188,12 @@ async fn an_invalid_document_is_named_and_nothing_is_sent() {
 async fn a_server_dry_run_stores_nothing() {
     let (cluster, client) = cluster().await;
     create(&client, "shop", "old", BundleName::Baseline).await;
-    let policy = stdout(&kube_devops(cluster.kubeconfig(), &["policy", "bundle-show", "restricted", "-n", "shop"]));
+    let policy = stdout(&kube_devops_on(cluster.kubeconfig(), &["policy", "bundle-show", "restricted", "-n", "shop"]));
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "p.yaml", &policy);
     cluster.clear_requests();
     let out =
-        kube_devops(cluster.kubeconfig(), &["policy", "import", &file, "-n", "shop", "--prune", "--dry-run=server"]);
+        kube_devops_on(cluster.kubeconfig(), &["policy", "import", &file, "-n", "shop", "--prune", "--dry-run=server"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
@@ -231,11 +214,11 @@ async fn a_failed_apply_is_named_by_its_document_and_nothing_is_pruned() {
     let (cluster, client) = cluster().await;
     create(&client, "shop", "old", BundleName::Baseline).await;
     let show =
-        |bundle: &str| stdout(&kube_devops(cluster.kubeconfig(), &["policy", "bundle-show", bundle, "-n", "shop"]));
+        |bundle: &str| stdout(&kube_devops_on(cluster.kubeconfig(), &["policy", "bundle-show", bundle, "-n", "shop"]));
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "p.yaml", &format!("{}---\n{}", show("restricted"), show("permissive")));
     cluster.inject(Fault::error(Some("patch"), Some("devopspolicies"), 500).times(1));
-    let out = kube_devops(cluster.kubeconfig(), &["policy", "import", &file, "-n", "shop", "--prune"]);
+    let out = kube_devops_on(cluster.kubeconfig(), &["policy", "import", &file, "-n", "shop", "--prune"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).starts_with(&format!("error: {file}#1: server-side apply failed")), "{}", stderr(&out));
     assert!(stderr(&out).contains("1 of 2 policies failed; nothing was pruned"), "{}", stderr(&out));
@@ -245,7 +228,7 @@ async fn a_failed_apply_is_named_by_its_document_and_nothing_is_pruned() {
 
     // diff cannot read the cluster: 2, not "no changes".
     let forbidden = cluster.service_account_kubeconfig("shop", "nobody");
-    let out = kube_devops(&forbidden, &["policy", "diff", &file]);
+    let out = kube_devops_on(&forbidden, &["policy", "diff", &file]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("cannot list the DevOpsPolicies of namespace shop"), "{}", stderr(&out));
 }

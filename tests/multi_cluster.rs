@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::tools::{kube_devops_on, stderr};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -17,19 +18,6 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use testkit::harness::TestCluster;
 use testkit::observe::Fault;
-
-fn kube_devops(kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kube-devops"))
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn json_of(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
@@ -144,7 +132,7 @@ fn by_context<'a>(list: &'a Value, context: &str) -> &'a Value {
 async fn list_contexts_tries_every_context() {
     let fleet = fleet().await;
     let started = Instant::now();
-    let out = kube_devops(&fleet.kubeconfig, &["multi-cluster", "list-contexts", "-o", "json", "--timeout", "3s"]);
+    let out = kube_devops_on(&fleet.kubeconfig, &["multi-cluster", "list-contexts", "-o", "json", "--timeout", "3s"]);
     eprintln!("list-contexts of 6 contexts took {:?}", started.elapsed());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let list = json_of(&out);
@@ -157,7 +145,7 @@ async fn list_contexts_tries_every_context() {
     assert!(by_context(&list, "beta")["version"].as_str().unwrap().starts_with("v1."), "{list}");
     assert!(by_context(&list, "bad-token")["reason"].as_str().unwrap().contains("HTTP 401"), "{list}");
 
-    let table = kube_devops(&fleet.kubeconfig, &["multi-cluster", "list-contexts"]);
+    let table = kube_devops_on(&fleet.kubeconfig, &["multi-cluster", "list-contexts"]);
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.starts_with("CURRENT  CONTEXT    CLUSTER    STATUS"), "{text}");
     assert!(text.lines().any(|l| l.starts_with("*        alpha ")), "{text}");
@@ -187,7 +175,7 @@ async fn analyze_reads_the_fleet_concurrently_and_reports_what_it_could_not_read
     let fleet = fleet().await;
     fleet.alpha.clear_requests();
     let started = Instant::now();
-    let out = kube_devops(
+    let out = kube_devops_on(
         &fleet.kubeconfig,
         &["multi-cluster", "analyze", "--per-cluster", "-o", "json", "--timeout", "2s", "--fail-below", "99"],
     );
@@ -246,7 +234,7 @@ async fn analyze_reads_the_fleet_concurrently_and_reports_what_it_could_not_read
     // --fail-below gates on the aggregate, like audit.
     let args = ["multi-cluster", "analyze", "--contexts", "alpha,beta", "--fail-below", "100"];
     let started = Instant::now();
-    let out = kube_devops(&fleet.kubeconfig, &args);
+    let out = kube_devops_on(&fleet.kubeconfig, &args);
     eprintln!("multi-cluster analyze of 2 healthy servers took {:?}", started.elapsed());
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("aggregate score 99 is below --fail-below 100"), "{}", stderr(&out));
@@ -258,11 +246,11 @@ async fn analyze_reads_the_fleet_concurrently_and_reports_what_it_could_not_read
 async fn analyze_fails_when_no_cluster_can_be_read_and_names_unknown_contexts() {
     let fleet = fleet().await;
     let out =
-        kube_devops(&fleet.kubeconfig, &["multi-cluster", "analyze", "--contexts", "gone,no-rights", "-o", "json"]);
+        kube_devops_on(&fleet.kubeconfig, &["multi-cluster", "analyze", "--contexts", "gone,no-rights", "-o", "json"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no cluster could be read"), "{}", stderr(&out));
     assert_eq!(json_of(&out)["clusters"], json!([]));
-    let out = kube_devops(&fleet.kubeconfig, &["multi-cluster", "analyze", "--contexts", "alpha,typo"]);
+    let out = kube_devops_on(&fleet.kubeconfig, &["multi-cluster", "analyze", "--contexts", "alpha,typo"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("no context \"typo\" in the kubeconfig (it has: alpha, beta, slow"),
@@ -277,7 +265,7 @@ async fn each_cluster_can_be_judged_by_its_own_policies() {
     let fleet = fleet().await;
     let args =
         ["multi-cluster", "analyze", "--contexts", "beta", "--use-cluster-policies", "--per-cluster", "-o", "json"];
-    let out = kube_devops(&fleet.kubeconfig, &args);
+    let out = kube_devops_on(&fleet.kubeconfig, &args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report = json_of(&out);
     assert_eq!(report["policy"], "each cluster's own DevOpsPolicies");
@@ -315,7 +303,7 @@ async fn at_most_four_clusters_are_read_at_once() {
     let kubeconfig = dir.path().join("five.kubeconfig");
     std::fs::write(&kubeconfig, serde_json::to_string(&merged).unwrap()).unwrap();
     let started = Instant::now();
-    let out = kube_devops(&kubeconfig, &["multi-cluster", "analyze", "-o", "json", "--timeout", "5s"]);
+    let out = kube_devops_on(&kubeconfig, &["multi-cluster", "analyze", "-o", "json", "--timeout", "5s"]);
     let elapsed = started.elapsed();
     eprintln!("five 1-second clusters took {elapsed:?}");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

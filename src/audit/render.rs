@@ -14,14 +14,21 @@ pub enum OutputFormat {
 
 /// Renders the report; errors are not part of the table (the CLI prints them to stderr).
 pub fn render(report: &AuditReport, format: OutputFormat) -> String {
-    match format {
-        OutputFormat::Table => table(report),
-        OutputFormat::Json => {
-            let mut json = serde_json::to_string_pretty(report).expect("a report always serializes");
-            json.push('\n');
-            json
+    format.render(report, table)
+}
+
+impl OutputFormat {
+    /// `report` as JSON or YAML, or as the table `table` draws.
+    pub fn render<R: serde::Serialize>(self, report: &R, table: impl FnOnce(&R) -> String) -> String {
+        match self {
+            OutputFormat::Table => table(report),
+            OutputFormat::Json => {
+                let mut json = serde_json::to_string_pretty(report).expect("a report always serializes");
+                json.push('\n');
+                json
+            }
+            OutputFormat::Yaml => serde_saphyr::to_string(report).expect("a report always serializes"),
         }
-        OutputFormat::Yaml => serde_saphyr::to_string(report).expect("a report always serializes"),
     }
 }
 

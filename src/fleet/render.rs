@@ -6,15 +6,7 @@ use crate::governance::Summary;
 use std::fmt::Write;
 
 pub fn render(report: &FleetReport, format: OutputFormat) -> String {
-    match format {
-        OutputFormat::Table => table(report),
-        OutputFormat::Json => {
-            let mut json = serde_json::to_string_pretty(report).expect("a report always serializes");
-            json.push('\n');
-            json
-        }
-        OutputFormat::Yaml => serde_saphyr::to_string(report).expect("a report always serializes"),
-    }
+    format.render(report, table)
 }
 
 fn cells(first: String, s: &Summary) -> Vec<String> {

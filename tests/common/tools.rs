@@ -15,6 +15,25 @@ pub fn kube_devops(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kube-devops")).args(args).current_dir(repo_root()).output().unwrap()
 }
 
+/// Runs the `kube-devops` binary against the cluster of `kubeconfig` (never the in-cluster
+/// configuration of a CI runner that happens to be a pod).
+pub fn kube_devops_on(kubeconfig: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kube-devops"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// The stdout of a `kube-devops` command that must succeed.
 pub fn render(args: &[&str]) -> String {
     let out = kube_devops(args);
