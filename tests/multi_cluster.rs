@@ -240,6 +240,14 @@ async fn analyze_reads_the_fleet_concurrently_and_reports_what_it_could_not_read
     assert!(stderr(&out).contains("aggregate score 99 is below --fail-below 100"), "{}", stderr(&out));
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(table.contains("\nTOTAL (pod-weighted)  5     2           99     Healthy\n"), "{table}");
+
+    // --require-all: the same fleet's gate fails on the clusters it could not read, even with a
+    // passing score; a fleet read whole passes.
+    let out = kube_devops_on(&fleet.kubeconfig, &["multi-cluster", "analyze", "--timeout", "2s", "--require-all"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("of the clusters could not be read (--require-all)"), "{}", stderr(&out));
+    let args = ["multi-cluster", "analyze", "--contexts", "alpha,beta", "--require-all", "--fail-below", "90"];
+    assert_eq!(kube_devops_on(&fleet.kubeconfig, &args).status.code(), Some(0));
 }
 
 #[tokio::test]

@@ -35,6 +35,7 @@ pub fn run(command: MultiClusterCommand) -> anyhow::Result<u8> {
             output,
             timeout,
             fail_below,
+            require_all,
         } => {
             let contexts = select_contexts(&kubeconfig, contexts)?;
             let judge = if use_cluster_policies {
@@ -53,9 +54,11 @@ pub fn run(command: MultiClusterCommand) -> anyhow::Result<u8> {
             for failed in &report.failed {
                 eprintln!("error: context {}: {}: {}", failed.context, failed.failure.status, failed.failure.reason);
             }
-            let code = crate::fleet::exit_code(&report, fail_below);
+            let code = crate::fleet::exit_code(&report, fail_below, require_all);
             if report.clusters.is_empty() {
                 eprintln!("error: no cluster could be read");
+            } else if code == exit::ERROR {
+                eprintln!("error: {} of the clusters could not be read (--require-all)", report.failed.len());
             } else if code == exit::BELOW_THRESHOLD {
                 let threshold = fail_below.unwrap_or_default();
                 eprintln!("aggregate score {} is below --fail-below {threshold}", report.aggregate.score);

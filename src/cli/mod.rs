@@ -240,6 +240,10 @@ pub enum MultiClusterCommand {
         /// Exit with code 1 when the aggregate score is under N (0-100).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
         fail_below: Option<u32>,
+        /// Exit with code 2 when any cluster could not be read (a gate that never passes on a
+        /// cluster it did not see); by default only when none could.
+        #[arg(long)]
+        require_all: bool,
     },
 }
 

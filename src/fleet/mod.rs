@@ -249,11 +249,12 @@ pub fn report(
     FleetReport { policy, aggregate: aggregate.summary(), clusters, failed }
 }
 
-/// 2 when no cluster could be read; 1 when the aggregate is under `fail_below`; else 0. A
-/// cluster that failed among others that were read is reported, and does not decide the code.
-pub fn exit_code(report: &FleetReport, fail_below: Option<u32>) -> u8 {
+/// 2 when no cluster could be read (with `require_all`, when any could not); 1 when the
+/// aggregate is under `fail_below`; else 0. Without `require_all` a cluster that failed among
+/// others that were read is reported, and does not decide the code.
+pub fn exit_code(report: &FleetReport, fail_below: Option<u32>, require_all: bool) -> u8 {
     use crate::cli::exit;
-    if report.clusters.is_empty() {
+    if report.clusters.is_empty() || (require_all && !report.failed.is_empty()) {
         return exit::ERROR;
     }
     match fail_below {

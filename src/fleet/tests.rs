@@ -89,16 +89,20 @@ fn the_exit_code_needs_one_cluster_read_and_gates_on_the_aggregate() {
     let rules = baseline();
     let read = || assess_cluster(&[pod("shop", "a", "nginx:latest")], &Judge::Rules(&rules), now());
     let none = report("p".into(), vec![("a".into(), Err(failure(Reachability::Unreachable)))], false);
-    assert_eq!(exit_code(&none, None), crate::cli::exit::ERROR);
+    assert_eq!(exit_code(&none, None, false), crate::cli::exit::ERROR);
     let some = report(
         "p".into(),
         vec![("a".into(), Err(failure(Reachability::Unauthorised))), ("b".into(), Ok(read()))],
         false,
     );
     assert_eq!(some.failed[0].context, "a");
-    assert_eq!(exit_code(&some, None), crate::cli::exit::OK);
-    assert_eq!(exit_code(&some, Some(93)), crate::cli::exit::OK);
-    assert_eq!(exit_code(&some, Some(94)), crate::cli::exit::BELOW_THRESHOLD);
+    assert_eq!(exit_code(&some, None, false), crate::cli::exit::OK);
+    assert_eq!(exit_code(&some, Some(93), false), crate::cli::exit::OK);
+    assert_eq!(exit_code(&some, Some(94), false), crate::cli::exit::BELOW_THRESHOLD);
+    // --require-all: one unread cluster fails the gate, whatever the others score.
+    assert_eq!(exit_code(&some, Some(93), true), crate::cli::exit::ERROR);
+    let all = report("p".into(), vec![("b".into(), Ok(read()))], false);
+    assert_eq!(exit_code(&all, Some(93), true), crate::cli::exit::OK);
 }
 
 #[test]
