@@ -11,6 +11,7 @@ use std::time::Duration;
 
 const USAGE: &str =
     "usage: testkit --kubeconfig PATH [--port N] [--run-image IMAGE=PATH]... [--volume-refresh-delay SECONDS]
+               [--fault SPEC]... [--latency DURATION] [--drop-watches-every DURATION] [--compact-every DURATION]
 
   --kubeconfig PATH             where to write the admin kubeconfig (required)
   --port N                      the HTTPS port on 127.0.0.1 (default: a free one)
@@ -18,6 +19,13 @@ const USAGE: &str =
                                 real process (repeatable)
   --volume-refresh-delay SECS   how long a changed Secret or ConfigMap takes to reach the files
                                 of running pods (default 60, as a real kubelet)
+  --fault SPEC                  inject errors or delays into matching requests (repeatable), e.g.
+                                'verb=update resource=leases status=500 every=3'; keys: verb,
+                                resource, agent (part of the User-Agent), status, every, latency,
+                                times
+  --latency DURATION            delay every request (e.g. 200ms)
+  --drop-watches-every DURATION end every open watch this often (clients resume)
+  --compact-every DURATION      forget the change history this often (resumes get 410 Gone)
 
 then: kubectl --kubeconfig PATH get pods -A";
 
@@ -29,10 +37,20 @@ struct Options {
     port: u16,
     images: Vec<(String, PathBuf)>,
     volume_refresh: Duration,
+    faults: Vec<testkit::observe::Fault>,
+    drop_watches_every: Option<Duration>,
+    compact_every: Option<Duration>,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<Options>> {
     let (mut kubeconfig, mut port, mut images, mut volume_refresh) = (None, 0u16, Vec::new(), DEFAULT_VOLUME_REFRESH);
+    let (mut faults, mut drop_watches_every, mut compact_every) = (Vec::new(), None, None);
+    let duration = |flag: &str, text: String| -> anyhow::Result<Duration> {
+        testkit::observe::parse_duration(&text)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| anyhow::anyhow!("{flag}: {text:?} is not a positive duration (e.g. 200ms, 10s)"))
+    };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| anyhow::anyhow!("{name} needs a value (see --help)"));
         match arg.as_str() {
@@ -54,12 +72,19 @@ fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<Option
                 volume_refresh =
                     Duration::try_from_secs_f64(secs).map_err(|e| anyhow::anyhow!("--volume-refresh-delay: {e}"))?;
             }
+            "--fault" => faults
+                .push(testkit::observe::Fault::parse(&value("--fault")?).map_err(|e| anyhow::anyhow!("--fault: {e}"))?),
+            "--latency" => {
+                faults.push(testkit::observe::Fault::latency(None, None, duration("--latency", value("--latency")?)?))
+            }
+            "--drop-watches-every" => drop_watches_every = Some(duration(&arg, value("--drop-watches-every")?)?),
+            "--compact-every" => compact_every = Some(duration(&arg, value("--compact-every")?)?),
             "-h" | "--help" => return Ok(None),
             other => anyhow::bail!("unknown argument {other:?} (see --help)"),
         }
     }
     let kubeconfig = kubeconfig.ok_or_else(|| anyhow::anyhow!("--kubeconfig PATH is required (see --help)"))?;
-    Ok(Some(Options { kubeconfig, port, images, volume_refresh }))
+    Ok(Some(Options { kubeconfig, port, images, volume_refresh, faults, drop_watches_every, compact_every }))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -75,6 +100,27 @@ fn main() -> anyhow::Result<()> {
         server.state.images.lock().unwrap().push(testkit::kubelet::ImageRule { image_prefix: image, program });
     }
     *server.state.volume_refresh_delay.lock().unwrap() = options.volume_refresh;
+    server.state.faults.lock().unwrap().extend(options.faults);
+    // Background churn, as a busy or restarting API server gives it: the threads end with the
+    // process.
+    if let Some(every) = options.drop_watches_every {
+        let state = server.state.clone();
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                state.drop_watches();
+            }
+        });
+    }
+    if let Some(every) = options.compact_every {
+        let state = server.state.clone();
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                state.cluster.lock().unwrap().store.compact();
+            }
+        });
+    }
     println!("testkit API server at {}; admin kubeconfig {}", server.address(), options.kubeconfig.display());
     let signal = loop {
         match wait(&signals) {

@@ -66,6 +66,45 @@ impl Fault {
         Fault { verb: verb.map(String::from), resource: resource.map(String::from), latency, ..Fault::default() }
     }
 
+    /// A fault written as `testkit --fault` takes it: space-separated `key=value` pairs,
+    /// `verb=update resource=leases status=500 every=3 latency=200ms times=10 agent=kube-devops`
+    /// (all optional; with a `status` and no `every`, every matching request fails; without a
+    /// `status`, requests are only delayed).
+    pub fn parse(spec: &str) -> Result<Fault, String> {
+        let mut fault = Fault::default();
+        let mut every = None;
+        for pair in spec.split_whitespace() {
+            let (key, value) = pair.split_once('=').ok_or_else(|| format!("{pair:?} is not key=value"))?;
+            let number = |v: &str| v.parse::<u32>().map_err(|e| format!("{key}={v}: {e}"));
+            match key {
+                "verb" => fault.verb = Some(value.to_string()),
+                "resource" => fault.resource = Some(value.to_string()),
+                "agent" => fault.user_agent = Some(value.to_string()),
+                "status" => {
+                    fault.status = value
+                        .parse()
+                        .ok()
+                        .filter(|s| (400..600).contains(s))
+                        .ok_or_else(|| format!("status={value}: an HTTP error status (400-599) is expected"))?
+                }
+                "every" => every = Some(number(value)?.max(1)),
+                "times" => fault.remaining = Some(number(value)?),
+                "latency" => fault.latency = parse_duration(value)?,
+                other => {
+                    return Err(format!(
+                        "unknown key {other:?} (verb, resource, agent, status, every, latency, times)"
+                    ));
+                }
+            }
+        }
+        fault.fail_every = match (fault.status, every) {
+            (0, Some(_)) => return Err("every=N needs a status".into()),
+            (0, None) => 0,
+            (_, every) => every.unwrap_or(1),
+        };
+        Ok(fault)
+    }
+
     /// Only requests whose User-Agent contains `part`.
     pub fn from_user_agent(mut self, part: &str) -> Fault {
         self.user_agent = Some(part.to_string());
@@ -110,4 +149,43 @@ pub(crate) fn apply_faults(faults: &mut [Fault], verb: &str, resource: &str, use
         }
     }
     outcome
+}
+
+/// `200ms`, `10s`, `1.5s`, `2m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.find(|c: char| c.is_ascii_alphabetic()).map_or((text, ""), |i| text.split_at(i));
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration (e.g. 200ms, 10s, 2m)"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("{text:?}: the unit must be ms, s or m")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn faults_are_read_as_the_command_line_writes_them() {
+        let f = Fault::parse("verb=update resource=leases status=500 every=3").unwrap();
+        assert_eq!(
+            (f.verb.as_deref(), f.resource.as_deref(), f.status, f.fail_every),
+            (Some("update"), Some("leases"), 500, 3)
+        );
+        assert_eq!(f.latency, Duration::ZERO);
+        let f = Fault::parse("latency=250ms agent=kube-devops times=4").unwrap();
+        assert_eq!(
+            (f.fail_every, f.latency, f.remaining, f.user_agent.as_deref()),
+            (0, Duration::from_millis(250), Some(4), Some("kube-devops"))
+        );
+        assert_eq!(Fault::parse("status=429").unwrap().fail_every, 1, "a status alone fails every request");
+        for bad in ["status=200", "every=2", "verb", "colour=red", "latency=5h"] {
+            assert!(Fault::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+    }
 }

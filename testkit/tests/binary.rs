@@ -49,11 +49,16 @@ impl Drop for Server {
 }
 
 fn start(dir: &Path) -> Server {
+    start_with(dir, &[])
+}
+
+fn start_with(dir: &Path, extra: &[&str]) -> Server {
     let kubeconfig = dir.join("kc");
     let mut child = Command::new(env!("CARGO_BIN_EXE_testkit"))
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .args(["--run-image", "example/python-http=/usr/bin/python3", "--volume-refresh-delay", "1"])
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -131,8 +136,57 @@ fn sigterm_stops_a_busy_cluster_and_the_processes_it_runs() {
     let _ = watch.wait();
 }
 
+#[test]
+fn faults_given_on_the_command_line_reach_kubectl() {
+    let dir = tempfile_dir();
+    let server = start_with(
+        &dir,
+        &[
+            "--fault",
+            "verb=list resource=pods status=503",
+            "--latency",
+            "150ms",
+            "--drop-watches-every",
+            "1s",
+            "--compact-every",
+            "1s",
+        ],
+    );
+    let started = std::time::Instant::now();
+    let out = kubectl(&server.kubeconfig, &["get", "namespaces", "-o", "name"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(150), "every request is delayed");
+    let out = kubectl(&server.kubeconfig, &["get", "pods", "-A"], None);
+    assert!(!out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ServiceUnavailable") || stderr.contains("503"), "{stderr}");
+    // A watch from before a compaction is told it is too old (410 Gone).
+    kubectl(&server.kubeconfig, &["create", "namespace", "churn"], None);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let rv = 1;
+    let url = format!("/api/v1/namespaces?watch=1&resourceVersion={rv}&timeoutSeconds=1");
+    let out = kubectl(&server.kubeconfig, &["get", "--raw", &url], None);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("410") || text.contains("Expired") || text.contains("too old"), "{text}");
+
+    // A misspelt fault is refused before the server starts.
+    let out = Command::new(env!("CARGO_BIN_EXE_testkit"))
+        .args(["--kubeconfig", dir.join("other").to_str().unwrap(), "--fault", "verb=get colour=red"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown key \"colour\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A folder of this test's own: tests run in parallel, each with its server and kubeconfig.
 fn tempfile_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("testkit-binary-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("testkit-binary-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
