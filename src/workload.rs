@@ -114,25 +114,33 @@ impl Workload {
     /// A live pod, status included.
     pub fn from_pod(pod: Pod) -> Option<Workload> {
         let spec = pod.spec?;
+        let facts = PodFacts::pod(&spec, pod.status.as_ref(), &pod.metadata);
         Some(Workload {
             kind: WorkloadKind::Pod,
             name: pod.metadata.name.unwrap_or_default(),
             namespace: pod.metadata.namespace,
-            facts: PodFacts::pod(&spec, pod.status.as_ref(), pod.metadata.creation_timestamp.as_ref()),
+            facts,
             spec,
         })
     }
 
+    /// A workload's pod template; `replicas` when the kind runs a number of them (the
+    /// field's value, `None` when unset: the API server's default 1).
     fn from_template(
         kind: WorkloadKind,
         metadata: ObjectMeta,
         template: Option<PodTemplateSpec>,
+        replicas: Option<Option<i32>>,
     ) -> Result<Workload, ObjectError> {
         let name = metadata.name.unwrap_or_default();
         let spec = template
             .and_then(|t| t.spec)
             .ok_or_else(|| ObjectError::NoTemplate { kind: kind.as_str(), name: name.clone() })?;
-        Ok(Workload { kind, name, namespace: metadata.namespace, facts: PodFacts::template(&spec), spec })
+        let facts = match replicas {
+            Some(replicas) => PodFacts::replicated_template(&spec, replicas),
+            None => PodFacts::template(&spec),
+        };
+        Ok(Workload { kind, name, namespace: metadata.namespace, facts, spec })
     }
 
     /// Classifies one decoded document (YAML or JSON) as a workload, another object, or an error.
@@ -156,36 +164,56 @@ impl Workload {
             }
             ("", "ReplicationController") => {
                 let rc: ReplicationController = decode(doc, WorkloadKind::ReplicationController)?;
+                let replicas = rc.spec.as_ref().map(|s| s.replicas);
                 Workload::from_template(
                     WorkloadKind::ReplicationController,
                     rc.metadata,
                     rc.spec.and_then(|s| s.template),
+                    Some(replicas.flatten()),
                 )?
             }
             ("apps" | "extensions", "Deployment") => {
                 let d: Deployment = decode(doc, WorkloadKind::Deployment)?;
-                Workload::from_template(WorkloadKind::Deployment, d.metadata, d.spec.map(|s| s.template))?
+                let replicas = d.spec.as_ref().and_then(|s| s.replicas);
+                Workload::from_template(
+                    WorkloadKind::Deployment,
+                    d.metadata,
+                    d.spec.map(|s| s.template),
+                    Some(replicas),
+                )?
             }
             ("apps", "StatefulSet") => {
                 let s: StatefulSet = decode(doc, WorkloadKind::StatefulSet)?;
-                Workload::from_template(WorkloadKind::StatefulSet, s.metadata, s.spec.map(|s| s.template))?
+                let replicas = s.spec.as_ref().and_then(|s| s.replicas);
+                Workload::from_template(
+                    WorkloadKind::StatefulSet,
+                    s.metadata,
+                    s.spec.map(|s| s.template),
+                    Some(replicas),
+                )?
             }
             ("apps" | "extensions", "DaemonSet") => {
                 let d: DaemonSet = decode(doc, WorkloadKind::DaemonSet)?;
-                Workload::from_template(WorkloadKind::DaemonSet, d.metadata, d.spec.map(|s| s.template))?
+                Workload::from_template(WorkloadKind::DaemonSet, d.metadata, d.spec.map(|s| s.template), None)?
             }
             ("apps" | "extensions", "ReplicaSet") => {
                 let r: ReplicaSet = decode(doc, WorkloadKind::ReplicaSet)?;
-                Workload::from_template(WorkloadKind::ReplicaSet, r.metadata, r.spec.and_then(|s| s.template))?
+                let replicas = r.spec.as_ref().and_then(|s| s.replicas);
+                Workload::from_template(
+                    WorkloadKind::ReplicaSet,
+                    r.metadata,
+                    r.spec.and_then(|s| s.template),
+                    Some(replicas),
+                )?
             }
             ("batch", "Job") => {
                 let j: Job = decode(doc, WorkloadKind::Job)?;
-                Workload::from_template(WorkloadKind::Job, j.metadata, j.spec.map(|s| s.template))?
+                Workload::from_template(WorkloadKind::Job, j.metadata, j.spec.map(|s| s.template), None)?
             }
             ("batch", "CronJob") => {
                 let c: CronJob = decode(doc, WorkloadKind::CronJob)?;
                 let template = c.spec.and_then(|s| s.job_template.spec).map(|s| s.template);
-                Workload::from_template(WorkloadKind::CronJob, c.metadata, template)?
+                Workload::from_template(WorkloadKind::CronJob, c.metadata, template, None)?
             }
             ("", _) if !KNOWN_CORE_KINDS.contains(&kind) => return Err(unknown(api_version, kind)),
             ("apps", _) if !KNOWN_APPS_KINDS.contains(&kind) => return Err(unknown(api_version, kind)),

@@ -14,6 +14,20 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use testkit::harness::TestCluster;
 
+/// What the restricted bundle finds in the pod web-2 (nginx:latest, no probes, resources or
+/// securityContext, restarted): its container's findings in catalogue order, then its runtime
+/// state.
+const RESTRICTED_FINDINGS_OF_WEB_2: [&str; 8] = [
+    "latest_tag",
+    "missing_liveness",
+    "missing_resources",
+    "run_as_root_allowed",
+    "privilege_escalation_allowed",
+    "capabilities_not_dropped",
+    "missing_seccomp_profile",
+    "high_restarts",
+];
+
 /// Serves `GET /api/v1/pods` in two pages; records every request line.
 fn serve_pods(pages: Vec<Value>) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -101,7 +115,7 @@ fn a_cluster_is_audited_across_pages_with_live_status() {
     assert_eq!(report["skippedSystemWorkloads"], 1);
     let checks: Vec<_> =
         shop["workloads"][1]["violations"].as_array().unwrap().iter().map(|v| v["check"].as_str().unwrap()).collect();
-    assert_eq!(checks, ["latest_tag", "missing_liveness", "missing_resources", "high_restarts"]);
+    assert_eq!(checks, RESTRICTED_FINDINGS_OF_WEB_2);
     assert_eq!(shop["workloads"][1]["source"], "pod/shop/web-2");
 
     let requests = requests.lock().unwrap().clone();
@@ -167,7 +181,7 @@ async fn analyze_reports_the_cluster_by_namespace_and_only_reads() {
     assert_eq!(report["skippedSystemWorkloads"], 1);
     let web2 = shop["workloads"].as_array().unwrap().iter().find(|w| w["name"] == "web-2").unwrap();
     let checks: Vec<_> = web2["violations"].as_array().unwrap().iter().map(|v| v["check"].as_str().unwrap()).collect();
-    assert_eq!(checks, ["latest_tag", "missing_liveness", "missing_resources", "high_restarts"]);
+    assert_eq!(checks, RESTRICTED_FINDINGS_OF_WEB_2);
 
     let requests = cluster.requests();
     assert!(!requests.is_empty());

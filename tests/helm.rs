@@ -120,6 +120,16 @@ fn disabling_parts_matches_an_install_file_that_disables_them() {
     assert_same(&set, &["-f", file.to_str().unwrap()]);
 }
 
+#[test]
+fn policy_reports_match_an_install_file_that_turns_them_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("install.yaml");
+    let spec = "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {name: default}\nspec:\n  \
+                policyReports: {enabled: true}\n";
+    std::fs::write(&file, spec).unwrap();
+    assert_same(&["policyReports.enabled=true"], &["-f", file.to_str().unwrap()]);
+}
+
 /// Components can be left out, as an install file's `enabled: false` leaves them out.
 #[test]
 fn components_are_left_out_as_an_install_file_leaves_them_out() {

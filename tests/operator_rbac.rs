@@ -53,7 +53,10 @@ async fn the_operator_can_install_exactly_its_objects_and_nothing_else() {
     let operator = Applier::new(operator_client.clone(), kube_devops::bootstrap::FIELD_MANAGER);
 
     let tls = webhook::generate_tls().unwrap();
-    let installation = all(&resolve(&KubeDevopsInstallSpec::default(), ClusterApis { service_monitors: true }), &tls);
+    let installation = all(
+        &resolve(&KubeDevopsInstallSpec::default(), ClusterApis { service_monitors: true, policy_reports: true }),
+        &tls,
+    );
     assert!(installation.len() >= 20, "{} objects", installation.len());
     for round in ["create", "update"] {
         for object in &installation {

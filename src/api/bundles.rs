@@ -2,7 +2,8 @@
 
 use super::Severity;
 use super::policy::{
-    DefaultProbe, DefaultResources, DevOpsPolicy, DevOpsPolicySpec, EnforcementMode, SeverityOverrides,
+    DefaultProbe, DefaultResources, DevOpsPolicy, DevOpsPolicySpec, EnforcementMode, HostAccessChecks, RuntimeChecks,
+    SecurityChecks, SeverityOverrides,
 };
 use std::collections::BTreeMap;
 use std::fmt;
@@ -52,18 +53,36 @@ impl Bundle {
         match name {
             BundleName::Baseline => Bundle {
                 name,
-                description: "Forbid :latest tags and require readiness probes. Audit mode.",
+                description: "Forbid :latest tags, require readiness probes, and the Pod Security baseline \
+                              controls (privileged, host namespaces, ports and paths, added capabilities). \
+                              Audit mode.",
                 spec: DevOpsPolicySpec {
                     forbid_latest_tag: Some(true),
                     require_readiness_probe: Some(true),
+                    security: Some(baseline_security()),
+                    host_access: Some(no_host_access()),
                     enforcement_mode: Some(EnforcementMode::Audit),
                     ..Default::default()
                 },
             },
             BundleName::Restricted => Bundle {
                 name,
-                description: "All checks enabled with strict thresholds. Enforce mode.",
+                description: "The original checks with strict thresholds, the Pod Security restricted \
+                              controls and the runtime-state checks. Enforce mode.",
                 spec: DevOpsPolicySpec {
+                    security: Some(SecurityChecks {
+                        forbid_run_as_root: Some(true),
+                        forbid_privilege_escalation: Some(true),
+                        require_drop_all_capabilities: Some(true),
+                        require_seccomp_profile: Some(true),
+                        ..baseline_security()
+                    }),
+                    host_access: Some(no_host_access()),
+                    runtime: Some(RuntimeChecks {
+                        forbid_crash_loop: Some(true),
+                        forbid_oom_killed: Some(true),
+                        forbid_image_pull_errors: Some(true),
+                    }),
                     forbid_latest_tag: Some(true),
                     require_liveness_probe: Some(true),
                     require_readiness_probe: Some(true),
@@ -78,6 +97,7 @@ impl Bundle {
                         missing_resources: Some(Severity::High),
                         high_restarts: Some(Severity::Critical),
                         pending: Some(Severity::High),
+                        ..Default::default()
                     }),
                     default_probe: Some(DefaultProbe {
                         tcp_port: None,
@@ -85,6 +105,8 @@ impl Bundle {
                         period_seconds: Some(10),
                     }),
                     remediation: None,
+                    resources: None,
+                    reliability: None,
                     default_resources: Some(DefaultResources {
                         cpu_request: Some("100m".into()),
                         cpu_limit: Some("500m".into()),
@@ -95,7 +117,7 @@ impl Bundle {
             },
             BundleName::Permissive => Bundle {
                 name,
-                description: "All checks enabled with lenient thresholds. Audit mode.",
+                description: "The original checks with lenient thresholds and low severities. Audit mode.",
                 spec: DevOpsPolicySpec {
                     forbid_latest_tag: Some(true),
                     require_liveness_probe: Some(true),
@@ -111,6 +133,7 @@ impl Bundle {
                         missing_resources: Some(Severity::Low),
                         high_restarts: Some(Severity::Medium),
                         pending: Some(Severity::Low),
+                        ..Default::default()
                     }),
                     ..Default::default()
                 },
@@ -133,6 +156,22 @@ impl Bundle {
             ("app.kubernetes.io/managed-by".to_string(), crate::labels::MANAGER.to_string()),
         ]));
         policy
+    }
+}
+
+/// The Pod Security Standards' baseline controls among the security checks.
+fn baseline_security() -> SecurityChecks {
+    SecurityChecks { forbid_privileged: Some(true), forbid_dangerous_capabilities: Some(true), ..Default::default() }
+}
+
+/// The baseline's host controls: no host namespaces, ports or paths.
+fn no_host_access() -> HostAccessChecks {
+    HostAccessChecks {
+        forbid_host_network: Some(true),
+        forbid_host_pid: Some(true),
+        forbid_host_ipc: Some(true),
+        forbid_host_ports: Some(true),
+        forbid_host_path: Some(true),
     }
 }
 

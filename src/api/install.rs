@@ -65,6 +65,10 @@ pub struct KubeDevopsInstallSpec {
     /// The Grafana dashboard ConfigMap.
     #[serde(default)]
     pub grafana_dashboard: GrafanaDashboardSpec,
+    /// wgpolicyk8s.io PolicyReports of the DevOpsPolicies' results, for Policy Reporter and
+    /// the other tools of that ecosystem.
+    #[serde(default)]
+    pub policy_reports: PolicyReportsSpec,
     /// NetworkPolicies for the components.
     #[serde(default)]
     pub network_policy: NetworkPolicySpec,
@@ -88,6 +92,7 @@ impl Default for KubeDevopsInstallSpec {
             pdb: PdbSpec::default(),
             service_monitor: ServiceMonitorSpec::default(),
             grafana_dashboard: GrafanaDashboardSpec::default(),
+            policy_reports: PolicyReportsSpec::default(),
             network_policy: NetworkPolicySpec::default(),
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
@@ -306,6 +311,18 @@ impl Default for GrafanaDashboardSpec {
     }
 }
 
+/// PolicyReport settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyReportsSpec {
+    /// Whether the reconcile operator keeps one wgpolicyk8s.io/v1alpha2 PolicyReport
+    /// (`kube-devops`) in each namespace with DevOpsPolicies, holding every policy's failed
+    /// checks and a summary. The PolicyReport CRD comes with Kyverno or Policy Reporter;
+    /// without it the install is Degraded and nothing else changes.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
 /// NetworkPolicy settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -361,7 +378,8 @@ pub struct KubeDevopsInstallStatus {
     /// Replicas of each component.
     #[serde(default)]
     pub components: ComponentsStatus,
-    /// The optional integrations (ServiceMonitors) and whether the installation has them.
+    /// The optional integrations (ServiceMonitors, PolicyReports) and whether the installation
+    /// has them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub integrations: Vec<IntegrationStatus>,
@@ -370,7 +388,7 @@ pub struct KubeDevopsInstallStatus {
 /// How one optional integration of the installation stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct IntegrationStatus {
-    /// The integration: `serviceMonitors`.
+    /// The integration: `serviceMonitors` or `policyReports`.
     pub name: String,
     /// Active: installed. Skipped: automatic, and the cluster does not serve its API (yet).
     /// Disabled: switched off in the spec. Missing: switched on, but the cluster does not serve

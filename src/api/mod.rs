@@ -6,6 +6,7 @@ pub mod checks;
 pub mod condition;
 pub mod install;
 pub mod policy;
+pub mod policy_report;
 pub mod schema;
 pub mod severity;
 

@@ -3,7 +3,8 @@
 // kube's `printcolumn(...)` attributes repeat keys by design; clippy reads them as duplicates.
 #![allow(clippy::duplicated_attributes)]
 
-use super::{Classification, Severity};
+use super::Classification;
+pub use super::checks::SeverityOverrides;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
@@ -95,10 +96,27 @@ pub struct DevOpsPolicySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub forbid_pending_duration: Option<u64>,
+    /// Security-context checks (the Pod Security Standards' controls); all off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecurityChecks>,
+    /// Checks of what pods take from their node; all off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_access: Option<HostAccessChecks>,
+    /// Requests and limits one by one (`requireResources` asks for all four); all off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceChecks>,
+    /// Reliability checks: replicas, spreading, image pulls and sources, tokens; all off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reliability: Option<ReliabilityChecks>,
+    /// Checks of the live state of pods (crash loops, OOM kills, image pulls); all off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeChecks>,
     /// `audit` only reports violations; `enforce` also patches the owning workloads. Default audit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enforcement_mode: Option<EnforcementMode>,
-    /// Severities that replace the checks' defaults; a severity changes how much a violation costs.
+    /// Severities that replace the checks' defaults (keys: the check ids in camelCase, e.g.
+    /// `latestTag`, `hostNetwork`; `kube-devops policy checks` lists them); a severity
+    /// changes how much a violation costs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity_overrides: Option<SeverityOverrides>,
     /// The probe that enforce mode adds to containers that have none.
@@ -110,6 +128,124 @@ pub struct DevOpsPolicySpec {
     /// How enforce mode remediates workloads: dry run, rate, liveness probes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remediation: Option<RemediationSpec>,
+}
+
+/// Security-context checks, each judged per container with the pod's securityContext as the
+/// default, as the kubelet applies it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityChecks {
+    /// `run_as_root_allowed`: flag containers that may run as root (neither `runAsNonRoot:
+    /// true` nor a non-zero `runAsUser`, or `runAsUser: 0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forbid_run_as_root: Option<bool>,
+    /// `privileged`: flag privileged containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forbid_privileged: Option<bool>,
+    /// `privilege_escalation_allowed`: flag containers that do not set
+    /// `allowPrivilegeEscalation: false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forbid_privilege_escalation: Option<bool>,
+    /// `writable_root_filesystem`: flag containers without `readOnlyRootFilesystem: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_read_only_root_filesystem: Option<bool>,
+    /// `dangerous_capabilities`: flag containers that add a capability outside the Pod
+    /// Security baseline set (AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD,
+    /// NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forbid_dangerous_capabilities: Option<bool>,
+    /// `capabilities_not_dropped`: flag containers that do not drop ALL capabilities, or add
+    /// back any but NET_BIND_SERVICE (Pod Security restricted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_drop_all_capabilities: Option<bool>,
+    /// `missing_seccomp_profile`: flag containers without a RuntimeDefault or Localhost
+    /// seccomp profile (their own or the pod's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_seccomp_profile: Option<bool>,
+}
+
+/// Host-access checks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostAccessChecks {
+    /// `host_network`: flag pods with `hostNetwork: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forbid_host_network: Option<bool>,
+    /// `host_pid`: flag pods with `hostPID: true`.
+    #[serde(default, rename = "forbidHostPID", skip_serializing_if = "Option::is_none")]
+    pub forbid_host_pid: Option<bool>,
+    /// `host_ipc`: flag pods with `hostIPC: true`.
+    #[serde(default, rename = "forbidHostIPC", skip_serializing_if = "Option::is_none")]
+    pub forbid_host_ipc: Option<bool>,
+    /// `host_port`: flag containers that bind a `hostPort`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forbid_host_ports: Option<bool>,
+    /// `host_path`: flag pods that mount a `hostPath` volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forbid_host_path: Option<bool>,
+}
+
+/// Requests and limits one by one. A limit counts as its request too: the API server copies a
+/// limit into a missing request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceChecks {
+    /// `missing_cpu_request`: flag containers without a cpu request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_cpu_request: Option<bool>,
+    /// `missing_cpu_limit`: flag containers without a cpu limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_cpu_limit: Option<bool>,
+    /// `missing_memory_request`: flag containers without a memory request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_memory_request: Option<bool>,
+    /// `missing_memory_limit`: flag containers without a memory limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_memory_limit: Option<bool>,
+}
+
+/// Reliability checks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReliabilityChecks {
+    /// `single_replica`: flag Deployments, StatefulSets and ReplicaSets of one replica (for
+    /// live pods: a ReplicaSet or StatefulSet that runs one pod).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forbid_single_replica: Option<bool>,
+    /// `pull_policy_not_always`: flag containers whose image is not a digest and whose
+    /// `imagePullPolicy` (explicit or defaulted) is not Always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_pull_policy_always: Option<bool>,
+    /// `service_account_token_mounted`: flag pods that do not set
+    /// `automountServiceAccountToken: false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forbid_service_account_token_automount: Option<bool>,
+    /// `untrusted_registry`: flag images from other registries than these. An entry is a
+    /// registry host (`ghcr.io`, `registry.example.com:5000`) or a repository prefix
+    /// (`ghcr.io/acme`); an image without a registry is on `docker.io`. Unset or empty turns
+    /// the check off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub allowed_registries: Vec<String>,
+    /// `missing_topology_spread`: flag workloads of several replicas without
+    /// `topologySpreadConstraints` or a pod anti-affinity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_topology_spread: Option<bool>,
+}
+
+/// Checks of the live state of pods (templates have none, so admission never judges these).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeChecks {
+    /// `crash_loop`: flag containers waiting in CrashLoopBackOff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forbid_crash_loop: Option<bool>,
+    /// `oom_killed`: flag containers whose last termination was OOMKilled.
+    #[serde(default, rename = "forbidOOMKilled", skip_serializing_if = "Option::is_none")]
+    pub forbid_oom_killed: Option<bool>,
+    /// `image_pull_error`: flag containers waiting in ImagePullBackOff or ErrImagePull.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forbid_image_pull_errors: Option<bool>,
 }
 
 /// How enforce mode remediates the workloads (Deployments, StatefulSets, DaemonSets,
@@ -173,31 +309,6 @@ pub enum EnforcementMode {
     #[default]
     Audit,
     Enforce,
-}
-
-/// Per-check severities that replace the defaults (latestTag high, missingLiveness medium,
-/// missingReadiness low, missingResources medium, highRestarts critical, pending medium).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SeverityOverrides {
-    /// Severity of `latest_tag` findings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latest_tag: Option<Severity>,
-    /// Severity of `missing_liveness` findings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub missing_liveness: Option<Severity>,
-    /// Severity of `missing_readiness` findings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub missing_readiness: Option<Severity>,
-    /// Severity of `missing_resources` findings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub missing_resources: Option<Severity>,
-    /// Severity of `high_restarts` findings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub high_restarts: Option<Severity>,
-    /// Severity of `pending` findings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending: Option<Severity>,
 }
 
 /// The TCP probe enforce mode injects.

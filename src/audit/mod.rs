@@ -6,4 +6,4 @@ pub mod render;
 pub mod report;
 
 pub use input::{InputError, Inputs, OtherObject, SourcedWorkload};
-pub use report::{AuditReport, NamespaceReport, Violation, WorkloadReport};
+pub use report::{AuditReport, NamespaceReport, PolicySource, Violation, WorkloadReport};

@@ -1,6 +1,7 @@
 //! Rendering an [`AuditReport`] as a table, JSON or YAML.
 
 use super::report::AuditReport;
+use k8s_openapi::jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -12,9 +13,28 @@ pub enum OutputFormat {
     Yaml,
 }
 
+/// Output formats of `audit` and `analyze`: the common ones, and PolicyReports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditFormat {
+    Table,
+    Json,
+    Yaml,
+    /// wgpolicyk8s.io/v1alpha2 PolicyReports, one per namespace.
+    Policyreport,
+}
+
 /// Renders the report; errors are not part of the table (the CLI prints them to stderr).
-pub fn render(report: &AuditReport, format: OutputFormat) -> String {
-    format.render(report, table)
+pub fn render(report: &AuditReport, format: AuditFormat) -> String {
+    let common = match format {
+        AuditFormat::Table => OutputFormat::Table,
+        AuditFormat::Json => OutputFormat::Json,
+        AuditFormat::Yaml => OutputFormat::Yaml,
+        AuditFormat::Policyreport => {
+            let reports = report.policy_reports(Timestamp::now());
+            return crate::yaml::to_yaml_stream(&reports).expect("a report always serializes");
+        }
+    };
+    common.render(report, table)
 }
 
 impl OutputFormat {

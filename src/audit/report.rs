@@ -1,10 +1,25 @@
 //! An audit report: workloads evaluated against one policy, scored per namespace and overall.
 
 use super::input::{InputError, OtherObject, SourcedWorkload};
+use crate::api::policy_report::{Failure, Outcomes, PolicyReport, ResourceRef};
 use crate::governance::{CheckId, Rules, Severity, Summary, assess};
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// The policy an audit applies, for people (`label`) and reports (`name`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicySource {
+    pub label: String,
+    pub name: String,
+}
+
+impl PolicySource {
+    /// A built-in bundle.
+    pub fn bundle(name: crate::api::bundles::BundleName) -> Self {
+        PolicySource { label: format!("bundle {name}"), name: name.as_str().to_string() }
+    }
+}
 
 /// The result of an audit, as `--output json|yaml` prints it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -12,6 +27,10 @@ use std::collections::BTreeMap;
 pub struct AuditReport {
     /// Which policy was applied (e.g. `bundle baseline`, `policy.yaml`).
     pub policy: String,
+    /// Its name: the bundle's or the DevOpsPolicy's (the `policy` of PolicyReport results).
+    pub policy_name: String,
+    /// The checks it turns on.
+    pub checks: Vec<CheckId>,
     #[serde(flatten)]
     pub summary: Summary,
     pub namespaces: Vec<NamespaceReport>,
@@ -52,7 +71,7 @@ pub struct Violation {
 
 impl AuditReport {
     /// Evaluates every workload against `rules` and scores them by namespace.
-    pub fn build(policy: String, rules: &Rules, workloads: &[SourcedWorkload], now: Timestamp) -> AuditReport {
+    pub fn build(policy: PolicySource, rules: &Rules, workloads: &[SourcedWorkload], now: Timestamp) -> AuditReport {
         let mut reports: BTreeMap<String, Vec<WorkloadReport>> = BTreeMap::new();
         let assessment = assess(workloads, rules, now, SourcedWorkload::subject, |item, namespace, findings| {
             reports.entry(namespace.to_string()).or_default().push(WorkloadReport {
@@ -80,12 +99,44 @@ impl AuditReport {
             })
             .collect();
         AuditReport {
-            policy,
+            policy: policy.label,
+            policy_name: policy.name,
+            checks: rules.checks().collect(),
             summary: assessment.total().summary(),
             namespaces,
             skipped_system_workloads: assessment.skipped_system,
             other_objects: Vec::new(),
             errors: Vec::new(),
         }
+    }
+}
+
+impl AuditReport {
+    /// The report as one PolicyReport per namespace, its results found at `now`: a failure
+    /// per violation, about the workload, and a pass per (workload, enabled check) without one.
+    pub fn policy_reports(&self, now: Timestamp) -> Vec<PolicyReport> {
+        let enabled = self.checks.len() as u64;
+        self.namespaces
+            .iter()
+            .map(|ns| {
+                let failures = ns
+                    .workloads
+                    .iter()
+                    .flat_map(|w| {
+                        let resource = ResourceRef::new(&w.kind, &w.name, &ns.namespace);
+                        w.violations.iter().map(move |v| Failure {
+                            policy: self.policy_name.clone(),
+                            check: v.check,
+                            severity: v.severity,
+                            container: v.container.clone(),
+                            message: v.message.clone(),
+                            resource: resource.clone(),
+                        })
+                    })
+                    .collect();
+                let outcomes = Outcomes::new(failures, ns.workloads.len() as u64, enabled);
+                PolicyReport::build(&ns.namespace, [&outcomes], Some(now))
+            })
+            .collect()
     }
 }

@@ -8,7 +8,8 @@
 //! back within seconds; everything is applied again every hour regardless (server-side applies
 //! that change nothing are no writes: an idle cluster sees none of them). It also
 //! watches the Prometheus Operator's ServiceMonitor CRD, so automatic ServiceMonitors are
-//! created as soon as that CRD is installed.
+//! created as soon as that CRD is installed, and the PolicyReport CRD, so the install stops
+//! being Degraded for its absence as soon as it appears.
 //!
 //! A reconcile keeps the webhook's certificate while it is valid (else mints a new CA and
 //! certificate with OpenSSL), server-side applies every object (forcing: the operator owns
@@ -17,7 +18,8 @@
 //! Degraded condition.
 
 use super::apply::Applier;
-use super::{FIELD_MANAGER, LEASE_NAME, desired, obsolete, reusable_tls, status, with_previous_ca};
+use super::{FIELD_MANAGER, LEASE_NAME, desired, missing_apis, obsolete, reusable_tls, status, with_previous_ca};
+use crate::api::policy_report::CRD_NAME as POLICY_REPORT_CRD;
 use crate::api::{INSTALL_NAME, KubeDevopsInstall};
 use crate::events::{Events, Reason};
 use crate::leader;
@@ -78,6 +80,7 @@ async fn reconcile_while_leading(watches: kube::Client, writes: kube::Client) {
             install,
         )
         .watches(Api::<CustomResourceDefinition>::all(watches.clone()), named(SERVICE_MONITOR_CRD), install)
+        .watches(Api::<CustomResourceDefinition>::all(watches.clone()), named(POLICY_REPORT_CRD), install)
         .run(reconcile, retry, Arc::new(Context::new(writes)))
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -173,6 +176,7 @@ pub async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -
         .list(&ListParams::default().labels("app.kubernetes.io/name=kube-devops"))
         .await?
         .items;
+    problems.extend(missing_apis(&install.spec, apis));
     let problem = (!problems.is_empty()).then(|| problems.join("; "));
     let new = status(&install, &deployments, problem.as_deref(), apis, Timestamp::now());
     if install.status.as_ref() != Some(&new) {
@@ -193,21 +197,26 @@ pub async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -
     Ok(Action::requeue(RESYNC))
 }
 
-/// What the cluster serves of the installation's optional APIs: the ServiceMonitor CRD is
-/// there, Established, and serves v1.
+/// What the cluster serves of the installation's optional APIs: the ServiceMonitor and
+/// PolicyReport CRDs are there, Established, and serve the version kube-devops writes.
 async fn cluster_apis(client: &kube::Client) -> Result<ClusterApis, kube::Error> {
-    let crd = Api::<CustomResourceDefinition>::all(client.clone()).get_opt(SERVICE_MONITOR_CRD).await?;
-    let service_monitors = crd.is_some_and(|crd| {
-        let established = crd
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        let version = ClusterApis::SERVICE_MONITOR_API.rsplit('/').next().unwrap_or_default();
-        established && crd.spec.versions.iter().any(|v| v.name == version && v.served)
-    });
-    Ok(ClusterApis { service_monitors })
+    let crds = Api::<CustomResourceDefinition>::all(client.clone());
+    let serves = |crd: Option<CustomResourceDefinition>, api: &str| {
+        crd.is_some_and(|crd| {
+            let established = crd
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            let version = api.rsplit('/').next().unwrap_or_default();
+            established && crd.spec.versions.iter().any(|v| v.name == version && v.served)
+        })
+    };
+    Ok(ClusterApis {
+        service_monitors: serves(crds.get_opt(SERVICE_MONITOR_CRD).await?, ClusterApis::SERVICE_MONITOR_API),
+        policy_reports: serves(crds.get_opt(POLICY_REPORT_CRD).await?, ClusterApis::POLICY_REPORT_API),
+    })
 }
 
 fn missing_service_monitor_crd(object: &Object, error: &kube::Error) -> bool {

@@ -103,7 +103,40 @@ pub fn integrations(spec: &KubeDevopsInstallSpec, apis: ClusterApis) -> Vec<Inte
             ),
         ),
     };
-    vec![IntegrationStatus { name: "serviceMonitors".into(), state, message }]
+    vec![IntegrationStatus { name: "serviceMonitors".into(), state, message }, policy_reports(spec, apis)]
+}
+
+/// Whether the reconcile operator can keep PolicyReports: switched on, and the cluster serves
+/// their API. On without the API is Missing: the install is Degraded (see [`missing_apis`]).
+fn policy_reports(spec: &KubeDevopsInstallSpec, apis: ClusterApis) -> IntegrationStatus {
+    let api = ClusterApis::POLICY_REPORT_API;
+    let (state, message) = match (spec.policy_reports.enabled, apis.policy_reports) {
+        (false, _) => (IntegrationState::Disabled, "spec.policyReports.enabled is false".to_string()),
+        (true, true) => (
+            IntegrationState::Active,
+            format!("the reconcile operator keeps a {api} PolicyReport in each namespace with DevOpsPolicies"),
+        ),
+        (true, false) => (IntegrationState::Missing, missing_policy_reports_message()),
+    };
+    IntegrationStatus { name: "policyReports".into(), state, message }
+}
+
+fn missing_policy_reports_message() -> String {
+    format!(
+        "spec.policyReports.enabled is true, but the cluster does not serve {} PolicyReport: install its CRD \
+         (Kyverno and Policy Reporter ship it); reports are written as soon as it is there",
+        ClusterApis::POLICY_REPORT_API
+    )
+}
+
+/// What the spec asks for that the cluster's APIs cannot give, besides objects that fail to
+/// apply: problems that degrade the install until a CRD appears.
+pub fn missing_apis(spec: &KubeDevopsInstallSpec, apis: ClusterApis) -> Vec<String> {
+    let mut missing = Vec::new();
+    if spec.policy_reports.enabled && !apis.policy_reports {
+        missing.push(missing_policy_reports_message());
+    }
+    missing
 }
 
 /// The certificate in the webhook's Secret, when it can stay: CA, certificate and key all
@@ -246,8 +279,8 @@ mod tests {
         }
     }
 
-    const SERVED: ClusterApis = ClusterApis { service_monitors: true };
-    const NOT_SERVED: ClusterApis = ClusterApis { service_monitors: false };
+    const SERVED: ClusterApis = ClusterApis { service_monitors: true, policy_reports: true };
+    const NOT_SERVED: ClusterApis = ClusterApis { service_monitors: false, policy_reports: false };
 
     #[test]
     fn switching_parts_off_makes_their_objects_obsolete() {
@@ -301,6 +334,35 @@ mod tests {
         let skipped = &integrations(&install(json!({})).spec, NOT_SERVED)[0];
         assert_eq!(skipped.name, "serviceMonitors");
         assert!(skipped.message.contains("monitoring.coreos.com/v1"), "{}", skipped.message);
+    }
+
+    #[test]
+    fn policy_reports_are_off_by_default_and_missing_without_their_crd() {
+        let report = |spec, apis| {
+            let spec = install(spec).spec;
+            (integrations(&spec, apis)[1].state, missing_apis(&spec, apis).len())
+        };
+        assert_eq!(report(json!({}), SERVED), (IntegrationState::Disabled, 0));
+        let on = json!({"policyReports": {"enabled": true}});
+        assert_eq!(report(on.clone(), SERVED), (IntegrationState::Active, 0));
+        assert_eq!(report(on.clone(), NOT_SERVED), (IntegrationState::Missing, 1));
+        let message = &missing_apis(&install(on).spec, NOT_SERVED)[0];
+        assert!(message.contains("wgpolicyk8s.io/v1alpha2"), "{message}");
+        // The reconcile operator is told to write them.
+        let args = |spec| -> Vec<String> {
+            desired(&install(spec), &WebhookTls::placeholder(), SERVED)
+                .iter()
+                .filter_map(|o| match o {
+                    Object::Deployment(d) if d.metadata.name.as_deref() == Some("kube-devops-reconcile") => {
+                        d.spec.as_ref()?.template.spec.as_ref()?.containers[0].args.clone()
+                    }
+                    _ => None,
+                })
+                .flatten()
+                .collect()
+        };
+        assert!(args(json!({"policyReports": {"enabled": true}})).contains(&"--policy-reports".to_string()));
+        assert!(!args(json!({})).contains(&"--policy-reports".to_string()));
     }
 
     fn secret(tls: &WebhookTls) -> Secret {

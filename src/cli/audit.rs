@@ -5,7 +5,7 @@ use crate::api::DevOpsPolicy;
 use crate::api::bundles::{Bundle, BundleName};
 use crate::audit::input::{Inputs, SourcedWorkload};
 use crate::audit::render::render;
-use crate::audit::report::AuditReport;
+use crate::audit::report::{AuditReport, PolicySource};
 use crate::governance::Rules;
 use crate::workload::Workload;
 use anyhow::{Context, anyhow, bail};
@@ -13,16 +13,16 @@ use k8s_openapi::jiff::Timestamp;
 use std::path::{Path, PathBuf};
 
 pub fn audit(paths: &[PathBuf], opts: &AuditOptions) -> anyhow::Result<u8> {
-    let (label, rules) = select_policy(opts)?;
+    let (source, rules) = select_policy(opts)?;
     let inputs = Inputs::read(paths, &mut std::io::stdin().lock());
-    let mut report = AuditReport::build(label, &rules, &inputs.workloads, Timestamp::now());
+    let mut report = AuditReport::build(source, &rules, &inputs.workloads, Timestamp::now());
     report.other_objects = inputs.others;
     report.errors = inputs.errors;
     Ok(finish(&report, opts))
 }
 
 pub fn analyze(namespace: Option<&str>, opts: &AuditOptions) -> anyhow::Result<u8> {
-    let (label, rules) = select_policy(opts)?;
+    let (source, rules) = select_policy(opts)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let pods = runtime.block_on(async {
         let client = crate::cluster::client().await?;
@@ -38,7 +38,7 @@ pub fn analyze(namespace: Option<&str>, opts: &AuditOptions) -> anyhow::Result<u
             workload,
         })
         .collect();
-    let report = AuditReport::build(label, &rules, &workloads, Timestamp::now());
+    let report = AuditReport::build(source, &rules, &workloads, Timestamp::now());
     Ok(finish(&report, opts))
 }
 
@@ -63,14 +63,15 @@ fn finish(report: &AuditReport, opts: &AuditOptions) -> u8 {
 }
 
 /// The policy to apply: `--policy FILE`, `--bundle NAME`, or the baseline bundle.
-fn select_policy(opts: &AuditOptions) -> anyhow::Result<(String, Rules)> {
+fn select_policy(opts: &AuditOptions) -> anyhow::Result<(PolicySource, Rules)> {
     if let Some(path) = &opts.policy {
         let policy = read_policy(path)?;
         let name = policy.metadata.name.as_deref().unwrap_or("unnamed");
-        return Ok((format!("DevOpsPolicy {name} from {}", path.display()), Rules::from_spec(&policy.spec)));
+        let label = format!("DevOpsPolicy {name} from {}", path.display());
+        return Ok((PolicySource { label, name: name.to_string() }, Rules::from_spec(&policy.spec)));
     }
     let bundle = Bundle::of(opts.bundle.unwrap_or(BundleName::Baseline));
-    Ok((format!("bundle {}", bundle.name), Rules::from_spec(&bundle.spec)))
+    Ok((PolicySource::bundle(bundle.name), Rules::from_spec(&bundle.spec)))
 }
 
 /// The first DevOpsPolicy document of a YAML file.

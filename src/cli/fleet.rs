@@ -41,7 +41,7 @@ pub fn run(command: MultiClusterCommand) -> anyhow::Result<u8> {
             let judge = if use_cluster_policies {
                 Policies::Cluster
             } else {
-                Policies::Bundle(Bundle::of(bundle.unwrap_or(BundleName::Baseline)))
+                Policies::Bundle(Box::new(Bundle::of(bundle.unwrap_or(BundleName::Baseline))))
             };
             let label = match &judge {
                 Policies::Cluster => "each cluster's own DevOpsPolicies".to_string(),
@@ -114,7 +114,7 @@ where
 }
 
 enum Policies {
-    Bundle(Bundle),
+    Bundle(Box<Bundle>),
     Cluster,
 }
 

@@ -10,7 +10,7 @@ mod policy;
 pub use deploy::{DeployCommand, DeployOptions};
 
 use crate::api::bundles::BundleName;
-use crate::audit::render::OutputFormat;
+use crate::audit::render::{AuditFormat, OutputFormat};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -96,6 +96,10 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = crate::reconcile::controller::EVALUATION_INTERVAL.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..))]
         evaluation_interval: u64,
+        /// Keep a wgpolicyk8s.io/v1alpha2 PolicyReport `kube-devops` in each namespace with
+        /// DevOpsPolicies (needs the PolicyReport CRD; without it, nothing is written).
+        #[arg(long)]
+        policy_reports: bool,
     },
     /// The bootstrap operator: reconciles the KubeDevopsInstall `default` into the whole
     /// installation (HTTP /healthz, /readyz, /metrics).
@@ -122,9 +126,10 @@ pub struct AuditOptions {
     /// A built-in bundle to apply.
     #[arg(long, value_enum, ignore_case = true, value_name = "NAME")]
     pub bundle: Option<BundleName>,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
-    pub output: OutputFormat,
+    /// Output format: `policyreport` prints one wgpolicyk8s.io/v1alpha2 PolicyReport per
+    /// namespace (YAML documents, ready for `kubectl apply`).
+    #[arg(short, long, value_enum, default_value_t = AuditFormat::Table)]
+    pub output: AuditFormat,
     /// Exit with code 1 when the overall score is under N (0-100).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
     pub fail_below: Option<u32>,
@@ -132,6 +137,13 @@ pub struct AuditOptions {
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
+    /// List the check catalogue: each check's id, category, default severity and weight,
+    /// the DevOpsPolicy setting that turns it on, and the bundles that include it.
+    Checks {
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
     /// List the built-in bundles.
     BundleList,
     /// Print a bundle as a ready-to-apply DevOpsPolicy.
@@ -319,10 +331,10 @@ pub fn run(cli: Cli) -> u8 {
             crate::watch::controller::run(crate::watch::controller::WatchOptions::from_env(addr, bundle))
                 .map(|()| exit::OK)
         }
-        Command::Reconcile { addr, evaluation_interval } => {
+        Command::Reconcile { addr, evaluation_interval, policy_reports } => {
             let addr = addr.unwrap_or_else(|| crate::http::pod_addr(9090));
             let interval = std::time::Duration::from_secs(evaluation_interval);
-            crate::reconcile::controller::run(addr, interval).map(|()| exit::OK)
+            crate::reconcile::controller::run(addr, interval, policy_reports).map(|()| exit::OK)
         }
         Command::Operator { addr } => {
             crate::bootstrap::controller::run(addr.unwrap_or_else(|| crate::http::pod_addr(8081))).map(|()| exit::OK)

@@ -23,7 +23,7 @@ fn a_cluster_scores_what_analyze_scores() {
     let cluster = assess_cluster(&pods, &Judge::Rules(&rules), now());
     let sourced: Vec<SourcedWorkload> =
         pods.iter().map(|w| SourcedWorkload { source: w.name.clone(), workload: w.clone() }).collect();
-    let analyze = AuditReport::build("bundle baseline".into(), &rules, &sourced, now());
+    let analyze = AuditReport::build(crate::audit::PolicySource::bundle(BundleName::Baseline), &rules, &sourced, now());
     let report = report("bundle baseline".into(), vec![("a".into(), Ok(cluster))], true);
     assert_eq!(report.aggregate, analyze.summary);
     assert_eq!(report.clusters[0].skipped_system_workloads, analyze.skipped_system_workloads);

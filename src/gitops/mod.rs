@@ -112,7 +112,10 @@ mod tests {
              devops.stochastic.io/exported-at: \"2026-03-01T12:00:00Z\"\n    devops.stochastic.io/exported-from: prod\n    \
              team: payments\n  labels:\n    app.kubernetes.io/managed-by: kube-devops\n    \
              devops.stochastic.io/bundle: baseline\n  name: z\n  namespace: batch\nspec:\n  forbidLatestTag: true\n  \
-             requireReadinessProbe: true\n  enforcementMode: audit\n"
+             requireReadinessProbe: true\n  security:\n    forbidPrivileged: true\n    \
+             forbidDangerousCapabilities: true\n  hostAccess:\n    forbidHostNetwork: true\n    \
+             forbidHostPID: true\n    forbidHostIPC: true\n    forbidHostPorts: true\n    \
+             forbidHostPath: true\n  enforcementMode: audit\n"
         );
     }
 

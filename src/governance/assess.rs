@@ -3,13 +3,13 @@
 //! skip the same namespaces and score the same way.
 
 use super::checks::Finding;
-use super::evaluate::evaluate_into;
+use super::evaluate::evaluate_replicated;
 use super::facts::PodFacts;
 use super::namespaces::is_system_namespace;
 use super::rules::Rules;
 use super::score::Tally;
 use k8s_openapi::jiff::Timestamp;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Tallies by namespace, and how many subjects were not evaluated for living in a system
 /// namespace.
@@ -35,7 +35,8 @@ impl Assessment {
 
 /// Evaluates every item that `subject` gives a namespace and a subject for against `rules`
 /// at `now`, except those in system namespaces; `each` sees every evaluated item with its
-/// findings (borrowed for the call only).
+/// findings (borrowed for the call only). Live pods of one ReplicaSet, StatefulSet or
+/// ReplicationController count as that workload's replicas.
 pub fn assess<'a, T: 'a>(
     items: impl IntoIterator<Item = &'a T>,
     rules: &Rules,
@@ -45,13 +46,25 @@ pub fn assess<'a, T: 'a>(
 ) -> Assessment {
     let mut assessment = Assessment::default();
     let mut findings = Vec::new();
-    for item in items {
-        let Some((namespace, evaluated)) = subject(item) else { continue };
+    let subjects = items.into_iter().filter_map(|item| subject(item).map(|(ns, facts)| (item, ns, facts)));
+    // Counting replicas takes a first pass; only the checks that read them pay for it.
+    let (subjects, replicas): (Box<dyn Iterator<Item = _>>, _) = match rules.reads_replicas() {
+        true => {
+            let subjects: Vec<_> = subjects.collect();
+            let replicas = count_replicas(subjects.iter().map(|(_, ns, facts)| (*ns, *facts)));
+            (Box::new(subjects.into_iter()), replicas)
+        }
+        false => (Box::new(subjects), HashMap::new()),
+    };
+    for (item, namespace, evaluated) in subjects {
         if is_system_namespace(namespace) {
             assessment.skipped_system += 1;
             continue;
         }
-        evaluate_into(evaluated, rules, now, &mut findings);
+        let workload_replicas = evaluated
+            .replicas
+            .or_else(|| evaluated.replicated_by.and_then(|owner| replicas.get(&(namespace, owner)).copied()));
+        evaluate_replicated(evaluated, workload_replicas, rules, now, &mut findings);
         match assessment.namespaces.get_mut(namespace) {
             Some(tally) => tally.add(&findings),
             None => {
@@ -63,4 +76,15 @@ pub fn assess<'a, T: 'a>(
         each(item, namespace, &findings);
     }
     assessment
+}
+
+/// How many live pods each replicated workload (namespace, controller) runs.
+fn count_replicas<'a>(pods: impl Iterator<Item = (&'a str, &'a PodFacts)>) -> HashMap<(&'a str, u64), u32> {
+    let mut counts = HashMap::new();
+    for (namespace, facts) in pods {
+        if let Some(owner) = facts.replicated_by {
+            *counts.entry((namespace, owner)).or_default() += 1;
+        }
+    }
+    counts
 }

@@ -1,4 +1,5 @@
-//! The checks: stable ids, weights, default severities, and what a finding says.
+//! What a finding is and what it says (the catalogue itself, ids, weights and default
+//! severities, is [`crate::api::checks`]).
 
 use crate::api::{CheckId, Severity};
 use std::fmt;
@@ -27,6 +28,11 @@ impl MissingResources {
         self.0 == 0
     }
 
+    /// Whether the setting `bit` (one of the constants) is missing.
+    pub const fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
     /// The missing settings, e.g. `["requests.cpu", "limits.memory"]`.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
         Self::NAMES.into_iter().filter(move |(bit, _)| self.0 & bit != 0).map(|(_, name)| name)
@@ -36,13 +42,42 @@ impl MissingResources {
 /// What exactly a finding is about, kept borrowed so evaluation allocates nothing but the list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Detail<'a> {
-    LatestTag { image: &'a str, explicit: bool },
+    LatestTag {
+        image: &'a str,
+        explicit: bool,
+    },
     MissingProbe,
     MissingResources(MissingResources),
-    Restarts { count: i32, threshold: i32 },
-    Pending { seconds: i64, limit: u64 },
+    Restarts {
+        count: i32,
+        threshold: i32,
+    },
+    Pending {
+        seconds: i64,
+        limit: u64,
+    },
+    /// A security-context setting the check asks for is not there (the message is the check's).
+    Security,
+    /// `runAsUser: 0` said outright.
+    RootUser,
+    Capabilities(&'a [Box<str>]),
+    /// The pod shares one of its node's namespaces: `hostNetwork`, `hostPID` or `hostIPC`.
+    HostNamespace(&'static str),
+    HostPort(i32),
+    HostPath(&'a [Box<str>]),
+    PullPolicy {
+        image: &'a str,
+        policy: &'static str,
+    },
+    TokenMounted,
+    Registry {
+        image: &'a str,
+        registry: &'a str,
+    },
+    Replicas(u32),
+    Waiting(&'static str),
+    OomKilled,
 }
-
 /// One violation of one check by one pod or pod template (and one container where it applies).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Finding<'a> {
@@ -98,6 +133,62 @@ impl fmt::Display for Finding<'_> {
             }
             Detail::Pending { seconds, limit } => {
                 write!(f, "pod is in Pending phase for {seconds}s (limit: {limit}s)")
+            }
+            Detail::Security => {
+                let what = match self.check {
+                    CheckId::RunAsRootAllowed => {
+                        "may run as root (securityContext sets neither runAsNonRoot: true nor a non-zero runAsUser)"
+                    }
+                    CheckId::Privileged => "is privileged (securityContext.privileged: true)",
+                    CheckId::PrivilegeEscalationAllowed => {
+                        "allows privilege escalation (securityContext.allowPrivilegeEscalation is not false)"
+                    }
+                    CheckId::WritableRootFilesystem => {
+                        "has a writable root filesystem (securityContext.readOnlyRootFilesystem is not true)"
+                    }
+                    CheckId::CapabilitiesNotDropped => {
+                        "does not drop ALL capabilities (securityContext.capabilities.drop), or adds back more than NET_BIND_SERVICE"
+                    }
+                    CheckId::MissingSeccompProfile => {
+                        "has no RuntimeDefault or Localhost seccomp profile (securityContext.seccompProfile)"
+                    }
+                    _ => "breaks a security rule",
+                };
+                write!(f, "container '{container}' {what}")
+            }
+            Detail::RootUser => write!(f, "container '{container}' runs as root (securityContext.runAsUser: 0)"),
+            Detail::Capabilities(added) => {
+                write!(f, "container '{container}' adds capabilities beyond the baseline set: {}", added.join(", "))
+            }
+            Detail::HostNamespace(field) => write!(f, "pod shares its node's namespace ({field}: true)"),
+            Detail::HostPort(port) => write!(f, "container '{container}' binds host port {port}"),
+            Detail::HostPath(volumes) => write!(f, "pod mounts hostPath volume(s) {}", volumes.join(", ")),
+            Detail::PullPolicy { image, policy } => write!(
+                f,
+                "container '{container}' pulls image '{image}' with imagePullPolicy {policy} (a tag can move; use Always or a digest)"
+            ),
+            Detail::TokenMounted => {
+                write!(f, "pod mounts a service account token (automountServiceAccountToken is not false)")
+            }
+            Detail::Registry { image, registry } => {
+                write!(
+                    f,
+                    "container '{container}' image '{image}' comes from registry '{registry}', which is not allowed"
+                )
+            }
+            Detail::Replicas(replicas) if self.check == CheckId::SingleReplica => {
+                write!(f, "workload runs {replicas} replica(s): losing one pod is an outage")
+            }
+            Detail::Replicas(replicas) => write!(
+                f,
+                "workload of {replicas} replicas has no topologySpreadConstraints or pod anti-affinity: its pods may share a node"
+            ),
+            Detail::Waiting(reason) if self.check == CheckId::ImagePullError => {
+                write!(f, "container '{container}' cannot pull its image ({reason})")
+            }
+            Detail::Waiting(reason) => write!(f, "container '{container}' is in {reason}"),
+            Detail::OomKilled => {
+                write!(f, "container '{container}' was OOMKilled (its memory limit is too low, or it leaks)")
             }
         }
     }

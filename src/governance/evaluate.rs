@@ -1,8 +1,8 @@
 //! The one evaluator: a pod, or a workload's pod template, against a policy's rules.
 
-use super::checks::{Detail, Finding};
-use super::facts::{ContainerFacts, ContainerKind, PodFacts};
-use super::image::{ImageVersion, image_version};
+use super::checks::{Detail, Finding, MissingResources};
+use super::facts::{ContainerFacts, ContainerKind, PodFacts, PodSettings, PullPolicy, Security, Waiting};
+use super::image::{ImageVersion, image_version, registry_allowed, registry_and_repository};
 use super::rules::Rules;
 use crate::api::CheckId;
 use k8s_openapi::jiff::Timestamp;
@@ -10,33 +10,67 @@ use k8s_openapi::jiff::Timestamp;
 /// Evaluates `pod` against `rules`, appending every finding to `out` (cleared first), so that
 /// callers evaluating many pods reuse one buffer. `now` is the time Pending is measured to.
 pub fn evaluate_into<'a>(pod: &'a PodFacts, rules: &Rules, now: Timestamp, out: &mut Vec<Finding<'a>>) {
+    evaluate_replicated(pod, pod.replicas, rules, now, out)
+}
+
+/// [`evaluate_into`] for a pod whose workload runs `replicas` (an assessment of live pods
+/// counts them; a template says them).
+pub fn evaluate_replicated<'a>(
+    pod: &'a PodFacts,
+    replicas: Option<u32>,
+    rules: &Rules,
+    now: Timestamp,
+    out: &mut Vec<Finding<'a>>,
+) {
     out.clear();
     // Findings are grouped by container, in the pod's order: main, init, ephemeral.
     let probes_expected = !pod.runs_to_completion;
     for container in &pod.containers {
         check_image(rules, container, out);
         // Init containers run before the pod is ready and debug containers are not served:
-        // probes do not apply to either, and the API server refuses resources on debug ones.
+        // probes do not apply to either, and the API server refuses resources and ports on
+        // debug ones.
         match container.kind {
             ContainerKind::Main => {
                 if probes_expected {
                     check_probes(rules, container, out);
                 }
                 check_resources(rules, container, out);
+                check_host_ports(rules, container, out);
             }
-            ContainerKind::Init => check_resources(rules, container, out),
+            ContainerKind::Init => {
+                check_resources(rules, container, out);
+                check_host_ports(rules, container, out);
+            }
             ContainerKind::Ephemeral => {}
         }
+        // The Pod Security Standards judge every container, debug ones too.
+        check_security(rules, container, out);
     }
+    check_pod(rules, pod, replicas, out);
 
     let Some(status) = &pod.status else { return };
 
-    if let Some(threshold) = rules.max_restart_count {
-        for (name, count) in &status.restarts {
-            if *count > threshold {
-                let detail = Detail::Restarts { count: *count, threshold };
-                out.push(finding(rules, CheckId::HighRestarts, Some(name), detail));
-            }
+    for container in &status.containers {
+        let name = Some(&*container.name);
+        if let Some(threshold) = rules.max_restart_count
+            && container.restarts > threshold
+        {
+            let detail = Detail::Restarts { count: container.restarts, threshold };
+            out.push(finding(rules, CheckId::HighRestarts, name, detail));
+        }
+        let waiting = match container.waiting {
+            Some(Waiting::CrashLoopBackOff) => Some(CheckId::CrashLoop),
+            Some(Waiting::ImagePullBackOff | Waiting::ErrImagePull) => Some(CheckId::ImagePullError),
+            None => None,
+        };
+        if let (Some(check), Some(reason)) = (waiting, container.waiting)
+            && rules.enabled(check)
+        {
+            out.push(finding(rules, check, name, Detail::Waiting(reason.as_str())));
+        }
+        if container.oom_killed && rules.enabled(CheckId::OomKilled) {
+            out.push(finding(rules, CheckId::OomKilled, name, Detail::OomKilled));
         }
     }
 
@@ -59,16 +93,29 @@ pub fn evaluate<'a>(pod: &'a PodFacts, rules: &Rules, now: Timestamp) -> Vec<Fin
 }
 
 fn check_image<'a>(rules: &Rules, container: &'a ContainerFacts, out: &mut Vec<Finding<'a>>) {
-    if !rules.forbid_latest_tag {
-        return;
-    }
     let image = &*container.image;
-    let explicit = match image_version(image) {
-        ImageVersion::Latest => true,
-        ImageVersion::Untagged => false,
-        ImageVersion::Digest | ImageVersion::Tag(_) => return,
-    };
-    out.push(finding(rules, CheckId::LatestTag, Some(&container.name), Detail::LatestTag { image, explicit }));
+    let name = Some(&*container.name);
+    if rules.forbid_latest_tag {
+        let explicit = match image_version(image) {
+            ImageVersion::Latest => Some(true),
+            ImageVersion::Untagged => Some(false),
+            ImageVersion::Digest | ImageVersion::Tag(_) => None,
+        };
+        if let Some(explicit) = explicit {
+            out.push(finding(rules, CheckId::LatestTag, name, Detail::LatestTag { image, explicit }));
+        }
+    }
+    if rules.enabled(CheckId::PullPolicyNotAlways)
+        && container.pull_policy != PullPolicy::Always
+        && image_version(image) != ImageVersion::Digest
+    {
+        let detail = Detail::PullPolicy { image, policy: container.pull_policy.as_str() };
+        out.push(finding(rules, CheckId::PullPolicyNotAlways, name, detail));
+    }
+    if rules.enabled(CheckId::UntrustedRegistry) && !registry_allowed(image, &rules.allowed_registries) {
+        let (registry, _, _) = registry_and_repository(image);
+        out.push(finding(rules, CheckId::UntrustedRegistry, name, Detail::Registry { image, registry }));
+    }
 }
 
 fn check_probes<'a>(rules: &Rules, container: &'a ContainerFacts, out: &mut Vec<Finding<'a>>) {
@@ -80,10 +127,92 @@ fn check_probes<'a>(rules: &Rules, container: &'a ContainerFacts, out: &mut Vec<
     }
 }
 
+/// The split resource checks and the resource each asks for.
+const RESOURCE_CHECKS: [(CheckId, u8); 4] = [
+    (CheckId::MissingCpuRequest, MissingResources::REQUESTS_CPU),
+    (CheckId::MissingCpuLimit, MissingResources::LIMITS_CPU),
+    (CheckId::MissingMemoryRequest, MissingResources::REQUESTS_MEMORY),
+    (CheckId::MissingMemoryLimit, MissingResources::LIMITS_MEMORY),
+];
+
 fn check_resources<'a>(rules: &Rules, container: &'a ContainerFacts, out: &mut Vec<Finding<'a>>) {
-    if rules.require_resources && !container.missing_resources.is_empty() {
-        let detail = Detail::MissingResources(container.missing_resources);
-        out.push(finding(rules, CheckId::MissingResources, Some(&container.name), detail));
+    let missing = container.missing_resources;
+    if missing.is_empty() {
+        return;
+    }
+    if rules.require_resources {
+        out.push(finding(rules, CheckId::MissingResources, Some(&container.name), Detail::MissingResources(missing)));
+    }
+    for (check, bit) in RESOURCE_CHECKS {
+        if rules.enabled(check) && missing.has(bit) {
+            let detail = Detail::MissingResources(MissingResources::from_bits(bit));
+            out.push(finding(rules, check, Some(&container.name), detail));
+        }
+    }
+}
+
+fn check_host_ports<'a>(rules: &Rules, container: &'a ContainerFacts, out: &mut Vec<Finding<'a>>) {
+    if rules.enabled(CheckId::HostPort) {
+        for port in &container.host_ports {
+            out.push(finding(rules, CheckId::HostPort, Some(&container.name), Detail::HostPort(*port)));
+        }
+    }
+}
+
+/// Security checks that fail when their bit is missing from the container's facts.
+const REQUIRED_SECURITY: [(CheckId, u8); 5] = [
+    (CheckId::RunAsRootAllowed, Security::NON_ROOT),
+    (CheckId::PrivilegeEscalationAllowed, Security::NO_ESCALATION),
+    (CheckId::WritableRootFilesystem, Security::READ_ONLY_ROOT),
+    (CheckId::CapabilitiesNotDropped, Security::DROPS_ALL),
+    (CheckId::MissingSeccompProfile, Security::SECCOMP),
+];
+
+fn check_security<'a>(rules: &Rules, container: &'a ContainerFacts, out: &mut Vec<Finding<'a>>) {
+    let name = Some(&*container.name);
+    let security = container.security;
+    if rules.enabled(CheckId::Privileged) && security.has(Security::PRIVILEGED) {
+        out.push(finding(rules, CheckId::Privileged, name, Detail::Security));
+    }
+    for (check, bit) in REQUIRED_SECURITY {
+        if rules.enabled(check) && !security.has(bit) {
+            let detail = match check == CheckId::RunAsRootAllowed && security.has(Security::ROOT_USER) {
+                true => Detail::RootUser,
+                false => Detail::Security,
+            };
+            out.push(finding(rules, check, name, detail));
+        }
+    }
+    if rules.enabled(CheckId::DangerousCapabilities) && !container.dangerous_capabilities.is_empty() {
+        let detail = Detail::Capabilities(&container.dangerous_capabilities);
+        out.push(finding(rules, CheckId::DangerousCapabilities, name, detail));
+    }
+}
+
+/// The pod-level checks: host namespaces and paths, the token, replicas and their spread.
+fn check_pod<'a>(rules: &Rules, pod: &'a PodFacts, replicas: Option<u32>, out: &mut Vec<Finding<'a>>) {
+    let settings = pod.settings;
+    for (check, bit, field) in [
+        (CheckId::HostNetwork, PodSettings::HOST_NETWORK, "hostNetwork"),
+        (CheckId::HostPid, PodSettings::HOST_PID, "hostPID"),
+        (CheckId::HostIpc, PodSettings::HOST_IPC, "hostIPC"),
+    ] {
+        if rules.enabled(check) && settings.has(bit) {
+            out.push(finding(rules, check, None, Detail::HostNamespace(field)));
+        }
+    }
+    if rules.enabled(CheckId::HostPath) && !pod.host_path_volumes.is_empty() {
+        out.push(finding(rules, CheckId::HostPath, None, Detail::HostPath(&pod.host_path_volumes)));
+    }
+    if rules.enabled(CheckId::ServiceAccountTokenMounted) && !settings.has(PodSettings::NO_TOKEN) {
+        out.push(finding(rules, CheckId::ServiceAccountTokenMounted, None, Detail::TokenMounted));
+    }
+    let Some(replicas) = replicas else { return };
+    if rules.enabled(CheckId::SingleReplica) && replicas == 1 {
+        out.push(finding(rules, CheckId::SingleReplica, None, Detail::Replicas(replicas)));
+    }
+    if rules.enabled(CheckId::MissingTopologySpread) && replicas > 1 && !settings.has(PodSettings::SPREAD) {
+        out.push(finding(rules, CheckId::MissingTopologySpread, None, Detail::Replicas(replicas)));
     }
 }
 
@@ -121,7 +250,7 @@ mod tests {
     }
 
     fn facts(pod: &Pod) -> PodFacts {
-        PodFacts::pod(pod.spec.as_ref().unwrap(), pod.status.as_ref(), pod.metadata.creation_timestamp.as_ref())
+        PodFacts::pod(pod.spec.as_ref().unwrap(), pod.status.as_ref(), &pod.metadata)
     }
 
     fn eval(pod: &Pod, rules: &Rules) -> Vec<(&'static str, Option<String>)> {

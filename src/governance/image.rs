@@ -37,6 +37,53 @@ pub fn image_version(image: &str) -> ImageVersion<'_> {
     ImageVersion::Untagged
 }
 
+/// The registry an image reference pulls from (`docker.io` when it names none), and its
+/// repository path without tag or digest; `implicit_library` when Docker Hub's `library/`
+/// is implied (`nginx`).
+pub fn registry_and_repository(image: &str) -> (&str, &str, bool) {
+    let name = image.split('@').next().unwrap_or(image);
+    // The tag is after the last ':' of the last path component.
+    let name = match (name.rfind(':'), name.rfind('/')) {
+        (Some(colon), slash) if slash.is_none_or(|s| colon > s) => &name[..colon],
+        _ => name,
+    };
+    match name.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (first, rest, false),
+        Some(_) => ("docker.io", name, false),
+        None => ("docker.io", name, true),
+    }
+}
+
+/// Whether `image` comes from one of `allowed`: registry hosts (`ghcr.io`) or repository
+/// prefixes (`ghcr.io/acme`, matched at a path boundary, so `ghcr.io/acme` does not allow
+/// `ghcr.io/acme-evil`).
+pub fn registry_allowed(image: &str, allowed: &[String]) -> bool {
+    let (registry, repository, implicit_library) = registry_and_repository(image);
+    let same_host = |host: &str| host == registry || (registry == "docker.io" && host == "index.docker.io");
+    allowed.iter().any(|entry| {
+        let entry = entry.trim_end_matches('/');
+        match entry.split_once('/') {
+            None => same_host(entry),
+            Some((host, prefix)) => {
+                same_host(host) && {
+                    let repository = match (implicit_library, prefix.strip_prefix("library")) {
+                        (true, Some("")) => return true,
+                        (true, Some(rest)) if rest.starts_with('/') => return under(repository, &rest[1..]),
+                        (true, _) => return false,
+                        (false, _) => repository,
+                    };
+                    under(repository, prefix)
+                }
+            }
+        }
+    })
+}
+
+/// `path` is `prefix` or below it.
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +103,33 @@ mod tests {
         assert_eq!(image_version("app:latest@sha256:abc"), ImageVersion::Digest);
         assert_eq!(image_version("nginx:"), ImageVersion::Untagged);
         assert_eq!(image_version(""), ImageVersion::Untagged);
+    }
+
+    #[test]
+    fn registries_are_read_like_docker_does() {
+        assert_eq!(registry_and_repository("nginx:1.27"), ("docker.io", "nginx", true));
+        assert_eq!(registry_and_repository("bitnami/redis"), ("docker.io", "bitnami/redis", false));
+        assert_eq!(registry_and_repository("ghcr.io/acme/app:v1"), ("ghcr.io", "acme/app", false));
+        assert_eq!(registry_and_repository("registry:5000/tools"), ("registry:5000", "tools", false));
+        assert_eq!(registry_and_repository("localhost/app@sha256:abc"), ("localhost", "app", false));
+    }
+
+    #[test]
+    fn allowed_registries_match_hosts_and_path_prefixes() {
+        let allowed = |image: &str, list: &[&str]| {
+            registry_allowed(image, &list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        assert!(allowed("ghcr.io/acme/app:1", &["ghcr.io"]));
+        assert!(allowed("ghcr.io/acme/app:1", &["quay.io", "ghcr.io/acme"]));
+        assert!(allowed("ghcr.io/acme/app:1", &["ghcr.io/acme/app"]));
+        assert!(!allowed("ghcr.io/acme-evil/app:1", &["ghcr.io/acme"]));
+        assert!(!allowed("evil.io/ghcr.io/acme/app", &["ghcr.io"]));
+        assert!(allowed("nginx:1.27", &["docker.io"]));
+        assert!(allowed("nginx:1.27", &["docker.io/library"]));
+        assert!(allowed("nginx:1.27", &["index.docker.io/library/nginx"]));
+        assert!(!allowed("nginx:1.27", &["docker.io/bitnami"]));
+        assert!(!allowed("bitnami/redis", &["docker.io/library"]));
+        assert!(!allowed("nginx", &["ghcr.io"]));
+        assert!(allowed("registry.example.com:5000/team/app:2", &["registry.example.com:5000/team/"]));
     }
 }

@@ -57,9 +57,10 @@ pub const MANAGEMENT_CLUSTER_RULES: &[Rule] = &[
     Rule::new(&[RBAC], &["clusterroles", "clusterrolebindings"], READ_WRITE).named(&[APP]),
     Rule::new(&["admissionregistration.k8s.io"], &["validatingwebhookconfigurations"], READ_WRITE)
         .named(&[WEBHOOK_CONFIGURATION]),
-    // Whether the Prometheus Operator's ServiceMonitor CRD is installed (automatic
-    // ServiceMonitors), and when it appears.
-    Rule::new(&["apiextensions.k8s.io"], &["customresourcedefinitions"], READ).named(&[SERVICE_MONITOR_CRD]),
+    // Whether the Prometheus Operator's ServiceMonitor CRD (automatic ServiceMonitors) and
+    // the PolicyReport CRD are installed, and when they appear.
+    Rule::new(&["apiextensions.k8s.io"], &["customresourcedefinitions"], READ)
+        .named(&[SERVICE_MONITOR_CRD, crate::api::policy_report::CRD_NAME]),
 ];
 
 /// The Prometheus Operator's ServiceMonitor CRD, which the operator watches.

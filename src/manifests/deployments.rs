@@ -79,6 +79,9 @@ pub fn deployment(spec: &KubeDevopsInstallSpec, component: Component) -> Deploym
         }
         Component::Reconcile => {
             args.push(format!("--evaluation-interval={}", spec.reconcile.evaluation_interval_seconds));
+            if spec.policy_reports.enabled {
+                args.push("--policy-reports".to_string());
+            }
         }
         Component::Watch => {}
     }

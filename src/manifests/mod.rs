@@ -205,12 +205,16 @@ pub fn validate(spec: &KubeDevopsInstallSpec) -> Result<(), Vec<String>> {
 pub struct ClusterApis {
     /// The Prometheus Operator's `monitoring.coreos.com/v1` ServiceMonitor.
     pub service_monitors: bool,
+    /// The Policy WG's `wgpolicyk8s.io/v1alpha2` PolicyReport.
+    pub policy_reports: bool,
 }
 
 impl ClusterApis {
     /// The group/version (or group/version/Kind) that serves ServiceMonitors, as `helm
     /// template --api-versions` names it.
     pub const SERVICE_MONITOR_API: &str = "monitoring.coreos.com/v1";
+    /// The group/version that serves PolicyReports.
+    pub const POLICY_REPORT_API: &str = crate::api::policy_report::API_VERSION;
 
     /// From a list of served APIs in Helm's `--api-versions` form (`group/version` or
     /// `group/version/Kind`).
@@ -221,7 +225,10 @@ impl ClusterApis {
                 a == api || a.strip_prefix(api).and_then(|k| k.strip_prefix('/')) == Some(kind)
             })
         };
-        ClusterApis { service_monitors: serves(Self::SERVICE_MONITOR_API, "ServiceMonitor") }
+        ClusterApis {
+            service_monitors: serves(Self::SERVICE_MONITOR_API, "ServiceMonitor"),
+            policy_reports: serves(Self::POLICY_REPORT_API, "PolicyReport"),
+        }
     }
 }
 
@@ -310,11 +317,14 @@ mod tests {
     #[test]
     fn service_monitors_follow_the_cluster_unless_the_spec_says_otherwise() {
         let with = ClusterApis::from_api_versions(&["apps/v1", "monitoring.coreos.com/v1"]);
-        assert_eq!(with, ClusterApis { service_monitors: true });
+        assert_eq!(with, ClusterApis { service_monitors: true, policy_reports: false });
         assert_eq!(ClusterApis::from_api_versions(&["monitoring.coreos.com/v1/ServiceMonitor"]), with);
         let without =
             ClusterApis::from_api_versions(&["monitoring.coreos.com/v1alpha1", "monitoring.coreos.com/v1/Probe"]);
         assert_eq!(without, ClusterApis::default());
+        let reports = ClusterApis::from_api_versions(&["wgpolicyk8s.io/v1alpha2/PolicyReport"]);
+        assert_eq!(reports, ClusterApis { service_monitors: false, policy_reports: true });
+        assert_eq!(ClusterApis::from_api_versions(&["wgpolicyk8s.io/v1beta1"]), ClusterApis::default());
         let mut spec = KubeDevopsInstallSpec::default();
         let monitors = |spec: &KubeDevopsInstallSpec, apis| {
             all(&resolve(spec, apis), &WebhookTls::placeholder())

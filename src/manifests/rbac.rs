@@ -58,6 +58,8 @@ const GROUP: &str = "devops.stochastic.io";
 ///   namespace for its opt-out annotation; it patches (server-side apply) the pod templates of
 ///   Deployments, StatefulSets, DaemonSets and CronJobs.
 /// - Events (core and events.k8s.io): what the components report on objects.
+/// - PolicyReports: the operator's own one in each namespace (`kube-devops`, server-side
+///   applied, so limited to that name), when the install turns them on.
 pub const CLUSTER_RULES: &[Rule] = &[
     Rule::new(&[GROUP], &["devopspolicies"], &["get", "list", "watch", "patch"]),
     Rule::new(&[GROUP], &["devopspolicies/status"], &["patch"]),
@@ -70,6 +72,8 @@ pub const CLUSTER_RULES: &[Rule] = &[
     Rule::new(&["batch"], &["cronjobs"], &["get", "patch"]),
     Rule::new(&[""], &["events"], &["create", "patch"]),
     Rule::new(&["events.k8s.io"], &["events"], &["create", "patch"]),
+    Rule::new(&["wgpolicyk8s.io"], &["policyreports"], &["get", "create", "patch"])
+        .named(&[crate::api::policy_report::REPORT_NAME]),
 ];
 
 /// Leader election of the watch controller and the reconcile operator: Leases in the
@@ -202,6 +206,10 @@ mod tests {
         assert!(!allows(c, "apps", "deployments", "delete", None));
         assert!(!allows(c, "", "secrets", "get", None));
         assert!(!allows(c, "", "pods", "delete", None));
+        let report = Some(crate::api::policy_report::REPORT_NAME);
+        assert!(allows(c, "wgpolicyk8s.io", "policyreports", "patch", report), "its own PolicyReports");
+        assert!(!allows(c, "wgpolicyk8s.io", "policyreports", "patch", Some("kyverno-polr")), "no one else's");
+        assert!(!allows(c, "wgpolicyk8s.io", "policyreports", "list", None));
         assert!(!allows(c, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "update", None));
         assert!(!allows(c, "coordination.k8s.io", "leases", "create", None), "leases are namespaced");
         assert!(allows(NAMESPACE_RULES, "coordination.k8s.io", "leases", "update", None));

@@ -13,6 +13,7 @@
 //! violate it ([`super::enforce`]); what it did goes into the same status write.
 
 use super::enforce::Enforcer;
+use super::reports::PolicyReports;
 use super::{
     AUDIT_HISTORY, Evaluated, Evaluation, FINALIZER, POLICY_UID_LABEL, audit_result, differs, evaluate_policy,
 };
@@ -102,17 +103,32 @@ struct Context {
     audit_results: Counter<u64>,
     duration: Histogram<f64>,
     enforcer: Enforcer,
+    /// Set with `--policy-reports`.
+    reports: Option<PolicyReports>,
 }
 
 impl Context {
     /// A context writing with `client`, watching with `watches`, recording into `meter` and
     /// `gauges`, evaluating each policy every `interval`.
+    #[cfg(test)]
     fn new((client, watches): (kube::Client, kube::Client), meter: &Meter, gauges: Gauges, interval: Duration) -> Self {
+        Self::with_reports((client, watches), meter, gauges, interval, false)
+    }
+
+    /// [`Context::new`], keeping PolicyReports when `policy_reports`.
+    fn with_reports(
+        (client, watches): (kube::Client, kube::Client),
+        meter: &Meter,
+        gauges: Gauges,
+        interval: Duration,
+        policy_reports: bool,
+    ) -> Self {
         let events = Events::new(client.clone(), "kube-devops-reconcile");
         let (applied, failed) =
             (counter(meter, &catalog::REMEDIATIONS_APPLIED), counter(meter, &catalog::REMEDIATIONS_FAILED));
         Context {
             enforcer: Enforcer::new(client.clone(), events.clone(), applied, failed),
+            reports: policy_reports.then(|| PolicyReports::new(client.clone())),
             events,
             pods: Arc::default(),
             evaluated: Mutex::default(),
@@ -129,19 +145,24 @@ impl Context {
     }
 }
 
-/// Runs the reconcile operator until SIGTERM/SIGINT, evaluating every policy each `interval`.
-pub fn run(addr: String, interval: Duration) -> anyhow::Result<()> {
+/// Runs the reconcile operator until SIGTERM/SIGINT, evaluating every policy each `interval`
+/// (and keeping PolicyReports when `policy_reports`).
+pub fn run(addr: String, interval: Duration, policy_reports: bool) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let metrics = Metrics::new()?;
         let gauges = Gauges::default();
         register_gauges(&metrics, &gauges);
         let clients = (crate::cluster::client().await?, crate::cluster::watch_client().await?);
-        let context = Arc::new(Context::new(clients, &metrics.meter(), gauges.clone(), interval));
+        let context =
+            Arc::new(Context::with_reports(clients, &metrics.meter(), gauges.clone(), interval, policy_reports));
         let idle = context.clone();
         let lead = move || reconcile_while_leading(context.clone());
         let stand_by = move || {
             gauges.clear();
             idle.evaluated.lock().unwrap().clear();
+            if let Some(reports) = &idle.reports {
+                reports.clear();
+            }
             *idle.pods.write().unwrap_or_else(|e| e.into_inner()) = PodCache::default();
         };
         leader::serve_elected("reconcile", LEASE_NAME, &addr, metrics, lead, stand_by).await
@@ -276,6 +297,7 @@ async fn evaluate(policy: &DevOpsPolicy, context: &Context) -> Result<Action, Er
     context.reconciles.add(1, &[]);
     let (namespace, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
     let now = Timestamp::now();
+    let mut reported = None;
     let status = if is_system_namespace(&namespace) {
         system_namespace_status(policy, now)
     } else {
@@ -301,7 +323,9 @@ async fn evaluate(policy: &DevOpsPolicy, context: &Context) -> Result<Action, Er
             }
             false => None,
         };
-        policy_status(policy, &evaluation, round.as_ref(), now)
+        let status = policy_status(policy, &evaluation, round.as_ref(), now);
+        reported = Some(evaluation);
+        status
     };
     if !status_unchanged(policy.status.as_ref(), &status) {
         let patch = Patch::Apply(serde_json::json!({
@@ -311,10 +335,20 @@ async fn evaluate(policy: &DevOpsPolicy, context: &Context) -> Result<Action, Er
         let policies: Api<DevOpsPolicy> = Api::namespaced(context.client.clone(), &namespace);
         policies.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &patch).await?;
     }
+    if let (Some(reports), Some(evaluation)) = (&context.reports, reported) {
+        reports.update(policy, &evaluation, |uid| policy_in_cache(context, &namespace, uid)).await;
+    }
     let evaluated = Evaluated { generation: policy.metadata.generation, at: started };
     context.evaluated.lock().unwrap().insert(uid, evaluated);
     context.duration.record(started.elapsed().as_secs_f64(), &[]);
     Ok(Action::requeue(context.interval))
+}
+
+/// Whether the policy with `uid` in `namespace` is still in the leader's watch cache.
+fn policy_in_cache(context: &Context, namespace: &str, uid: &str) -> bool {
+    let store = context.gauges.policies.lock().unwrap();
+    let Some(store) = store.as_ref() else { return true };
+    store.state().iter().any(|p| p.metadata.uid.as_deref() == Some(uid) && p.namespace().as_deref() == Some(namespace))
 }
 
 /// The controllers (ReplicaSets, Jobs, StatefulSets, DaemonSets, ...) of the pods with
@@ -390,97 +424,5 @@ fn record(context: &Context, namespace: &str, name: &str, policy: &DevOpsPolicy,
     context.gauges.values.lock().unwrap().insert((namespace.to_string(), name.to_string()), gauges);
 }
 
-/// The shell against the testkit API server, in process: what a reconcile writes, in which
-/// order, and what it leaves alone.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fixtures::{TestPod, cluster_with_crds};
-    use testkit::harness::TestCluster;
-    use testkit::observe::{Fault, RequestRecord};
-
-    const POLICY: &str = "apiVersion: devops.stochastic.io/v1\nkind: DevOpsPolicy\nmetadata: {name: strict, namespace: shop}\n\
-                          spec: {forbidLatestTag: true, requireLivenessProbe: true}\n";
-
-    /// A cluster with the namespace `shop`, two pods and the policy `strict`; the context and
-    /// the policy as the controller would see it.
-    async fn setup(interval: Duration) -> (TestCluster, Arc<Context>, Api<DevOpsPolicy>) {
-        let cluster = cluster_with_crds();
-        cluster.kubectl_as(cluster.kubeconfig(), &["create", "namespace", "shop"], None);
-        let client = cluster.client().await;
-        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "shop");
-        for (name, image) in [("web", "nginx:latest"), ("cache", "redis:7.4")] {
-            pods.create(&PostParams::default(), &TestPod::new(name).container("app", image).build()).await.unwrap();
-        }
-        let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(POLICY));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let metrics = Metrics::new().unwrap();
-        let context = Context::new((client.clone(), client.clone()), &metrics.meter(), Gauges::default(), interval);
-        // The leader's pod watch fills the cache the evaluations read.
-        tokio::spawn(watch_pods(client.clone(), context.pods.clone()));
-        for _ in 0..100 {
-            if context.pods.read().unwrap().len() == 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        (cluster, Arc::new(context), Api::namespaced(client, "shop"))
-    }
-
-    fn writes(cluster: &TestCluster) -> Vec<RequestRecord> {
-        cluster.requests().into_iter().filter(|r| r.is_write()).collect()
-    }
-
-    fn position(writes: &[RequestRecord], resource: &str, subresource: &str) -> Option<usize> {
-        writes.iter().position(|r| r.resource == resource && r.subresource == subresource)
-    }
-
-    #[tokio::test]
-    async fn history_is_written_before_the_status_and_the_status_last() {
-        let (cluster, context, policies) = setup(Duration::from_secs(60)).await;
-        cluster.clear_requests();
-        let action = reconcile(Arc::new(policies.get("strict").await.unwrap()), context).await.unwrap();
-        assert_eq!(action, Action::requeue(Duration::from_secs(60)));
-        let writes = writes(&cluster);
-        let history = position(&writes, "policyauditresults", "").expect("an audit result");
-        let status = position(&writes, "devopspolicies", "status").expect("a status");
-        assert!(history < status, "{writes:?}");
-        assert_eq!(status, writes.len() - 1, "the status is the last write: {writes:?}");
-        let written = policies.get("strict").await.unwrap().status.unwrap();
-        assert_eq!(written.violations, Some(3));
-    }
-
-    #[tokio::test]
-    async fn an_evaluation_that_finds_the_same_writes_nothing() {
-        let (cluster, context, policies) = setup(Duration::ZERO).await;
-        reconcile(Arc::new(policies.get("strict").await.unwrap()), context.clone()).await.unwrap();
-        cluster.clear_requests();
-        // Due again at once (interval zero): evaluated, but nothing changed.
-        reconcile(Arc::new(policies.get("strict").await.unwrap()), context).await.unwrap();
-        let evaluated = cluster.requests().iter().any(|r| r.resource == "policyauditresults" && r.verb == "list");
-        assert!(evaluated, "it evaluated again (and read the history)");
-        assert_eq!(writes(&cluster), [], "no status, audit result or Event");
-        assert!(
-            !cluster.requests().iter().any(|r| r.resource == "pods" && r.verb == "list"),
-            "pods come from the cache"
-        );
-    }
-
-    #[tokio::test]
-    async fn an_audit_result_already_gone_is_not_an_error() {
-        let (cluster, context, policies) = setup(Duration::ZERO).await;
-        let policy = policies.get("strict").await.unwrap();
-        // A full history of older results, then every delete of one finds it gone.
-        let results: Api<PolicyAuditResult> = Api::namespaced(cluster.client().await, "shop");
-        let old = super::super::Evaluation::default();
-        for minute in 0..AUDIT_HISTORY as i64 {
-            let at = Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_mins(60 - minute);
-            results.create(&PostParams::default(), &audit_result(&policy, &old, at)).await.unwrap();
-        }
-        cluster.inject(Fault::error(Some("delete"), Some("policyauditresults"), 404));
-        let action = reconcile(Arc::new(policy), context).await;
-        assert!(action.is_ok(), "{action:?}");
-        let deletes = cluster.requests().into_iter().filter(|r| r.verb == "delete" && r.code == 404).count();
-        assert_eq!(deletes, 1, "the oldest was beyond the history's length");
-    }
-}
+mod tests;

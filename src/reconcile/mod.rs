@@ -11,8 +11,10 @@ pub mod controller;
 pub mod enforce;
 pub mod owned;
 pub mod remediation;
+pub mod reports;
 
 use crate::api::condition::condition;
+use crate::api::policy_report::{Failure, Outcomes, ResourceRef};
 use crate::api::{
     AuditViolation, Classification, DevOpsPolicy, DevOpsPolicyStatus, MAX_AUDIT_VIOLATIONS, PolicyAuditResult,
     PolicyAuditResultSpec,
@@ -75,11 +77,32 @@ pub fn evaluate_policy_pods(policy: &DevOpsPolicy, pods: &[Pod], now: Timestamp)
         .iter()
         .filter_map(|pod| {
             let spec = pod.spec.as_ref()?;
-            let facts = PodFacts::pod(spec, pod.status.as_ref(), pod.metadata.creation_timestamp.as_ref());
+            let facts = PodFacts::pod(spec, pod.status.as_ref(), &pod.metadata);
             Some((pod.metadata.name.as_deref().unwrap_or_default(), facts))
         })
         .collect();
     evaluate_policy(policy, facts.iter().map(|(name, facts)| (*name, facts)), now)
+}
+
+/// What `evaluation` of `policy` puts in its namespace's PolicyReport: a failure per
+/// violation, about its pod, and a pass per (pod, enabled check) without one.
+pub fn report_outcomes(policy: &DevOpsPolicy, evaluation: &Evaluation) -> Outcomes {
+    let namespace = policy.metadata.namespace.as_deref().unwrap_or("default");
+    let name = policy.metadata.name.clone().unwrap_or_default();
+    let failures = evaluation
+        .violations
+        .iter()
+        .map(|v| Failure {
+            policy: name.clone(),
+            check: v.violation_type,
+            severity: v.severity,
+            container: Some(v.container_name.clone()).filter(|c| !c.is_empty()),
+            message: v.message.clone(),
+            resource: ResourceRef::new("Pod", &v.pod_name, namespace),
+        })
+        .collect();
+    let enabled = Rules::from_spec(&policy.spec).checks().count() as u64;
+    Outcomes::new(failures, u64::from(evaluation.tally.subjects()), enabled)
 }
 
 /// The stored form of a finding about `pod_name`.

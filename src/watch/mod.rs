@@ -84,7 +84,7 @@ pub fn score_pods<'a>(pods: impl IntoIterator<Item = &'a Pod>, rules: &Rules, no
         .filter_map(|pod| {
             let spec = pod.spec.as_ref()?;
             let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-            Some((namespace, PodFacts::pod(spec, pod.status.as_ref(), pod.metadata.creation_timestamp.as_ref())))
+            Some((namespace, PodFacts::pod(spec, pod.status.as_ref(), &pod.metadata)))
         })
         .collect();
     Scores::of(facts.iter().map(|(ns, facts)| (*ns, facts)), rules, now)
@@ -133,8 +133,12 @@ mod tests {
             .filter_map(crate::workload::Workload::from_pod)
             .map(|workload| crate::audit::input::SourcedWorkload { source: "cluster".into(), workload })
             .collect();
-        let report =
-            crate::audit::report::AuditReport::build("baseline".into(), &baseline(), &workloads, Timestamp::now());
+        let report = crate::audit::report::AuditReport::build(
+            crate::audit::PolicySource::bundle(crate::api::bundles::BundleName::Baseline),
+            &baseline(),
+            &workloads,
+            Timestamp::now(),
+        );
         let scores = score_pods(&pods, &baseline(), Timestamp::now());
         assert_eq!(scores.namespaces["shop"], report.namespaces[0].summary.score);
     }
