@@ -286,6 +286,44 @@ fn bundles_are_listed_and_shown_as_ready_policies() {
 }
 
 #[test]
+fn the_check_catalogue_is_listed_with_settings_and_bundles() {
+    let table = stdout(&kube_devops(&["policy", "checks"]));
+    let header = table.lines().next().unwrap();
+    for column in ["ID", "CATEGORY", "SEVERITY", "WEIGHT", "SETTING", "BUNDLES", "DESCRIPTION"] {
+        assert!(header.contains(column), "{header}");
+    }
+    let row = |id: &str| table.lines().find(|l| l.starts_with(&format!("{id} "))).unwrap_or_else(|| panic!("{id}"));
+    assert!(row("privileged").contains("security.forbidPrivileged"), "{}", row("privileged"));
+    assert!(row("latest_tag").contains("baseline,restricted,permissive"), "{}", row("latest_tag"));
+
+    let catalogue = json_report(&["policy", "checks", "-o", "json"]);
+    let checks = catalogue.as_array().unwrap();
+    assert!(checks.len() >= 30, "{} checks", checks.len());
+    assert_eq!(table.lines().count(), checks.len() + 1, "a row per check");
+    for check in checks {
+        for field in ["id", "category", "severity", "setting", "description", "fix"] {
+            assert!(!check[field].as_str().unwrap().is_empty(), "{field} of {check}");
+        }
+        assert!(check["weight"].as_u64().unwrap() > 0, "{check}");
+    }
+    let bundles = |id: &str| checks.iter().find(|c| c["id"] == id).unwrap()["bundles"].clone();
+    assert_eq!(bundles("privileged"), serde_json::json!(["baseline", "restricted"]), "Pod Security baseline");
+    assert_eq!(bundles("run_as_root_allowed"), serde_json::json!(["restricted"]), "Pod Security restricted");
+    assert_eq!(bundles("untrusted_registry"), serde_json::json!([]), "needs a registry list");
+    // Every setting named exists in the DevOpsPolicy schema (`kubectl explain` shows it).
+    let crd: Value = serde_json::to_value(<kube_devops::api::DevOpsPolicy as kube::CustomResourceExt>::crd()).unwrap();
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    for check in checks {
+        let mut node = spec;
+        for part in check["setting"].as_str().unwrap().split('.') {
+            node = &node["properties"][part];
+            assert!(node.is_object(), "{} is not in the schema", check["setting"]);
+        }
+        assert!(node["description"].as_str().is_some_and(|d| !d.is_empty()), "{} has no description", check["setting"]);
+    }
+}
+
+#[test]
 fn crd_generate_prints_all_three_crds() {
     let out = stdout(&kube_devops(&["crd", "generate"]));
     let docs: Vec<Value> = serde_saphyr::from_multiple(&out).unwrap();

@@ -331,3 +331,53 @@ fn generate_webhook_with_the_previous_secret_keeps_trusting_its_ca() {
     let out = kube_devops(&["deploy", "generate-all", "--keep-tls", "--previous-ca", file.to_str().unwrap()]);
     assert!(!out.status.success(), "keeping the certificate and renewing it contradict each other");
 }
+
+/// kube-devops' own pods pass every check of its catalogue but the two they cannot: they talk
+/// to the API server (a service account token) and their pull policy is the install's choice.
+/// (Audited under another namespace name: `kube-devops` is a system namespace, never judged.)
+#[test]
+fn the_components_pass_the_whole_catalogue_but_what_they_need() {
+    let manifests = render(&["deploy", "generate-all"]).replace("namespace: kube-devops\n", "namespace: audit-self\n");
+    let dir = tempfile::tempdir().unwrap();
+    let objects = dir.path().join("objects.yaml");
+    std::fs::write(&objects, manifests).unwrap();
+    let catalogue: Value = serde_json::from_str(&render(&["policy", "checks", "-o", "json"])).unwrap();
+    // Every check on, by its own setting (a path under spec).
+    let mut spec = serde_json::json!({"maxRestartCount": 3, "forbidPendingDuration": 300});
+    for check in catalogue.as_array().unwrap() {
+        let path: Vec<&str> = check["setting"].as_str().unwrap().split('.').collect();
+        if matches!(path[..], ["maxRestartCount"] | ["forbidPendingDuration"]) {
+            continue;
+        }
+        let value = match path[..] {
+            ["reliability", "allowedRegistries"] => serde_json::json!(["ghcr.io/stochastic"]),
+            _ => serde_json::json!(true),
+        };
+        match path[..] {
+            [field] => spec[field] = value,
+            [group, field] => spec[group][field] = value,
+            _ => panic!("{path:?}"),
+        }
+    }
+    let policy = serde_json::json!({"apiVersion": "devops.stochastic.io/v1", "kind": "DevOpsPolicy",
+        "metadata": {"name": "everything", "namespace": "audit-self"}, "spec": spec});
+    let policy_file = dir.path().join("policy.yaml");
+    std::fs::write(&policy_file, policy.to_string()).unwrap();
+    let out =
+        kube_devops(&["audit", objects.to_str().unwrap(), "--policy", policy_file.to_str().unwrap(), "-o", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["checks"].as_array().unwrap().len(), catalogue.as_array().unwrap().len(), "every check on");
+    let namespace = &report["namespaces"][0];
+    assert_eq!(namespace["subjects"], 3, "the three components");
+    let mut found: Vec<&str> = namespace["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| w["violations"].as_array().unwrap())
+        .map(|v| v["check"].as_str().unwrap())
+        .collect();
+    found.sort();
+    found.dedup();
+    assert_eq!(found, ["pull_policy_not_always", "service_account_token_mounted"]);
+}

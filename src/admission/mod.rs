@@ -288,6 +288,35 @@ mod tests {
     }
 
     #[test]
+    fn the_whole_catalogue_judges_at_admission() {
+        let mut hardened = policy("hardened", EnforcementMode::Enforce);
+        hardened.spec.security.get_or_insert_default().forbid_privileged = Some(true);
+        hardened.spec.host_access.get_or_insert_default().forbid_host_network = Some(true);
+        hardened.spec.reliability.get_or_insert_default().forbid_single_replica = Some(true);
+        let mut privileged = pod("nginx:1.27.3");
+        privileged["spec"]["hostNetwork"] = json!(true);
+        privileged["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+        let d = decide(&request("CREATE", "shop", privileged, Value::Null), std::slice::from_ref(&hardened), now());
+        assert!(!d.allowed);
+        assert_eq!(d.violations, [CheckId::Privileged, CheckId::HostNetwork]);
+        let message = d.message.unwrap();
+        assert!(message.contains("container 'web' is privileged"), "{message}");
+        // A Deployment of one replica is refused; of two, admitted.
+        let deployment = |replicas: i64| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"},
+                "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}}, "template": {
+                    "metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx:1.27.3",
+                        "readinessProbe": {"httpGet": {"path": "/", "port": 80}}}]}}}})
+        };
+        let one =
+            decide(&request("CREATE", "shop", deployment(1), Value::Null), std::slice::from_ref(&hardened), now());
+        assert_eq!(one.violations, [CheckId::SingleReplica]);
+        let two =
+            decide(&request("CREATE", "shop", deployment(2), Value::Null), std::slice::from_ref(&hardened), now());
+        assert!(two.allowed, "{two:?}");
+    }
+
+    #[test]
     fn what_must_never_be_blocked_is_allowed() {
         let strict = [policy("strict", EnforcementMode::Enforce)];
         // System namespaces.
