@@ -2,7 +2,7 @@
 
 use super::checks::{Detail, Finding, MissingResources};
 use super::facts::{ContainerFacts, ContainerKind, PodFacts, PodSettings, PullPolicy, Security, Waiting};
-use super::image::{ImageVersion, image_version, registry_allowed, registry_and_repository};
+use super::image::ImagePin;
 use super::rules::Rules;
 use crate::api::CheckId;
 use k8s_openapi::jiff::Timestamp;
@@ -95,11 +95,12 @@ pub fn evaluate<'a>(pod: &'a PodFacts, rules: &Rules, now: Timestamp) -> Vec<Fin
 fn check_image<'a>(rules: &Rules, container: &'a ContainerFacts, out: &mut Vec<Finding<'a>>) {
     let image = &*container.image;
     let name = Some(&*container.name);
+    let parts = &container.image_parts;
     if rules.forbid_latest_tag {
-        let explicit = match image_version(image) {
-            ImageVersion::Latest => Some(true),
-            ImageVersion::Untagged => Some(false),
-            ImageVersion::Digest | ImageVersion::Tag(_) => None,
+        let explicit = match parts.pin {
+            ImagePin::Latest => Some(true),
+            ImagePin::Untagged => Some(false),
+            ImagePin::Digest | ImagePin::Tag => None,
         };
         if let Some(explicit) = explicit {
             out.push(finding(rules, CheckId::LatestTag, name, Detail::LatestTag { image, explicit }));
@@ -107,13 +108,13 @@ fn check_image<'a>(rules: &Rules, container: &'a ContainerFacts, out: &mut Vec<F
     }
     if rules.enabled(CheckId::PullPolicyNotAlways)
         && container.pull_policy != PullPolicy::Always
-        && image_version(image) != ImageVersion::Digest
+        && parts.pin != ImagePin::Digest
     {
         let detail = Detail::PullPolicy { image, policy: container.pull_policy.as_str() };
         out.push(finding(rules, CheckId::PullPolicyNotAlways, name, detail));
     }
-    if rules.enabled(CheckId::UntrustedRegistry) && !registry_allowed(image, &rules.allowed_registries) {
-        let (registry, _, _) = registry_and_repository(image);
+    if rules.enabled(CheckId::UntrustedRegistry) && !parts.allowed_in(image, &rules.allowed_registries) {
+        let registry = parts.registry(image);
         out.push(finding(rules, CheckId::UntrustedRegistry, name, Detail::Registry { image, registry }));
     }
 }

@@ -13,7 +13,7 @@ mod raw;
 pub use raw::PodRecord;
 
 use super::checks::MissingResources;
-use super::image::{ImageVersion, image_version};
+use super::image::{ImageParts, ImagePin};
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStatus, EphemeralContainer, PodSecurityContext, PodSpec, PodStatus,
     ResourceRequirements, SecurityContext,
@@ -123,6 +123,8 @@ pub struct ContainerFacts {
     pub security: Security,
     /// Capabilities it adds beyond the Pod Security baseline set.
     pub dangerous_capabilities: Box<[Box<str>]>,
+    /// Its image reference parsed (pin, registry, repository).
+    pub image_parts: ImageParts,
     /// Its `imagePullPolicy`, or the API server's default for its image.
     pub pull_policy: PullPolicy,
     /// The host ports it binds.
@@ -140,14 +142,14 @@ pub enum PullPolicy {
 impl PullPolicy {
     /// `policy` as set, or as the API server defaults it for `image`: Always for `:latest`
     /// and untagged images, IfNotPresent otherwise.
-    fn of(policy: Option<&str>, image: &str) -> PullPolicy {
+    fn of(policy: Option<&str>, pin: ImagePin) -> PullPolicy {
         match policy {
             Some("Always") => PullPolicy::Always,
             Some("Never") => PullPolicy::Never,
             Some(_) => PullPolicy::IfNotPresent,
-            None => match image_version(image) {
-                ImageVersion::Latest | ImageVersion::Untagged => PullPolicy::Always,
-                ImageVersion::Tag(_) | ImageVersion::Digest => PullPolicy::IfNotPresent,
+            None => match pin {
+                ImagePin::Latest | ImagePin::Untagged => PullPolicy::Always,
+                ImagePin::Tag | ImagePin::Digest => PullPolicy::IfNotPresent,
             },
         }
     }
@@ -317,8 +319,10 @@ struct ContainerInput<'a> {
 impl ContainerInput<'_> {
     fn facts(self, pod: Option<&PodSecurityContext>) -> ContainerFacts {
         let (security, dangerous_capabilities) = security_of(self.security_context, pod);
+        let image_parts = ImageParts::parse(&self.image);
         ContainerFacts {
-            pull_policy: PullPolicy::of(self.pull_policy, &self.image),
+            pull_policy: PullPolicy::of(self.pull_policy, image_parts.pin),
+            image_parts,
             name: self.name,
             image: self.image,
             kind: self.kind,

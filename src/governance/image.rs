@@ -37,49 +37,105 @@ pub fn image_version(image: &str) -> ImageVersion<'_> {
     ImageVersion::Untagged
 }
 
+/// [`ImageVersion`] without the tag: what the checks ask of an image, kept with a
+/// container's facts so it is parsed once per pod event, not once per check and evaluation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImagePin {
+    Digest,
+    Tag,
+    Latest,
+    Untagged,
+}
+
+/// An image reference, parsed once: how it is pinned, and where its registry and repository
+/// are in it (offsets into the reference, which the facts keep beside it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageParts {
+    pub pin: ImagePin,
+    /// Length of the registry named at the start; 0 when it names none (`docker.io`).
+    registry_len: u32,
+    /// The repository path, without tag or digest.
+    repository: (u32, u32),
+    /// Docker Hub's `library/` is implied (`nginx`).
+    implicit_library: bool,
+}
+
+impl ImageParts {
+    pub fn parse(image: &str) -> ImageParts {
+        let pin = match image_version(image) {
+            ImageVersion::Digest => ImagePin::Digest,
+            ImageVersion::Tag(_) => ImagePin::Tag,
+            ImageVersion::Latest => ImagePin::Latest,
+            ImageVersion::Untagged => ImagePin::Untagged,
+        };
+        let name = image.split('@').next().unwrap_or(image);
+        // The tag is after the last ':' of the last path component.
+        let name = match (name.rfind(':'), name.rfind('/')) {
+            (Some(colon), slash) if slash.is_none_or(|s| colon > s) => &name[..colon],
+            _ => name,
+        };
+        let end = name.len() as u32;
+        let (registry_len, start, implicit_library) = match name.split_once('/') {
+            Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => {
+                (first.len() as u32, first.len() as u32 + 1, false)
+            }
+            Some(_) => (0, 0, false),
+            None => (0, 0, true),
+        };
+        ImageParts { pin, registry_len, repository: (start, end), implicit_library }
+    }
+
+    /// The registry `image` (the reference these parts were parsed from) pulls from.
+    pub fn registry<'a>(&self, image: &'a str) -> &'a str {
+        match self.registry_len {
+            0 => "docker.io",
+            len => image.get(..len as usize).unwrap_or_default(),
+        }
+    }
+
+    fn repository<'a>(&self, image: &'a str) -> &'a str {
+        image.get(self.repository.0 as usize..self.repository.1 as usize).unwrap_or_default()
+    }
+
+    /// Whether `image` comes from one of `allowed`: registry hosts (`ghcr.io`) or repository
+    /// prefixes (`ghcr.io/acme`, matched at a path boundary, so `ghcr.io/acme` does not allow
+    /// `ghcr.io/acme-evil`).
+    pub fn allowed_in(&self, image: &str, allowed: &[String]) -> bool {
+        let (registry, repository) = (self.registry(image), self.repository(image));
+        let same_host = |host: &str| host == registry || (registry == "docker.io" && host == "index.docker.io");
+        allowed.iter().any(|entry| {
+            let entry = entry.trim_end_matches('/');
+            match entry.split_once('/') {
+                None => same_host(entry),
+                Some((host, prefix)) => {
+                    same_host(host) && {
+                        let repository = match (self.implicit_library, prefix.strip_prefix("library")) {
+                            (true, Some("")) => return true,
+                            (true, Some(rest)) if rest.starts_with('/') => return under(repository, &rest[1..]),
+                            (true, _) => return false,
+                            (false, _) => repository,
+                        };
+                        under(repository, prefix)
+                    }
+                }
+            }
+        })
+    }
+}
+
 /// The registry an image reference pulls from (`docker.io` when it names none), and its
 /// repository path without tag or digest; `implicit_library` when Docker Hub's `library/`
 /// is implied (`nginx`).
 pub fn registry_and_repository(image: &str) -> (&str, &str, bool) {
-    let name = image.split('@').next().unwrap_or(image);
-    // The tag is after the last ':' of the last path component.
-    let name = match (name.rfind(':'), name.rfind('/')) {
-        (Some(colon), slash) if slash.is_none_or(|s| colon > s) => &name[..colon],
-        _ => name,
-    };
-    match name.split_once('/') {
-        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (first, rest, false),
-        Some(_) => ("docker.io", name, false),
-        None => ("docker.io", name, true),
-    }
+    let parts = ImageParts::parse(image);
+    (parts.registry(image), parts.repository(image), parts.implicit_library)
 }
 
-/// Whether `image` comes from one of `allowed`: registry hosts (`ghcr.io`) or repository
-/// prefixes (`ghcr.io/acme`, matched at a path boundary, so `ghcr.io/acme` does not allow
-/// `ghcr.io/acme-evil`).
+/// Whether `image` comes from one of `allowed` (see [`ImageParts::allowed_in`]).
 pub fn registry_allowed(image: &str, allowed: &[String]) -> bool {
-    let (registry, repository, implicit_library) = registry_and_repository(image);
-    let same_host = |host: &str| host == registry || (registry == "docker.io" && host == "index.docker.io");
-    allowed.iter().any(|entry| {
-        let entry = entry.trim_end_matches('/');
-        match entry.split_once('/') {
-            None => same_host(entry),
-            Some((host, prefix)) => {
-                same_host(host) && {
-                    let repository = match (implicit_library, prefix.strip_prefix("library")) {
-                        (true, Some("")) => return true,
-                        (true, Some(rest)) if rest.starts_with('/') => return under(repository, &rest[1..]),
-                        (true, _) => return false,
-                        (false, _) => repository,
-                    };
-                    under(repository, prefix)
-                }
-            }
-        }
-    })
+    ImageParts::parse(image).allowed_in(image, allowed)
 }
 
-/// `path` is `prefix` or below it.
 fn under(path: &str, prefix: &str) -> bool {
     path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
