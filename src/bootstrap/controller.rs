@@ -289,4 +289,50 @@ mod tests {
             cluster.requests().into_iter().filter(|r| r.resource == "kubedevopsinstalls" && r.is_write()).count();
         assert_eq!(status_writes, 0);
     }
+
+    #[tokio::test]
+    async fn policy_reports_without_their_crd_degrade_the_install_until_it_appears() {
+        let cluster = cluster_with_crds();
+        cluster.kubectl_as(cluster.kubeconfig(), &["create", "namespace", NAMESPACE], None);
+        let install = "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {name: default}\n\
+                       spec:\n  serviceMonitor: {enabled: false}\n  policyReports: {enabled: true}\n";
+        let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(install));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let client = cluster.client().await;
+        let installs: Api<KubeDevopsInstall> = Api::all(client.clone());
+        let context = Arc::new(Context::new(client));
+        let state = |install: &KubeDevopsInstall| {
+            let status = install.status.clone().unwrap();
+            let degraded = status.conditions.iter().find(|c| c.type_ == "Degraded").unwrap().clone();
+            let reports = status.integrations.iter().find(|i| i.name == "policyReports").unwrap().state;
+            (degraded, reports)
+        };
+
+        let action = reconcile(Arc::new(installs.get(INSTALL_NAME).await.unwrap()), context.clone()).await.unwrap();
+        assert_eq!(action, Action::requeue(RESYNC), "the CRD's appearance starts a reconcile");
+        let (degraded, reports) = state(&installs.get(INSTALL_NAME).await.unwrap());
+        assert_eq!((degraded.status.as_str(), reports), ("True", IntegrationState::Missing));
+        assert!(degraded.message.contains("wgpolicyk8s.io/v1alpha2 PolicyReport"), "{}", degraded.message);
+        let reconcile_args = Api::<Deployment>::namespaced(cluster.client().await, NAMESPACE)
+            .get("kube-devops-reconcile")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .containers[0]
+            .args
+            .clone()
+            .unwrap();
+        assert!(reconcile_args.contains(&"--policy-reports".to_string()), "{reconcile_args:?}");
+
+        let crd = include_str!("../../tests/schemas/policyreport-crd.yaml");
+        let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(crd));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        reconcile(Arc::new(installs.get(INSTALL_NAME).await.unwrap()), context).await.unwrap();
+        let (degraded, reports) = state(&installs.get(INSTALL_NAME).await.unwrap());
+        assert_eq!((degraded.status.as_str(), reports), ("False", IntegrationState::Active));
+    }
 }
