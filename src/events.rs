@@ -74,7 +74,7 @@ impl Events {
             secondary: None,
         };
         if let Err(e) = self.0.publish(&event, &object.object_ref(&())).await {
-            eprintln!("cannot record the Event {}: {e}", reason.as_str());
+            tracing::warn!(reason = reason.as_str(), error = %e, "cannot record the Event");
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod governance;
 pub mod http;
 pub mod labels;
 pub mod leader;
+pub mod logging;
 pub mod manifests;
 pub mod metrics;
 pub mod podcache;

@@ -356,3 +356,54 @@ fn crd_generate_prints_all_three_crds() {
 fn version_prints_the_crate_version() {
     assert_eq!(stdout(&kube_devops(&["version"])), format!("kube-devops version {}\n", env!("CARGO_PKG_VERSION")));
 }
+
+/// Runs `kube-devops reconcile` against an API server that refuses connections for about two
+/// seconds, with `RUST_LOG=filter`, and returns its stderr.
+fn reconcile_log(format: &str, filter: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{{name: c, cluster: {{server: \
+             'http://127.0.0.1:{port}'}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: c, \
+             context: {{cluster: c, user: u}}}}]\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-devops"))
+        .args(["reconcile", "--addr", "127.0.0.1:0", "--log-format", format])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", filter)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    child.kill().unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stderr).unwrap()
+}
+
+#[test]
+fn server_logs_are_json_lines_with_fields_filtered_by_rust_log() {
+    let log = reconcile_log("json", "info");
+    let lines: Vec<Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))).collect();
+    for line in &lines {
+        for field in ["timestamp", "level", "target", "message"] {
+            assert!(line[field].is_string(), "{field} in {line}");
+        }
+    }
+    let serving = lines.iter().find(|l| l["message"] == "serving HTTP").unwrap_or_else(|| panic!("{log}"));
+    assert_eq!((serving["level"].as_str(), serving["component"].as_str()), (Some("INFO"), Some("reconcile")));
+    let lease = lines.iter().find(|l| l["level"] == "WARN").unwrap_or_else(|| panic!("a warning: {log}"));
+    assert!(lease["message"].as_str().unwrap().contains("lease"), "{lease}");
+    assert!(lease["error"].is_string(), "the error is a field: {lease}");
+
+    let quiet = reconcile_log("json", "error");
+    assert!(!quiet.contains("\"INFO\"") && !quiet.contains("\"WARN\""), "RUST_LOG=error: {quiet}");
+    let text = reconcile_log("text", "info");
+    assert!(text.lines().any(|l| l.contains(" INFO ") && l.contains("serving HTTP")), "{text}");
+}

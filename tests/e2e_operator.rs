@@ -253,7 +253,7 @@ async fn a_crd_without_a_status_field_the_operator_writes_is_reported_in_its_log
         log.contains(".status.version: field not declared in schema").then_some(log)
     })
     .await;
-    assert!(log.contains("operator: reconcile failed"), "{log}");
+    assert!(log.contains("reconcile failed"), "{log}");
     let installs: Api<KubeDevopsInstall> = Api::all(cluster.client().await);
     let install = installs.get("default").await.unwrap();
     assert!(install.status.is_none_or(|s| s.conditions.is_empty()), "no status was written without the field");

@@ -105,10 +105,10 @@ async fn reload_certificates(opts: WebhookOptions, current: Arc<RwLock<SslContex
             Ok(a) => {
                 *current.write().unwrap_or_else(|e| e.into_inner()) = a.build().into_context();
                 seen = now;
-                eprintln!("webhook: reloaded the serving certificate from {}", opts.tls_cert.display());
+                tracing::info!(path = %opts.tls_cert.display(), "reloaded the serving certificate");
             }
             // Mid-update (key and certificate from different pairs): try again next time.
-            Err(e) => eprintln!("webhook: not reloading the certificate yet: {e:#}"),
+            Err(e) => tracing::info!(error = format!("{e:#}"), "not reloading the certificate yet"),
         }
     }
 }
@@ -124,7 +124,7 @@ pub fn serve(opts: WebhookOptions) -> anyhow::Result<()> {
         let policies = watcher(kube::Api::<DevOpsPolicy>::all(client), watcher::Config::default()).default_backoff();
         actix_web::rt::spawn(reflector::reflector(writer, policies).for_each(|event| async move {
             if let Err(e) = event {
-                eprintln!("webhook: watching DevOpsPolicies: {e}");
+                tracing::warn!(error = %e, "watching DevOpsPolicies");
             }
         }));
         let (synced_store, synced) = (store.clone(), ready.clone());
@@ -144,7 +144,7 @@ pub fn serve(opts: WebhookOptions) -> anyhow::Result<()> {
             metrics,
             recorded,
         });
-        eprintln!("webhook: serving HTTPS on {}", opts.addr);
+        tracing::info!(addr = %opts.addr, "serving HTTPS");
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -170,9 +170,9 @@ pub fn serve(opts: WebhookOptions) -> anyhow::Result<()> {
         actix_web::rt::spawn(async move {
             terminated().await;
             draining.store(true, Ordering::Release);
-            eprintln!(
-                "webhook: terminating: not ready, serving {} s more while the endpoint is withdrawn",
-                opts.drain.as_secs()
+            tracing::info!(
+                drain_seconds = opts.drain.as_secs(),
+                "terminating: not ready, serving on while the endpoint is withdrawn"
             );
             actix_web::rt::time::sleep(opts.drain).await;
             handle.stop(true).await;

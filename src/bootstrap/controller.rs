@@ -84,7 +84,7 @@ async fn reconcile_while_leading(watches: kube::Client, writes: kube::Client) {
         .run(reconcile, retry, Arc::new(Context::new(writes)))
         .for_each(|result| async move {
             if let Err(e) = result {
-                eprintln!("operator: {e}");
+                tracing::warn!(error = %e, "reconcile");
             }
         })
         .await;
@@ -123,11 +123,12 @@ impl Context {
 }
 
 fn retry(_: Arc<KubeDevopsInstall>, error: &Error, _: Arc<Context>) -> Action {
-    eprintln!("operator: reconcile failed, retrying in {}s: {error}", RETRY.as_secs());
+    tracing::warn!(error = %error, retry_seconds = RETRY.as_secs(), "reconcile failed, retrying");
     Action::requeue(RETRY)
 }
 
 /// Makes the cluster match `install`, and says when to look again.
+#[tracing::instrument(name = "reconcile", skip_all, fields(name = %install.metadata.name.as_deref().unwrap_or_default()))]
 pub async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -> Result<Action, Error> {
     if install.metadata.name.as_deref() != Some(INSTALL_NAME) || install.metadata.deletion_timestamp.is_some() {
         // Other names are refused by the schema; a deleted install is garbage-collected.
@@ -190,7 +191,7 @@ pub async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -
         Api::<KubeDevopsInstall>::all(client).patch_status(INSTALL_NAME, &params, &patch).await?;
     }
     if let Some(problem) = problem {
-        eprintln!("operator: not everything could be applied: {problem}");
+        tracing::warn!(%problem, "not everything could be applied");
         context.events.publish(&*install, Reason::ApplyFailed, problem.clone()).await;
         return Ok(Action::requeue(if only_missing_crds { RESYNC } else { RETRY }));
     }

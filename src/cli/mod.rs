@@ -34,6 +34,10 @@ pub mod exit {
     about = "Kubernetes DevOps governance: scores workloads against best practices"
 )]
 pub struct Cli {
+    /// Log lines of the server commands (watch, reconcile, operator, webhook serve): text, or
+    /// one JSON object a line. Levels come from RUST_LOG (default info).
+    #[arg(long, global = true, value_enum, default_value_t = crate::logging::LogFormat::Text)]
+    pub log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -311,6 +315,12 @@ pub fn main() -> ExitCode {
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> u8 {
+    if matches!(
+        cli.command,
+        Command::Watch { .. } | Command::Reconcile { .. } | Command::Operator { .. } | Command::Webhook { .. }
+    ) {
+        crate::logging::init(cli.log_format);
+    }
     let result = match cli.command {
         Command::Audit { paths, opts } => audit::audit(&paths, &opts),
         Command::Analyze { namespace, opts } => audit::analyze(namespace.as_deref(), &opts),

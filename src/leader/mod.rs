@@ -170,7 +170,7 @@ where
     let mut failing = false;
     let stop = |leader: &mut Option<Leadership>, why: &str, stand_by: &dyn Fn()| {
         if let Some(l) = leader.take() {
-            eprintln!("{component}: {identity} stops leading: {why}");
+            tracing::info!(component, %identity, reason = why, "stops leading");
             l.task.abort();
             stand_by();
         }
@@ -189,7 +189,7 @@ where
                 match &mut leader {
                     Some(l) => l.renewed = now,
                     None => {
-                        eprintln!("{component}: {identity} leads");
+                        tracing::info!(component, %identity, "leads");
                         leader = Some(Leadership { task: tokio::spawn(lead()), renewed: now });
                     }
                 }
@@ -201,7 +201,8 @@ where
             }
             // Said once per outage, not every retry period.
             Some(Err(e)) if !failing => {
-                eprintln!("{component}: the lease {}: {e}; retrying", campaign.election.lease_name);
+                let lease = &campaign.election.lease_name;
+                tracing::warn!(component, %lease, error = %e, "cannot read or write the lease; retrying");
                 failing = true;
             }
             Some(Err(_)) | None => {}
@@ -224,7 +225,7 @@ where
             _ = shutdown.triggered() => break,
             ended = running => {
                 // The leader's work must not stop while it holds the lease: start it again.
-                eprintln!("{component}: the leader's task ended ({ended:?}); restarting it in 5 s");
+                tracing::error!(component, result = ?ended, "the leader's task ended; restarting it in 5 s");
                 tokio::time::sleep(RESTART_DELAY).await;
                 if let Some(l) = leader.as_mut() {
                     l.task = tokio::spawn(lead());
@@ -256,14 +257,14 @@ where
     let ready = Arc::new(AtomicBool::new(false));
     let shutdown = Shutdown::default();
     let election = Election::from_env(lease_name, component);
-    eprintln!("{component}: serving HTTP on {addr} as {}", election.identity);
+    tracing::info!(component, %addr, identity = %election.identity, "serving HTTP");
     let client = crate::cluster::lease_client().await?;
     let elected = tokio::spawn(run(client, election, TIMING, ready.clone(), shutdown.clone(), lead, stand_by));
     crate::http::serve(addr, metrics, ready, "the leader-election lease could not be read yet").await?;
     shutdown.trigger();
     match tokio::time::timeout(Duration::from_secs(5), elected).await {
-        Ok(Ok(Err(e))) => eprintln!("{component}: leader election: {e:#}"),
-        Err(_) => eprintln!("{component}: the lease was not released within 5 s"),
+        Ok(Ok(Err(e))) => tracing::warn!(component, error = format!("{e:#}"), "leader election"),
+        Err(_) => tracing::warn!(component, "the lease was not released within 5 s"),
         _ => {}
     }
     Ok(())

@@ -214,7 +214,7 @@ async fn reconcile_while_leading(context: Arc<Context>) {
     let pods = watch_pods(context.watches.clone(), context.pods.clone());
     let reconciles = controller.run(reconcile, retry, context).for_each(|result| async move {
         if let Err(e) = result {
-            eprintln!("reconcile: {e}");
+            tracing::warn!(error = %e, "reconcile");
         }
     });
     tokio::select! {
@@ -235,7 +235,7 @@ async fn watch_pods(client: kube::Client, cache: Arc<RwLock<PodCache>>) {
                 // Policies are evaluated on their own schedule: nobody reads what changed.
                 cache.take_changed();
             }
-            Err(e) => eprintln!("reconcile: watching pods: {e}"),
+            Err(e) => tracing::warn!(error = %e, "watching pods"),
         }
     }
 }
@@ -248,15 +248,17 @@ enum Error {
 
 fn retry(policy: Arc<DevOpsPolicy>, error: &Error, context: Arc<Context>) -> Action {
     context.errors.add(1, &[]);
-    eprintln!(
-        "reconcile: {}/{} failed, retrying in {}s: {error}",
-        policy.namespace().unwrap_or_default(),
-        policy.name_any(),
-        RETRY.as_secs()
+    tracing::warn!(
+        namespace = policy.namespace().unwrap_or_default(),
+        name = policy.name_any(),
+        error = %error,
+        retry_seconds = RETRY.as_secs(),
+        "evaluation failed, retrying"
     );
     Action::requeue(RETRY)
 }
 
+#[tracing::instrument(name = "reconcile", skip_all, fields(namespace = %policy.namespace().unwrap_or_default(), name = %policy.name_any()))]
 async fn reconcile(policy: Arc<DevOpsPolicy>, context: Arc<Context>) -> Result<Action, Error> {
     if policy.finalizers().iter().any(|f| f == FINALIZER) {
         // Handed back: earlier versions held deletions of policies (and their namespaces)
@@ -394,6 +396,11 @@ async fn keep_history(
     }
     let created = results.create(&PostParams::default(), &candidate).await?;
     context.audit_results.add(1, &[]);
+    tracing::info!(
+        result = created.metadata.name.as_deref().unwrap_or_default(),
+        "evaluation changed: {}",
+        evaluation.tally.summary()
+    );
     // An Event per change of the outcome (not per periodic evaluation).
     let summary = evaluation.tally.summary();
     let note =

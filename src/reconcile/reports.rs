@@ -87,14 +87,14 @@ impl PolicyReports {
             }
             Err(kube::Error::Api(e)) if e.code == 404 => {
                 if !self.missing_logged.swap(true, Ordering::Relaxed) {
-                    eprintln!(
-                        "reconcile: cannot write PolicyReports: the cluster does not serve {} PolicyReport \
-                         (install its CRD); trying again at each evaluation",
+                    tracing::warn!(
+                        "cannot write PolicyReports: the cluster does not serve {} PolicyReport (install its \
+                         CRD); trying again at each evaluation",
                         policy_report::API_VERSION
                     );
                 }
             }
-            Err(e) => eprintln!("reconcile: cannot write the PolicyReport of {namespace}: {e}"),
+            Err(e) => tracing::warn!(%namespace, error = %e, "cannot write the PolicyReport"),
         }
     }
 

@@ -112,7 +112,7 @@ async fn score_while_leading(
                         events.add(1, &[]);
                     }
                 }
-                Some(Err(e)) => eprintln!("watch: watching pods: {e}"),
+                Some(Err(e)) => tracing::warn!(error = %e, "watching pods"),
                 None => return,
             },
             _ = tick.tick() => {

@@ -315,9 +315,12 @@ impl Enforcer {
                     kube::Error::Api(api) => (RemediationResult::Failed, format!("{} ({})", api.message, api.code)),
                     other => (RemediationResult::Failed, other.to_string()),
                 };
-                eprintln!(
-                    "reconcile: {}/{id}: could not set {changes}: {message}",
-                    policy.namespace().unwrap_or_default()
+                tracing::warn!(
+                    namespace = policy.namespace().unwrap_or_default(),
+                    workload = %id,
+                    %changes,
+                    error = %message,
+                    "could not remediate"
                 );
                 record(id, result, changes, Some(message))
             }
