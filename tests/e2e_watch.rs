@@ -83,6 +83,9 @@ async fn one_elected_replica_exports_the_scores_and_a_standby_takes_over() {
     let (_, standby_ip) = pods.iter().find(|(name, _)| *name != leader).expect("a standby");
     let standby = http_get(standby_ip, 8080, "/metrics").unwrap();
     assert!(!standby.contains("namespace_health_score{"), "a standby exports no scores:\n{standby}");
+    // The leader gauge: 1 on the leader, 0 on the standby.
+    assert_eq!(sample(&metrics, "kube_devops_leader{component=\"watch\"}"), Some(1.0), "{metrics}");
+    assert_eq!(sample(&standby, "kube_devops_leader{component=\"watch\"}"), Some(0.0), "{standby}");
 
     // The leader's pod goes (SIGTERM: it hands the lease back); a standby, polling every 2 s,
     // takes it at once instead of waiting for it to expire (15 s).

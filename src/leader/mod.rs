@@ -257,6 +257,22 @@ where
     let ready = Arc::new(AtomicBool::new(false));
     let shutdown = Shutdown::default();
     let election = Election::from_env(lease_name, component);
+    // The leader gauge: set as the lead starts, cleared as it stops.
+    let leading = Arc::new(AtomicBool::new(false));
+    let (started, stopped, observed) = (leading.clone(), leading.clone(), leading);
+    let mut lead = lead;
+    let lead = move || {
+        started.store(true, Ordering::Release);
+        lead()
+    };
+    let stand_by = move || {
+        stopped.store(false, Ordering::Release);
+        stand_by()
+    };
+    crate::metrics::gauge(&metrics.meter(), &crate::metrics::catalog::LEADER, move |o| {
+        let value = u64::from(observed.load(Ordering::Acquire));
+        o.observe(value, &[opentelemetry::KeyValue::new("component", component)]);
+    });
     tracing::info!(component, %addr, identity = %election.identity, "serving HTTP");
     let client = crate::cluster::lease_client().await?;
     let elected = tokio::spawn(run(client, election, TIMING, ready.clone(), shutdown.clone(), lead, stand_by));

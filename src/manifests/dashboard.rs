@@ -162,6 +162,10 @@ pub fn dashboard() -> Value {
         stat("Admission denials (1h)", "Requests the webhook denied in the last hour.", &denials, "none", false),
     );
 
+    let leaders = format!("sum by (component) ({})", m::LEADER.0.name);
+    let what = "Replicas leading each elected component: 1 when one holds its lease (0: none leads; more: a split).";
+    l.panel(24, 5, timeseries("Leaders", what, "none", &[(&leaders, "{{component}}")]));
+
     l.row("Watch controller");
     let ns_score = gauge(&m::NAMESPACE_HEALTH_SCORE, &in_namespaces());
     l.panel(
@@ -315,12 +319,14 @@ mod tests {
         }
     }
 
-    /// Two replicas export each gauge: every panel takes one value per label set.
+    /// Two replicas export each gauge: every panel takes one value per label set (but the
+    /// leader gauge's, which sums the replicas on purpose: more than 1 is a split brain).
     #[test]
     fn gauges_are_deduplicated_across_replicas() {
         use crate::metrics::catalog::MetricKind;
         let exprs = expressions(&dashboard());
-        for metric in METRICS.iter().filter(|m| m.kind == MetricKind::Gauge) {
+        assert!(exprs.contains(&format!("sum by (component) ({})", m::LEADER.0.name)));
+        for metric in METRICS.iter().filter(|m| m.kind == MetricKind::Gauge && m.name != m::LEADER.0.name) {
             for expr in exprs.iter().filter(|e| e.contains(metric.name)) {
                 let deduplicated = format!("({metric_name}", metric_name = metric.name);
                 let by_labels = format!(") ({}", metric.name);

@@ -20,6 +20,9 @@ pub enum Exporter {
     Reconcile,
     /// The admission webhook, :8443 (HTTPS).
     Webhook,
+    /// Every component that elects a leader: the watch controller, the reconcile operator and
+    /// the bootstrap operator (:8081).
+    Elected,
 }
 
 /// One metric: its name, type, labels, exporter and help text.
@@ -69,7 +72,7 @@ const fn histogram(
     HistogramMetric(Metric { name, kind: MetricKind::Histogram, labels, exporter, help })
 }
 
-use Exporter::{Reconcile, Watch, Webhook};
+use Exporter::{Elected, Reconcile, Watch, Webhook};
 
 const POLICY: &[&str] = &["namespace", "policy"];
 
@@ -124,6 +127,12 @@ pub const WEBHOOK_DENIALS: CounterMetric = counter(
 );
 pub const WEBHOOK_DURATION: HistogramMetric =
     histogram("webhook_request_duration_seconds", &[], Webhook, "Duration of admission reviews.");
+pub const LEADER: GaugeMetric = gauge(
+    "kube_devops_leader",
+    &["component"],
+    Elected,
+    "1 on the replica that holds its component's leader-election lease, 0 on a standby.",
+);
 
 /// Every metric, grouped by exporter (the dashboard has a panel for each).
 pub const METRICS: &[Metric] = &[
@@ -145,6 +154,7 @@ pub const METRICS: &[Metric] = &[
     WEBHOOK_REQUESTS.0,
     WEBHOOK_DENIALS.0,
     WEBHOOK_DURATION.0,
+    LEADER.0,
 ];
 
 #[cfg(test)]
@@ -153,11 +163,12 @@ mod tests {
 
     #[test]
     fn the_catalog_keeps_the_original_eighteen_metrics_once_each() {
-        assert_eq!(METRICS.len(), 18);
+        // The original eighteen, and the leader gauge.
+        assert_eq!(METRICS.len(), 19);
         let mut names: Vec<_> = METRICS.iter().map(|m| m.name).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 18);
+        assert_eq!(names.len(), 19);
         assert_eq!(WEBHOOK_REQUESTS.0.labels, ["operation", "allowed"]);
         assert_eq!(POLICY_VIOLATIONS_BY_SEVERITY.0.labels, ["severity", "namespace", "policy"]);
     }
