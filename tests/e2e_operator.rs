@@ -9,7 +9,9 @@
 
 mod common;
 
-use common::e2e::{apply_ok, cluster_running_kube_devops, install_file, refused, wait_until};
+use common::e2e::{
+    apply_ok, cluster_running_kube_devops, http_get, install_file, lease_holder, refused, sample, wait_until,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::events::v1::Event;
@@ -72,6 +74,13 @@ async fn the_operator_installs_heals_scales_and_removes_components() {
     assert_eq!(status.components.reconcile.as_ref().map(|c| c.ready_replicas), Some(2), "every component runs");
     let out = cluster.kubectl(&["wait", "kubedevopsinstall/default", "--for=condition=Available", "--timeout=10s"]);
     assert!(out.status.success(), "kubectl wait: {}", String::from_utf8_lossy(&out.stderr));
+    // The operator's own metrics: its reconciles by result, and that it leads.
+    let (_, operator_ip) = lease_holder(&cluster, "kube-devops-operator").expect("the operator leads");
+    let metrics = http_get(&operator_ip, 8081, "/metrics").expect("the operator's /metrics");
+    let applied = sample(&metrics, "kubedevopsinstall_reconcile_total{result=\"applied\"}");
+    assert!(applied.is_some_and(|n| n >= 1.0), "{metrics}");
+    assert!(metrics.contains("kubedevopsinstall_reconcile_duration_seconds_bucket"), "{metrics}");
+    assert_eq!(sample(&metrics, "kube_devops_leader{component=\"operator\"}"), Some(1.0), "{metrics}");
     // Healthy on a plain cluster: ServiceMonitors are skipped, and the status says why.
     assert_eq!(condition(&installed, "Degraded").as_deref(), Some("False"), "{:?}", status.conditions);
     let monitors = &status.integrations[0];

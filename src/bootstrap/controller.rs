@@ -25,7 +25,7 @@ use crate::events::{Events, Reason};
 use crate::leader;
 use crate::manifests::bootstrap::SERVICE_MONITOR_CRD;
 use crate::manifests::{APP, ClusterApis, NAMESPACE, Object, WEBHOOK_TLS_SECRET, webhook};
-use crate::metrics::Metrics;
+use crate::metrics::{LATENCY_BUCKETS, Metrics, catalog, counter, histogram};
 use futures::StreamExt;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -39,6 +39,8 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram, Meter};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,12 +55,14 @@ pub fn run(addr: String) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let watches = crate::cluster::watch_client().await?;
         let writes = crate::cluster::client().await?;
-        let lead = move || reconcile_while_leading(watches.clone(), writes.clone());
-        leader::serve_elected("operator", LEASE_NAME, &addr, Metrics::new()?, lead, || {}).await
+        let metrics = Metrics::new()?;
+        let meter = metrics.meter();
+        let lead = move || reconcile_while_leading(watches.clone(), writes.clone(), meter.clone());
+        leader::serve_elected("operator", LEASE_NAME, &addr, metrics, lead, || {}).await
     })
 }
 
-async fn reconcile_while_leading(watches: kube::Client, writes: kube::Client) {
+async fn reconcile_while_leading(watches: kube::Client, writes: kube::Client, meter: Meter) {
     let all = watcher::Config::default();
     let named = |name: &str| watcher::Config::default().fields(&format!("metadata.name={name}"));
     Controller::new(Api::<KubeDevopsInstall>::all(watches.clone()), all.clone())
@@ -81,7 +85,7 @@ async fn reconcile_while_leading(watches: kube::Client, writes: kube::Client) {
         )
         .watches(Api::<CustomResourceDefinition>::all(watches.clone()), named(SERVICE_MONITOR_CRD), install)
         .watches(Api::<CustomResourceDefinition>::all(watches.clone()), named(POLICY_REPORT_CRD), install)
-        .run(reconcile, retry, Arc::new(Context::new(writes)))
+        .run(reconcile, retry, Arc::new(Context::new(writes, &meter)))
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::warn!(error = %e, "reconcile");
@@ -110,19 +114,35 @@ pub struct Context {
     client: kube::Client,
     applier: Applier,
     events: Events,
+    reconciles: Counter<u64>,
+    errors: Counter<u64>,
+    duration: Histogram<f64>,
 }
 
 impl Context {
-    pub fn new(client: kube::Client) -> Context {
+    /// A context writing with `client` and recording its metrics into `meter`.
+    pub fn new(client: kube::Client, meter: &Meter) -> Context {
         Context {
             applier: Applier::new(client.clone(), FIELD_MANAGER),
             events: Events::new(client.clone(), "kube-devops-operator"),
             client,
+            reconciles: counter(meter, &catalog::INSTALL_RECONCILES),
+            errors: counter(meter, &catalog::INSTALL_RECONCILE_ERRORS),
+            duration: histogram(meter, &catalog::INSTALL_RECONCILE_DURATION, LATENCY_BUCKETS),
         }
+    }
+
+    fn error(&self, reason: &str) {
+        self.errors.add(1, &[KeyValue::new("reason", reason.to_string())]);
     }
 }
 
-fn retry(_: Arc<KubeDevopsInstall>, error: &Error, _: Arc<Context>) -> Action {
+fn retry(_: Arc<KubeDevopsInstall>, error: &Error, context: Arc<Context>) -> Action {
+    context.reconciles.add(1, &[KeyValue::new("result", "error")]);
+    context.error(&match error {
+        Error::Kube(e) => crate::metrics::error_reason(e),
+        Error::Other(_) => "Other".to_string(),
+    });
     tracing::warn!(error = %error, retry_seconds = RETRY.as_secs(), "reconcile failed, retrying");
     Action::requeue(RETRY)
 }
@@ -134,6 +154,7 @@ pub async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -
         // Other names are refused by the schema; a deleted install is garbage-collected.
         return Ok(Action::await_change());
     }
+    let started = std::time::Instant::now();
     let client = context.client.clone();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
     let current = secrets.get_opt(WEBHOOK_TLS_SECRET).await?;
@@ -155,6 +176,7 @@ pub async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -
     for object in desired(&install, &tls, apis) {
         if let Err(e) = context.applier.apply(&object).await {
             let missing_crd = missing_service_monitor_crd(&object, &e);
+            context.error(&if missing_crd { "MissingCRD".to_string() } else { crate::metrics::error_reason(&e) });
             only_missing_crds &= missing_crd;
             problems.push(if missing_crd {
                 format!(
@@ -170,6 +192,7 @@ pub async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -
     // Reverse install order: the webhook configuration goes before the webhook it calls.
     for gone in obsolete(&install.spec, apis).into_iter().rev() {
         if let Err(e) = context.applier.delete(&gone).await {
+            context.error(&crate::metrics::error_reason(&e));
             problems.push(describe(&format!("{}/{}", gone.kind, gone.name), &e));
         }
     }
@@ -177,7 +200,10 @@ pub async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -
         .list(&ListParams::default().labels("app.kubernetes.io/name=kube-devops"))
         .await?
         .items;
-    problems.extend(missing_apis(&install.spec, apis));
+    for missing in missing_apis(&install.spec, apis) {
+        context.error("MissingCRD");
+        problems.push(missing);
+    }
     let problem = (!problems.is_empty()).then(|| problems.join("; "));
     let new = status(&install, &deployments, problem.as_deref(), apis, Timestamp::now());
     if install.status.as_ref() != Some(&new) {
@@ -190,6 +216,9 @@ pub async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -
         let params = PatchParams::apply(FIELD_MANAGER).force();
         Api::<KubeDevopsInstall>::all(client).patch_status(INSTALL_NAME, &params, &patch).await?;
     }
+    context.duration.record(started.elapsed().as_secs_f64(), &[]);
+    let result = if problem.is_some() { "degraded" } else { "applied" };
+    context.reconciles.add(1, &[KeyValue::new("result", result)]);
     if let Some(problem) = problem {
         tracing::warn!(%problem, "not everything could be applied");
         context.events.publish(&*install, Reason::ApplyFailed, problem.clone()).await;
@@ -249,7 +278,8 @@ mod tests {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let client = cluster.client().await;
         let installs: Api<KubeDevopsInstall> = Api::all(client.clone());
-        let context = Arc::new(Context::new(client));
+        let metrics = Metrics::new().unwrap();
+        let context = Arc::new(Context::new(client, &metrics.meter()));
 
         let action = reconcile(Arc::new(installs.get(INSTALL_NAME).await.unwrap()), context.clone()).await.unwrap();
         // Retrying soon would not help: the CRD's appearance starts a reconcile by itself.
@@ -260,6 +290,11 @@ mod tests {
         assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "ApplyFailed"));
         assert!(degraded.message.contains("ServiceMonitor/kube-devops-watch"), "{}", degraded.message);
         assert_eq!(status.integrations[0].state, IntegrationState::Missing);
+        let exported = metrics.render();
+        assert!(exported.contains("kubedevopsinstall_reconcile_total{result=\"degraded\"} 1"), "{exported}");
+        // One per ServiceMonitor (three components).
+        assert!(exported.contains("kubedevopsinstall_reconcile_errors_total{reason=\"MissingCRD\"} 3"), "{exported}");
+        assert!(exported.contains("kubedevopsinstall_reconcile_duration_seconds_count 1"), "{exported}");
         // Everything else was applied.
         let deployments: Api<Deployment> = Api::namespaced(cluster.client().await, NAMESPACE);
         assert_eq!(deployments.list(&ListParams::default()).await.unwrap().items.len(), 3);
@@ -301,7 +336,8 @@ mod tests {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let client = cluster.client().await;
         let installs: Api<KubeDevopsInstall> = Api::all(client.clone());
-        let context = Arc::new(Context::new(client));
+        let metrics = Metrics::new().unwrap();
+        let context = Arc::new(Context::new(client, &metrics.meter()));
         let state = |install: &KubeDevopsInstall| {
             let status = install.status.clone().unwrap();
             let degraded = status.conditions.iter().find(|c| c.type_ == "Degraded").unwrap().clone();

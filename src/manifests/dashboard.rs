@@ -245,6 +245,17 @@ pub fn dashboard() -> Value {
         timeseries("Admission latency", "Duration of admission reviews.", "s", &[(&p50, "p50"), (&p99, "p99")]),
     );
 
+    l.row("Bootstrap operator");
+    let results = format!("sum by (result) (rate({}[$__rate_interval]))", m::INSTALL_RECONCILES.0.name);
+    let what = "KubeDevopsInstall reconciliations per second, by result (applied, degraded, error).";
+    l.panel(8, 8, timeseries("Install reconciles", what, "ops", &[(&results, "{{result}}")]));
+    let reasons = format!("sum by (reason) (rate({}[$__rate_interval]))", m::INSTALL_RECONCILE_ERRORS.0.name);
+    let what = "Failed reconciliations and objects that could not be applied, per second, by reason.";
+    l.panel(8, 8, timeseries("Install errors by reason", what, "ops", &[(&reasons, "{{reason}}")]));
+    let [(p50, _), (p99, _)] = quantiles(&m::INSTALL_RECONCILE_DURATION);
+    let what = "Duration of KubeDevopsInstall reconciliations.";
+    l.panel(8, 8, timeseries("Install reconcile duration", what, "s", &[(&p50, "p50"), (&p99, "p99")]));
+
     l.row("Violations by severity");
     let severity = format!("sum by (severity) ({})", gauge(&m::POLICY_VIOLATIONS_BY_SEVERITY, &in_namespaces()));
     let mut by_severity = timeseries(

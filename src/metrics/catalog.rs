@@ -20,6 +20,8 @@ pub enum Exporter {
     Reconcile,
     /// The admission webhook, :8443 (HTTPS).
     Webhook,
+    /// The bootstrap operator, :8081.
+    Operator,
     /// Every component that elects a leader: the watch controller, the reconcile operator and
     /// the bootstrap operator (:8081).
     Elected,
@@ -72,7 +74,7 @@ const fn histogram(
     HistogramMetric(Metric { name, kind: MetricKind::Histogram, labels, exporter, help })
 }
 
-use Exporter::{Elected, Reconcile, Watch, Webhook};
+use Exporter::{Elected, Operator, Reconcile, Watch, Webhook};
 
 const POLICY: &[&str] = &["namespace", "policy"];
 
@@ -85,8 +87,12 @@ pub const PODS_TRACKED: GaugeMetric =
     gauge("pods_tracked_total", &[], Watch, "Pods currently tracked by the watch controller.");
 pub const RECONCILES: CounterMetric =
     counter("devopspolicy_reconcile_total", &[], Reconcile, "DevOpsPolicy reconciliations.");
-pub const RECONCILE_ERRORS: CounterMetric =
-    counter("devopspolicy_reconcile_errors_total", &[], Reconcile, "DevOpsPolicy reconciliations that failed.");
+pub const RECONCILE_ERRORS: CounterMetric = counter(
+    "devopspolicy_reconcile_errors_total",
+    &["reason"],
+    Reconcile,
+    "DevOpsPolicy reconciliations that failed, by reason (the API's status reason, or Connection).",
+);
 pub const POLICY_VIOLATIONS: GaugeMetric =
     gauge("devopspolicy_violations_total", POLICY, Reconcile, "Violations found by the last evaluation of a policy.");
 pub const POLICY_HEALTH_SCORE: GaugeMetric =
@@ -127,6 +133,24 @@ pub const WEBHOOK_DENIALS: CounterMetric = counter(
 );
 pub const WEBHOOK_DURATION: HistogramMetric =
     histogram("webhook_request_duration_seconds", &[], Webhook, "Duration of admission reviews.");
+pub const INSTALL_RECONCILES: CounterMetric = counter(
+    "kubedevopsinstall_reconcile_total",
+    &["result"],
+    Operator,
+    "KubeDevopsInstall reconciliations, by result: applied, degraded (something could not be applied) or error.",
+);
+pub const INSTALL_RECONCILE_ERRORS: CounterMetric = counter(
+    "kubedevopsinstall_reconcile_errors_total",
+    &["reason"],
+    Operator,
+    "Failed KubeDevopsInstall reconciliations and objects that could not be applied, by reason.",
+);
+pub const INSTALL_RECONCILE_DURATION: HistogramMetric = histogram(
+    "kubedevopsinstall_reconcile_duration_seconds",
+    &[],
+    Operator,
+    "Duration of KubeDevopsInstall reconciliations.",
+);
 pub const LEADER: GaugeMetric = gauge(
     "kube_devops_leader",
     &["component"],
@@ -154,6 +178,9 @@ pub const METRICS: &[Metric] = &[
     WEBHOOK_REQUESTS.0,
     WEBHOOK_DENIALS.0,
     WEBHOOK_DURATION.0,
+    INSTALL_RECONCILES.0,
+    INSTALL_RECONCILE_ERRORS.0,
+    INSTALL_RECONCILE_DURATION.0,
     LEADER.0,
 ];
 
@@ -163,12 +190,12 @@ mod tests {
 
     #[test]
     fn the_catalog_keeps_the_original_eighteen_metrics_once_each() {
-        // The original eighteen, and the leader gauge.
-        assert_eq!(METRICS.len(), 19);
+        // The original eighteen, the bootstrap operator's three and the leader gauge.
+        assert_eq!(METRICS.len(), 22);
         let mut names: Vec<_> = METRICS.iter().map(|m| m.name).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 19);
+        assert_eq!(names.len(), 22);
         assert_eq!(WEBHOOK_REQUESTS.0.labels, ["operation", "allowed"]);
         assert_eq!(POLICY_VIOLATIONS_BY_SEVERITY.0.labels, ["severity", "namespace", "policy"]);
     }

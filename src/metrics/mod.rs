@@ -59,6 +59,48 @@ impl Metrics {
     }
 }
 
+/// The `reason` label of a failed request: the API's status reason (`Conflict`, `Forbidden`,
+/// `NotFound`, `Invalid`, `TooManyRequests`, ... from a bounded set), `ServerError` for other
+/// 5xx answers, `Connection` when no answer came.
+pub fn error_reason(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => match (status.reason.as_str(), status.code) {
+            (reason, _)
+                if !reason.is_empty() && reason.chars().all(|c| c.is_ascii_alphabetic()) && reason.len() <= 32 =>
+            {
+                reason.to_string()
+            }
+            (_, 500..) => "ServerError".into(),
+            _ => "Unknown".into(),
+        },
+        kube::Error::HyperError(_) | kube::Error::Service(_) => "Connection".into(),
+        _ => "Other".into(),
+    }
+}
+
+#[cfg(test)]
+mod reason_tests {
+    use super::error_reason;
+
+    fn api(code: u16, reason: &str) -> kube::Error {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "message": "m", "reason": reason, "code": code
+        }))
+        .unwrap();
+        kube::Error::Api(Box::new(status))
+    }
+
+    #[test]
+    fn errors_are_labelled_by_a_bounded_reason() {
+        assert_eq!(error_reason(&api(409, "Conflict")), "Conflict");
+        assert_eq!(error_reason(&api(403, "Forbidden")), "Forbidden");
+        assert_eq!(error_reason(&api(503, "")), "ServerError");
+        // A reason that is not a word (a server or proxy putting text there) is not a label.
+        assert_eq!(error_reason(&api(502, "bad gateway: upstream reset")), "ServerError");
+        assert_eq!(error_reason(&api(418, "")), "Unknown");
+    }
+}
+
 /// The counter `metric` of the catalogue.
 pub fn counter(meter: &Meter, metric: &CounterMetric) -> Counter<u64> {
     let CounterMetric(metric) = metric;

@@ -247,7 +247,8 @@ enum Error {
 }
 
 fn retry(policy: Arc<DevOpsPolicy>, error: &Error, context: Arc<Context>) -> Action {
-    context.errors.add(1, &[]);
+    let Error::Kube(e) = error;
+    context.errors.add(1, &[KeyValue::new("reason", crate::metrics::error_reason(e))]);
     tracing::warn!(
         namespace = policy.namespace().unwrap_or_default(),
         name = policy.name_any(),
