@@ -118,23 +118,36 @@ pub struct Failure {
     pub resource: ResourceRef,
 }
 
-/// The outcomes of one policy (or bundle) over one namespace: its failures, and how many
-/// (resource, enabled check) pairs passed.
+/// The outcomes of one policy (or bundle) over one namespace: the first [`MAX_RESULTS`] of
+/// its failures in report order (no report lists more: the reconcile operator keeps these for
+/// every policy, so a 50,000-pod namespace costs no more than a small one), how many failed
+/// in all, and how many (resource, enabled check) pairs passed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outcomes {
     pub failures: Vec<Failure>,
+    pub failed: u64,
     pub passed: u64,
 }
 
 impl Outcomes {
     /// Outcomes of `subjects` resources judged by `enabled` checks, `failures` among them:
     /// every (resource, check) pair without a failure passed.
-    pub fn new(failures: Vec<Failure>, subjects: u64, enabled: u64) -> Self {
-        let failed: std::collections::HashSet<(&ResourceRef, CheckId)> =
+    pub fn new(mut failures: Vec<Failure>, subjects: u64, enabled: u64) -> Self {
+        let failed_pairs: std::collections::HashSet<(&ResourceRef, CheckId)> =
             failures.iter().map(|f| (&f.resource, f.check)).collect();
-        let passed = (subjects * enabled).saturating_sub(failed.len() as u64);
-        Outcomes { failures, passed }
+        let passed = (subjects * enabled).saturating_sub(failed_pairs.len() as u64);
+        let failed = failures.len() as u64;
+        failures.sort_by(report_order);
+        failures.truncate(MAX_RESULTS);
+        failures.shrink_to_fit();
+        Outcomes { failures, failed, passed }
     }
+}
+
+/// Results sorted by policy, resource, check and container: the same findings make the same
+/// report.
+fn report_order(a: &Failure, b: &Failure) -> std::cmp::Ordering {
+    (&a.policy, &a.resource, a.check, &a.container).cmp(&(&b.policy, &b.resource, b.check, &b.container))
 }
 
 impl PolicyReport {
@@ -151,12 +164,12 @@ impl PolicyReport {
         let mut failures: Vec<&Failure> = Vec::new();
         for o in outcomes {
             summary.pass += o.passed;
-            summary.fail += o.failures.len() as u64;
+            summary.fail += o.failed;
             failures.extend(&o.failures);
         }
-        failures.sort_by(|a, b| {
-            (&a.policy, &a.resource, a.check, &a.container).cmp(&(&b.policy, &b.resource, b.check, &b.container))
-        });
+        // Each policy's first MAX_RESULTS are kept, and the order starts with the policy: the
+        // first MAX_RESULTS of them all are among these.
+        failures.sort_by(|a, b| report_order(a, b));
         let results = failures.into_iter().take(MAX_RESULTS).map(|f| result(f, now)).collect();
         PolicyReport {
             api_version: API_VERSION.into(),
@@ -264,8 +277,11 @@ mod tests {
     #[test]
     fn results_are_capped_but_counted() {
         let failures = (0..MAX_RESULTS + 5).map(|i| failure("p", &format!("pod-{i:04}"), CheckId::LatestTag)).collect();
-        let report = PolicyReport::build("shop", [&Outcomes::new(failures, 2000, 1)], None);
+        let outcomes = Outcomes::new(failures, 2000, 1);
+        assert_eq!((outcomes.failures.len(), outcomes.failed), (MAX_RESULTS, (MAX_RESULTS + 5) as u64), "bounded");
+        let report = PolicyReport::build("shop", [&outcomes], None);
         assert_eq!(report.results.len(), MAX_RESULTS);
+        assert_eq!(report.results.last().unwrap().resources[0].name, "pod-0999", "the first in report order");
         assert_eq!(report.summary.fail, (MAX_RESULTS + 5) as u64);
         assert_eq!(report.summary.pass, 2000 - (MAX_RESULTS + 5) as u64);
     }
