@@ -151,15 +151,11 @@ fn report_order(a: &Failure, b: &Failure) -> std::cmp::Ordering {
 }
 
 impl PolicyReport {
-    /// The report of `namespace` from the outcomes of every policy there, found at `now`
-    /// (`None` leaves the results' timestamps out, for comparing two reports by content).
-    /// Results are sorted (policy, resource, check, container) so that the same findings make
-    /// the same report, and listed up to [`MAX_RESULTS`].
-    pub fn build<'a>(
-        namespace: &str,
-        outcomes: impl IntoIterator<Item = &'a Outcomes>,
-        now: Option<Timestamp>,
-    ) -> PolicyReport {
+    /// The report of `namespace` from the outcomes of every policy there, without timestamps
+    /// (so two reports compare by content; [`PolicyReport::stamped`] adds them). Results are
+    /// sorted (policy, resource, check, container) so that the same findings make the same
+    /// report, and listed up to [`MAX_RESULTS`].
+    pub fn build<'a>(namespace: &str, outcomes: impl IntoIterator<Item = &'a Outcomes>) -> PolicyReport {
         let mut summary = ReportSummary::default();
         let mut failures: Vec<&Failure> = Vec::new();
         for o in outcomes {
@@ -170,7 +166,7 @@ impl PolicyReport {
         // Each policy's first MAX_RESULTS are kept, and the order starts with the policy: the
         // first MAX_RESULTS of them all are among these.
         failures.sort_by(|a, b| report_order(a, b));
-        let results = failures.into_iter().take(MAX_RESULTS).map(|f| result(f, now)).collect();
+        let results = failures.into_iter().take(MAX_RESULTS).map(result).collect();
         PolicyReport {
             api_version: API_VERSION.into(),
             kind: KIND.into(),
@@ -194,15 +190,14 @@ impl PolicyReport {
         self
     }
 
-    /// The same report without the results' timestamps (what changes on every evaluation).
-    pub fn untimed(&self) -> PolicyReport {
-        let mut copy = self.clone();
-        copy.results.iter_mut().for_each(|r| r.timestamp = None);
-        copy
+    /// The report with its results found at `now`.
+    pub fn stamped(mut self, now: Timestamp) -> Self {
+        self.results.iter_mut().for_each(|r| r.timestamp = Some(now.into()));
+        self
     }
 }
 
-fn result(failure: &Failure, now: Option<Timestamp>) -> ReportResult {
+fn result(failure: &Failure) -> ReportResult {
     let mut properties = BTreeMap::new();
     if let Some(container) = &failure.container {
         properties.insert("container".to_string(), container.clone());
@@ -217,7 +212,7 @@ fn result(failure: &Failure, now: Option<Timestamp>) -> ReportResult {
         category: failure.check.category().as_str().to_string(),
         message: failure.message.clone(),
         source: SOURCE.into(),
-        timestamp: now.map(ResultTimestamp::from),
+        timestamp: None,
         resources: vec![failure.resource.clone()],
         properties,
     }
@@ -247,7 +242,7 @@ mod tests {
         );
         let lax = Outcomes::new(vec![failure("lax", "web", CheckId::Privileged)], 3, 1);
         let at: Timestamp = "2026-12-02T10:00:00.5Z".parse().unwrap();
-        let report = PolicyReport::build("shop", [&strict, &lax], Some(at));
+        let report = PolicyReport::build("shop", [&strict, &lax]).stamped(at);
         assert_eq!(report.summary, ReportSummary { pass: 4 + 2, fail: 3, ..Default::default() });
         let order: Vec<(&str, &str)> =
             report.results.iter().map(|r| (r.policy.as_str(), r.resources[0].name.as_str())).collect();
@@ -279,7 +274,7 @@ mod tests {
         let failures = (0..MAX_RESULTS + 5).map(|i| failure("p", &format!("pod-{i:04}"), CheckId::LatestTag)).collect();
         let outcomes = Outcomes::new(failures, 2000, 1);
         assert_eq!((outcomes.failures.len(), outcomes.failed), (MAX_RESULTS, (MAX_RESULTS + 5) as u64), "bounded");
-        let report = PolicyReport::build("shop", [&outcomes], None);
+        let report = PolicyReport::build("shop", [&outcomes]);
         assert_eq!(report.results.len(), MAX_RESULTS);
         assert_eq!(report.results.last().unwrap().resources[0].name, "pod-0999", "the first in report order");
         assert_eq!(report.summary.fail, (MAX_RESULTS + 5) as u64);
@@ -289,9 +284,11 @@ mod tests {
     #[test]
     fn timestamps_do_not_make_two_reports_differ() {
         let outcomes = Outcomes::new(vec![failure("p", "web", CheckId::LatestTag)], 1, 1);
-        let a = PolicyReport::build("shop", [&outcomes], Some(Timestamp::UNIX_EPOCH));
-        let b = PolicyReport::build("shop", [&outcomes], Some(Timestamp::now()));
-        assert_ne!(a, b);
-        assert_eq!(a.untimed(), b.untimed());
+        let (a, b) = (PolicyReport::build("shop", [&outcomes]), PolicyReport::build("shop", [&outcomes]));
+        assert_eq!(a, b);
+        assert_eq!(a.results[0].timestamp, None);
+        let stamped = b.stamped(Timestamp::UNIX_EPOCH);
+        assert_ne!(a, stamped);
+        assert_eq!(stamped.results[0].timestamp, Some(ResultTimestamp { seconds: 0, nanos: 0 }));
     }
 }

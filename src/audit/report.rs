@@ -135,7 +135,7 @@ impl AuditReport {
                     })
                     .collect();
                 let outcomes = Outcomes::new(failures, ns.workloads.len() as u64, enabled);
-                PolicyReport::build(&ns.namespace, [&outcomes], Some(now))
+                PolicyReport::build(&ns.namespace, [&outcomes]).stamped(now)
             })
             .collect()
     }

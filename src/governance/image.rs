@@ -123,19 +123,6 @@ impl ImageParts {
     }
 }
 
-/// The registry an image reference pulls from (`docker.io` when it names none), and its
-/// repository path without tag or digest; `implicit_library` when Docker Hub's `library/`
-/// is implied (`nginx`).
-pub fn registry_and_repository(image: &str) -> (&str, &str, bool) {
-    let parts = ImageParts::parse(image);
-    (parts.registry(image), parts.repository(image), parts.implicit_library)
-}
-
-/// Whether `image` comes from one of `allowed` (see [`ImageParts::allowed_in`]).
-pub fn registry_allowed(image: &str, allowed: &[String]) -> bool {
-    ImageParts::parse(image).allowed_in(image, allowed)
-}
-
 fn under(path: &str, prefix: &str) -> bool {
     path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
@@ -161,6 +148,12 @@ mod tests {
         assert_eq!(image_version(""), ImageVersion::Untagged);
     }
 
+    /// The registry, the repository and whether `library/` is implied, as parsed.
+    fn registry_and_repository(image: &str) -> (&str, &str, bool) {
+        let parts = ImageParts::parse(image);
+        (parts.registry(image), parts.repository(image), parts.implicit_library)
+    }
+
     #[test]
     fn registries_are_read_like_docker_does() {
         assert_eq!(registry_and_repository("nginx:1.27"), ("docker.io", "nginx", true));
@@ -173,7 +166,7 @@ mod tests {
     #[test]
     fn allowed_registries_match_hosts_and_path_prefixes() {
         let allowed = |image: &str, list: &[&str]| {
-            registry_allowed(image, &list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            ImageParts::parse(image).allowed_in(image, &list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         };
         assert!(allowed("ghcr.io/acme/app:1", &["ghcr.io"]));
         assert!(allowed("ghcr.io/acme/app:1", &["quay.io", "ghcr.io/acme"]));

@@ -109,14 +109,9 @@ struct Context {
 
 impl Context {
     /// A context writing with `client`, watching with `watches`, recording into `meter` and
-    /// `gauges`, evaluating each policy every `interval`.
-    #[cfg(test)]
-    fn new((client, watches): (kube::Client, kube::Client), meter: &Meter, gauges: Gauges, interval: Duration) -> Self {
-        Self::with_reports((client, watches), meter, gauges, interval, false)
-    }
-
-    /// [`Context::new`], keeping PolicyReports when `policy_reports`.
-    fn with_reports(
+    /// `gauges`, evaluating each policy every `interval`, keeping PolicyReports when
+    /// `policy_reports`.
+    fn new(
         (client, watches): (kube::Client, kube::Client),
         meter: &Meter,
         gauges: Gauges,
@@ -153,8 +148,7 @@ pub fn run(addr: String, interval: Duration, policy_reports: bool) -> anyhow::Re
         let gauges = Gauges::default();
         register_gauges(&metrics, &gauges);
         let clients = (crate::cluster::client().await?, crate::cluster::watch_client().await?);
-        let context =
-            Arc::new(Context::with_reports(clients, &metrics.meter(), gauges.clone(), interval, policy_reports));
+        let context = Arc::new(Context::new(clients, &metrics.meter(), gauges.clone(), interval, policy_reports));
         let idle = context.clone();
         let lead = move || reconcile_while_leading(context.clone());
         let stand_by = move || {
@@ -339,7 +333,7 @@ async fn evaluate(policy: &DevOpsPolicy, context: &Context) -> Result<Action, Er
         policies.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &patch).await?;
     }
     if let (Some(reports), Some(evaluation)) = (&context.reports, reported) {
-        reports.update(policy, &evaluation, |uid| policy_in_cache(context, &namespace, uid)).await;
+        reports.update(policy, &evaluation, |owner| policy_in_cache(context, &namespace, owner)).await;
     }
     let evaluated = Evaluated { generation: policy.metadata.generation, at: started };
     context.evaluated.lock().unwrap().insert(uid, evaluated);
@@ -347,11 +341,14 @@ async fn evaluate(policy: &DevOpsPolicy, context: &Context) -> Result<Action, Er
     Ok(Action::requeue(context.interval))
 }
 
-/// Whether the policy with `uid` in `namespace` is still in the leader's watch cache.
-fn policy_in_cache(context: &Context, namespace: &str, uid: &str) -> bool {
+/// Whether the policy `owner` names (in `namespace`, with its uid) is still in the leader's
+/// watch cache: one lookup by name.
+fn policy_in_cache(context: &Context, namespace: &str, owner: &OwnerReference) -> bool {
     let store = context.gauges.policies.lock().unwrap();
     let Some(store) = store.as_ref() else { return true };
-    store.state().iter().any(|p| p.metadata.uid.as_deref() == Some(uid) && p.namespace().as_deref() == Some(namespace))
+    store
+        .get(&ObjectRef::new(&owner.name).within(namespace))
+        .is_some_and(|p| p.metadata.uid.as_deref() == Some(owner.uid.as_str()))
 }
 
 /// The controllers (ReplicaSets, Jobs, StatefulSets, DaemonSets, ...) of the pods with

@@ -38,7 +38,7 @@ pub struct PolicyReports {
     client: kube::Client,
     /// By namespace, then policy uid: the outcomes of each policy's last evaluation.
     outcomes: Mutex<HashMap<String, BTreeMap<String, PolicyOutcomes>>>,
-    /// By namespace: the last report written (untimed).
+    /// By namespace: the last report written (without timestamps).
     written: Mutex<HashMap<String, PolicyReport>>,
     /// Whether the missing CRD was already logged.
     missing_logged: AtomicBool,
@@ -62,8 +62,8 @@ impl PolicyReports {
     }
 
     /// Records `evaluation` of `policy` and brings its namespace's report up to date; `live`
-    /// says whether a policy (by uid) is still in the watch cache.
-    pub async fn update(&self, policy: &DevOpsPolicy, evaluation: &Evaluation, live: impl Fn(&str) -> bool) {
+    /// says whether a policy (its owner reference: name and uid) is still in the watch cache.
+    pub async fn update(&self, policy: &DevOpsPolicy, evaluation: &Evaluation, live: impl Fn(&OwnerReference) -> bool) {
         let Some(owner) = policy.controller_owner_ref(&()).map(|o| OwnerReference { controller: None, ..o }) else {
             return;
         };
@@ -71,19 +71,17 @@ impl PolicyReports {
         let report = {
             let mut all = self.outcomes.lock().unwrap();
             let policies = all.entry(namespace.clone()).or_default();
-            policies.retain(|uid, _| live(uid));
+            policies.retain(|_, p| live(&p.owner));
             policies.insert(owner.uid.clone(), PolicyOutcomes { owner, outcomes: report_outcomes(policy, evaluation) });
             let owners = policies.values().map(|p| p.owner.clone()).collect();
-            PolicyReport::build(&namespace, policies.values().map(|p| &p.outcomes), Some(Timestamp::now()))
-                .owned_by(owners)
+            PolicyReport::build(&namespace, policies.values().map(|p| &p.outcomes)).owned_by(owners)
         };
-        let untimed = report.untimed();
-        if self.written.lock().unwrap().get(&namespace) == Some(&untimed) {
+        if self.written.lock().unwrap().get(&namespace) == Some(&report) {
             return;
         }
-        match self.apply(&namespace, &report).await {
+        match self.apply(&namespace, &report.clone().stamped(Timestamp::now())).await {
             Ok(()) => {
-                self.written.lock().unwrap().insert(namespace, untimed);
+                self.written.lock().unwrap().insert(namespace, report);
             }
             Err(kube::Error::Api(e)) if e.code == 404 => {
                 if !self.missing_logged.swap(true, Ordering::Relaxed) {

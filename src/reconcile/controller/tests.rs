@@ -12,6 +12,11 @@ const POLICY: &str = "apiVersion: devops.stochastic.io/v1\nkind: DevOpsPolicy\nm
 /// A cluster with the namespace `shop`, two pods and the policy `strict`; the context and
 /// the policy as the controller would see it.
 async fn setup(interval: Duration) -> (TestCluster, Arc<Context>, Api<DevOpsPolicy>) {
+    setup_with(interval, false).await
+}
+
+/// [`setup`], with a context that keeps PolicyReports when `policy_reports`.
+async fn setup_with(interval: Duration, policy_reports: bool) -> (TestCluster, Arc<Context>, Api<DevOpsPolicy>) {
     let cluster = cluster_with_crds();
     cluster.kubectl_as(cluster.kubeconfig(), &["create", "namespace", "shop"], None);
     let client = cluster.client().await;
@@ -22,7 +27,8 @@ async fn setup(interval: Duration) -> (TestCluster, Arc<Context>, Api<DevOpsPoli
     let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(POLICY));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let metrics = Metrics::new().unwrap();
-    let context = Context::new((client.clone(), client.clone()), &metrics.meter(), Gauges::default(), interval);
+    let context =
+        Context::new((client.clone(), client.clone()), &metrics.meter(), Gauges::default(), interval, policy_reports);
     // The leader's pod watch fills the cache the evaluations read.
     tokio::spawn(watch_pods(client.clone(), context.pods.clone()));
     wait_for_pods(&context, 2).await;
@@ -92,23 +98,12 @@ async fn policy_report(cluster: &TestCluster) -> Option<serde_json::Value> {
 
 #[tokio::test]
 async fn policy_reports_hold_every_policy_of_the_namespace_and_are_written_when_they_change() {
-    let (cluster, _, policies) = setup(Duration::ZERO).await;
+    let (cluster, context, policies) = setup_with(Duration::ZERO, true).await;
     let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(POLICY_REPORT_CRD));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = cluster.kubectl_as(cluster.kubeconfig(), &["apply", "-f", "-"], Some(LAX));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let client = cluster.client().await;
-    let metrics = Metrics::new().unwrap();
-    let context = Context::with_reports(
-        (client.clone(), client.clone()),
-        &metrics.meter(),
-        Gauges::default(),
-        Duration::ZERO,
-        true,
-    );
-    tokio::spawn(watch_pods(client.clone(), context.pods.clone()));
-    wait_for_pods(&context, 2).await;
-    let context = Arc::new(context);
     for name in ["strict", "lax"] {
         reconcile(Arc::new(policies.get(name).await.unwrap()), context.clone()).await.unwrap();
     }
@@ -156,19 +151,8 @@ async fn policy_reports_hold_every_policy_of_the_namespace_and_are_written_when_
 
 #[tokio::test]
 async fn without_the_policy_report_crd_policies_are_still_evaluated() {
-    let (cluster, _, policies) = setup(Duration::ZERO).await;
-    let client = cluster.client().await;
-    let metrics = Metrics::new().unwrap();
-    let context = Context::with_reports(
-        (client.clone(), client.clone()),
-        &metrics.meter(),
-        Gauges::default(),
-        Duration::ZERO,
-        true,
-    );
-    tokio::spawn(watch_pods(client.clone(), context.pods.clone()));
-    wait_for_pods(&context, 2).await;
-    let action = reconcile(Arc::new(policies.get("strict").await.unwrap()), Arc::new(context)).await;
+    let (cluster, context, policies) = setup_with(Duration::ZERO, true).await;
+    let action = reconcile(Arc::new(policies.get("strict").await.unwrap()), context).await;
     assert!(action.is_ok(), "{action:?}");
     assert_eq!(policies.get("strict").await.unwrap().status.unwrap().violations, Some(3));
     assert!(cluster.requests().iter().any(|r| r.resource == "policyreports" && r.code == 404));
