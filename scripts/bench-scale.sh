@@ -74,7 +74,7 @@ start=$(now)
 POD_NAMESPACE=kube-devops POD_NAME=watch-bench "$bin/kube-devops" watch --addr 127.0.0.1:18080 >"$work/watch.log" 2>&1 &
 watch_pid=$!
 pids+=("$watch_pid")
-until [ "$(metric 18080 pods_tracked_total)" = "$pods" ]; do
+until [ "$(metric 18080 pods_tracked)" = "$pods" ]; do
   kill -0 "$watch_pid" 2>/dev/null || { cat "$work/watch.log"; exit 1; }
   sleep 0.2
 done
@@ -84,7 +84,7 @@ sleep 30
 c1=$(cpu "$watch_pid")
 echo "watch: steady 30 s (a full rescore every 15 s): CPU $(python3 -c "print(f'{$c1 - $c0:.2f}')") s"
 relist "$watch_pid" 18080
-echo "watch: after a relist RSS $(rss "$watch_pid") MiB; peak (VmHWM) $(peak "$watch_pid") MiB; tracking $(metric 18080 pods_tracked_total) pods"
+echo "watch: after a relist RSS $(rss "$watch_pid") MiB; peak (VmHWM) $(peak "$watch_pid") MiB; tracking $(metric 18080 pods_tracked) pods"
 kill "$watch_pid"
 
 # --- reconcile operator -------------------------------------------------------------------------

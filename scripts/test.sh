@@ -10,6 +10,12 @@ if ! dpkg -s libssl-dev pkg-config >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config
 fi
 
+# promtool (Debian's prometheus package) checks every component's /metrics body.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "==> installing prometheus (for promtool)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+fi
+
 # Rust components used below.
 for component in rustfmt clippy; do
   if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then

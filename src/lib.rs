@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod podcache;
 pub mod quantity;
 pub mod reconcile;
+pub mod traces;
 pub mod watch;
 pub mod workload;
 pub mod yaml;

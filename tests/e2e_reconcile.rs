@@ -101,8 +101,9 @@ async fn the_elected_replica_evaluates_policies_records_them_and_cleans_up() {
     // nothing but its lease (its status writes start no loop; an unchanged status is not
     // rewritten for its time).
     let writes = || cluster.requests().into_iter().filter(|r| r.is_write() && r.resource != "leases").count();
-    let (before, evaluations) =
-        (writes(), || leader_metrics(&cluster).and_then(|m| sample(&m, "devopspolicy_reconcile_total")));
+    let (before, evaluations) = (writes(), || {
+        leader_metrics(&cluster).and_then(|m| sample(&m, "devopspolicy_reconcile_total{result=\"evaluated\"}"))
+    });
     let evaluated_before = evaluations().unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(8)).await;
     assert_eq!(writes(), before, "no write while nothing changes");

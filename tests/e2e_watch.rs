@@ -77,7 +77,7 @@ async fn one_elected_replica_exports_the_scores_and_a_standby_takes_over() {
     let (leader, leader_ip) = leader_exporting(&cluster, expected, None);
     eprintln!("{leader} leads and exports shop={expected} after {:?}", started.elapsed());
     let metrics = http_get(&leader_ip, 8080, "/metrics").unwrap();
-    assert!(sample(&metrics, "pods_tracked_total").is_some_and(|n| n >= 2.0), "{metrics}");
+    assert!(sample(&metrics, "pods_tracked").is_some_and(|n| n >= 2.0), "{metrics}");
     assert!(sample(&metrics, "pod_events_total").is_some_and(|n| n >= 2.0), "{metrics}");
     let pods = watch_pods(&cluster);
     let (_, standby_ip) = pods.iter().find(|(name, _)| *name != leader).expect("a standby");

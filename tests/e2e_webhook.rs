@@ -189,6 +189,7 @@ async fn two_webhook_replicas_become_ready_and_enforce_policies() {
     // counted under its check, the admitted pod as an allowed CREATE.
     let scrapes = scrape_webhook_pods(&cluster);
     assert_eq!(scrapes.len(), 2);
+    common::tools::promtool_check("the webhook", &scrapes[0]);
     let denied = r#"webhook_denials_total{namespace="shop",violation="latest_tag"}"#;
     assert!(sample_sum(&scrapes, denied) >= 1.0, "{scrapes:?}");
     assert!(sample_sum(&scrapes, r#"webhook_requests_total{allowed="true",operation="CREATE"}"#) >= 1.0, "{scrapes:?}");

@@ -130,6 +130,26 @@ fn policy_reports_match_an_install_file_that_turns_them_on() {
     assert_same(&["policyReports.enabled=true"], &["-f", file.to_str().unwrap()]);
 }
 
+/// A tracing endpoint gives every component OTEL_EXPORTER_OTLP_ENDPOINT and opens its port
+/// (given, or the scheme's) in the NetworkPolicies, as an install file with it does.
+#[test]
+fn a_tracing_endpoint_matches_an_install_file_that_sets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for endpoint in ["http://otel-collector.observability:4318", "https://traces.example.com"] {
+        let file = dir.path().join("install.yaml");
+        let spec = format!(
+            "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {{name: default}}\nspec:\n  \
+             tracing: {{otlpEndpoint: '{endpoint}'}}\n"
+        );
+        std::fs::write(&file, spec).unwrap();
+        let set = format!("tracing.otlpEndpoint={endpoint}");
+        assert_same(&[&set], &["-f", file.to_str().unwrap()]);
+    }
+    let Some(Ok(objects)) = helm_template(&chart(), &["tracing.otlpEndpoint=http://collector:4318"]) else { return };
+    let policy = objects.iter().find(|o| o["kind"] == "NetworkPolicy").unwrap();
+    assert_eq!(policy["spec"]["egress"][2], json!({"ports": [{"port": 4318, "protocol": "TCP"}]}), "{policy}");
+}
+
 /// Components can be left out, as an install file's `enabled: false` leaves them out.
 #[test]
 fn components_are_left_out_as_an_install_file_leaves_them_out() {

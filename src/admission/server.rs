@@ -212,8 +212,19 @@ async fn serve_metrics(state: web::Data<State>) -> HttpResponse {
     crate::http::metrics_response(&state.metrics)
 }
 
-async fn validate(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
+async fn validate(state: web::Data<State>, http: actix_web::HttpRequest, body: web::Bytes) -> HttpResponse {
     let started = Instant::now();
+    let span = tracing::info_span!(
+        "admission",
+        operation = tracing::field::Empty,
+        kind = tracing::field::Empty,
+        namespace = tracing::field::Empty,
+        name = tracing::field::Empty,
+        decision = tracing::field::Empty,
+        violations = tracing::field::Empty,
+    );
+    crate::traces::continue_trace(&span, http.headers().iter().map(|(k, v)| (k.as_str(), v.to_str().ok())));
+    let _entered = span.enter();
     let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -239,6 +250,12 @@ async fn validate(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
     let decision = decide(&request, &policies, &state.trusted, Timestamp::now());
     let operation = serde_json::to_value(&request.operation).ok();
     let operation = operation.as_ref().and_then(|o| o.as_str()).unwrap_or("UNKNOWN");
+    span.record("operation", operation);
+    span.record("kind", request.kind.kind.as_str());
+    span.record("namespace", namespace.as_str());
+    span.record("name", request.name.as_str());
+    span.record("decision", if decision.allowed { "allowed" } else { "denied" });
+    span.record("violations", decision.violations.len() as u64);
     state.recorded.record(&AdmissionRecord {
         operation,
         namespace: &namespace,

@@ -72,6 +72,9 @@ pub struct KubeDevopsInstallSpec {
     /// NetworkPolicies for the components.
     #[serde(default)]
     pub network_policy: NetworkPolicySpec,
+    /// OpenTelemetry traces of the components.
+    #[serde(default)]
+    pub tracing: TracingSpec,
     /// Node labels the components' pods must match.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
@@ -94,6 +97,7 @@ impl Default for KubeDevopsInstallSpec {
             grafana_dashboard: GrafanaDashboardSpec::default(),
             policy_reports: PolicyReportsSpec::default(),
             network_policy: NetworkPolicySpec::default(),
+            tracing: TracingSpec::default(),
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
         }
@@ -321,6 +325,31 @@ pub struct PolicyReportsSpec {
     /// without it the install is Degraded and nothing else changes.
     #[serde(default)]
     pub enabled: bool,
+}
+
+/// Where the components send their traces.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TracingSpec {
+    /// OTLP/HTTP (protobuf) endpoint the components export their spans to, e.g. an
+    /// OpenTelemetry Collector's `http://otel-collector.observability:4318` (set as
+    /// OTEL_EXPORTER_OTLP_ENDPOINT; `/v1/traces` is appended). Unset: no traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s/]+"))]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl TracingSpec {
+    /// The TCP port of the OTLP endpoint (the URL's, else 80 or 443 by scheme), for the
+    /// NetworkPolicies' egress; `None` without an endpoint or with one that is not a URL.
+    pub fn otlp_port(&self) -> Option<u16> {
+        let uri: http::Uri = self.otlp_endpoint.as_deref()?.parse().ok()?;
+        uri.port_u16().or(match uri.scheme_str()? {
+            "http" => Some(80),
+            "https" => Some(443),
+            _ => None,
+        })
+    }
 }
 
 /// NetworkPolicy settings.

@@ -148,8 +148,21 @@ fn retry(_: Arc<KubeDevopsInstall>, error: &Error, context: Arc<Context>) -> Act
 }
 
 /// Makes the cluster match `install`, and says when to look again.
-#[tracing::instrument(name = "reconcile", skip_all, fields(name = %install.metadata.name.as_deref().unwrap_or_default()))]
+/// In a span naming the install (a trace when traces are exported) whose `result` says what
+/// the reconcile came to: applied, degraded or error.
+#[tracing::instrument(name = "reconcile", skip_all, fields(
+    kind = "KubeDevopsInstall", name = %install.metadata.name.as_deref().unwrap_or_default(),
+    result = tracing::field::Empty, otel.status_code = tracing::field::Empty, otel.status_description = tracing::field::Empty,
+))]
 pub async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -> Result<Action, Error> {
+    let outcome = reconcile_install(install, &context).await;
+    if let Err(e) = &outcome {
+        crate::traces::record_error(e);
+    }
+    outcome
+}
+
+async fn reconcile_install(install: Arc<KubeDevopsInstall>, context: &Context) -> Result<Action, Error> {
     if install.metadata.name.as_deref() != Some(INSTALL_NAME) || install.metadata.deletion_timestamp.is_some() {
         // Other names are refused by the schema; a deleted install is garbage-collected.
         return Ok(Action::await_change());
@@ -219,6 +232,7 @@ pub async fn reconcile(install: Arc<KubeDevopsInstall>, context: Arc<Context>) -
     context.duration.record(started.elapsed().as_secs_f64(), &[]);
     let result = if problem.is_some() { "degraded" } else { "applied" };
     context.reconciles.add(1, &[KeyValue::new("result", result)]);
+    crate::traces::record_result(result);
     if let Some(problem) = problem {
         tracing::warn!(%problem, "not everything could be applied");
         context.events.publish(&*install, Reason::ApplyFailed, problem.clone()).await;

@@ -41,6 +41,10 @@ pub struct DeployOptions {
     /// Replicas of each component that does not set its own (spec.replicas).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..=10))]
     pub replicas: Option<i32>,
+    /// OTLP/HTTP endpoint the components export traces to (spec.tracing.otlpEndpoint), e.g.
+    /// http://otel-collector.observability:4318.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     /// APIs the target cluster serves, as `helm template --api-versions` takes them
     /// (GROUP/VERSION or GROUP/VERSION/KIND; repeatable or comma-separated). They decide the
     /// automatic settings: with monitoring.coreos.com/v1 an unset spec.serviceMonitor.enabled
@@ -192,6 +196,9 @@ pub fn spec(options: &DeployOptions) -> anyhow::Result<KubeDevopsInstallSpec> {
     if let Some(replicas) = options.replicas {
         spec.replicas = replicas;
     }
+    if let Some(endpoint) = &options.otlp_endpoint {
+        spec.tracing.otlp_endpoint = Some(endpoint.clone());
+    }
     if let Err(problems) = manifests::validate(&spec) {
         bail!("invalid installation:\n  {}", problems.join("\n  "));
     }
@@ -310,15 +317,25 @@ mod tests {
         assert!(format!("{err:#}").contains("no ca.crt"), "{err:#}");
     }
 
+    fn options(image: Option<&str>, replicas: Option<i32>, otlp_endpoint: Option<&str>) -> DeployOptions {
+        DeployOptions {
+            file: None,
+            image: image.map(String::from),
+            replicas,
+            otlp_endpoint: otlp_endpoint.map(String::from),
+            api_versions: Vec::new(),
+        }
+    }
+
     #[test]
     fn command_line_overrides_win_and_are_validated() {
-        let options =
-            DeployOptions { file: None, image: Some("reg/kd:v2".into()), replicas: Some(4), api_versions: Vec::new() };
-        let spec = spec(&options).unwrap();
+        let spec = spec(&options(Some("reg/kd:v2"), Some(4), Some("http://collector:4318"))).unwrap();
         assert_eq!(spec.image.reference(), "reg/kd:v2");
         assert_eq!(spec.replicas, 4);
-        let options =
-            DeployOptions { file: None, image: Some("reg/kd".into()), replicas: None, api_versions: Vec::new() };
-        assert_eq!(super::spec(&options).unwrap().image.reference(), format!("reg/kd:v{}", env!("CARGO_PKG_VERSION")));
+        assert_eq!(spec.tracing.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+        let untagged = super::spec(&options(Some("reg/kd"), None, None)).unwrap();
+        assert_eq!(untagged.image.reference(), format!("reg/kd:v{}", env!("CARGO_PKG_VERSION")));
+        let err = super::spec(&options(None, None, Some("collector:4318"))).unwrap_err();
+        assert!(format!("{err:#}").contains("spec.tracing.otlpEndpoint must be an http:// or https:// URL"), "{err:#}");
     }
 }

@@ -315,12 +315,15 @@ pub fn main() -> ExitCode {
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> u8 {
-    if matches!(
-        cli.command,
-        Command::Watch { .. } | Command::Reconcile { .. } | Command::Operator { .. } | Command::Webhook { .. }
-    ) {
-        crate::logging::init(cli.log_format);
-    }
+    // The server commands log and trace; the guard flushes their last spans when they end.
+    let server = match &cli.command {
+        Command::Watch { .. } => Some("watch"),
+        Command::Reconcile { .. } => Some("reconcile"),
+        Command::Operator { .. } => Some("operator"),
+        Command::Webhook { .. } => Some("webhook"),
+        _ => None,
+    };
+    let _traces = server.and_then(|component| crate::logging::init(cli.log_format, component));
     let result = match cli.command {
         Command::Audit { paths, opts } => audit::audit(&paths, &opts),
         Command::Analyze { namespace, opts } => audit::analyze(namespace.as_deref(), &opts),

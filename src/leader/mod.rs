@@ -146,6 +146,13 @@ impl Leadership {
     }
 }
 
+/// The span of a change of leader on this replica (a trace of its own: `acquired` or `lost`),
+/// around the log line and the start or stop of the leader's work.
+fn transition(component: &'static str, identity: &str, transition: &'static str) -> tracing::Span {
+    // A root span: the leader's work is not part of the transition's trace.
+    tracing::info_span!(parent: None, "leader transition", component, identity, transition)
+}
+
 /// Takes part in the election until `shutdown`: runs `lead()` while this replica holds the
 /// lease, aborts it and calls `stand_by()` when the lease is lost or could not be renewed
 /// within the renew deadline; hands the lease back at the end. `ready` turns true once the
@@ -170,9 +177,11 @@ where
     let mut failing = false;
     let stop = |leader: &mut Option<Leadership>, why: &str, stand_by: &dyn Fn()| {
         if let Some(l) = leader.take() {
-            tracing::info!(component, %identity, reason = why, "stops leading");
-            l.task.abort();
-            stand_by();
+            transition(component, &identity, "lost").in_scope(|| {
+                tracing::info!(component, %identity, reason = why, "stops leading");
+                l.task.abort();
+                stand_by();
+            });
         }
     };
     loop {
@@ -189,8 +198,11 @@ where
                 match &mut leader {
                     Some(l) => l.renewed = now,
                     None => {
-                        tracing::info!(component, %identity, "leads");
-                        leader = Some(Leadership { task: tokio::spawn(lead()), renewed: now });
+                        let task = transition(component, &identity, "acquired").in_scope(|| {
+                            tracing::info!(component, %identity, "leads");
+                            tokio::spawn(lead())
+                        });
+                        leader = Some(Leadership { task, renewed: now });
                     }
                 }
             }

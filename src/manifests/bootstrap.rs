@@ -132,6 +132,7 @@ pub fn deployment(image: &ImageSpec) -> Deployment {
         node_selector: &BTreeMap::new(),
         tolerations: &[],
         extra_volumes: Vec::new(),
+        extra_env: Vec::new(),
     })
 }
 
@@ -158,7 +159,7 @@ pub fn metrics_service() -> Service {
 /// The operator's NetworkPolicy: in only on its health and metrics port, out only to the API
 /// server and DNS (the components' defaults).
 pub fn network_policy() -> NetworkPolicy {
-    super::network::network_policy(OPERATOR, COMPONENT, PORT, &NetworkPolicySpec::default())
+    super::network::network_policy(OPERATOR, COMPONENT, PORT, &NetworkPolicySpec::default(), None)
 }
 
 /// The ServiceMonitor of the operator's metrics.

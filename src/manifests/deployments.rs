@@ -51,6 +51,8 @@ pub struct DeploymentParams<'a> {
     pub tolerations: &'a [Toleration],
     /// Volumes besides `/tmp`, with where each is mounted (read-only).
     pub extra_volumes: Vec<(Volume, String)>,
+    /// Environment variables besides the pod's identity (`POD_NAME`, ...).
+    pub extra_env: Vec<EnvVar>,
 }
 
 /// The Deployment of one component.
@@ -85,6 +87,16 @@ pub fn deployment(spec: &KubeDevopsInstallSpec, component: Component) -> Deploym
         }
         Component::Watch => {}
     }
+    let extra_env = spec
+        .tracing
+        .otlp_endpoint
+        .iter()
+        .map(|endpoint| EnvVar {
+            name: "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+            value: Some(endpoint.clone()),
+            ..Default::default()
+        })
+        .collect();
     hardened_deployment(&DeploymentParams {
         name: component.object_name(),
         component: component.name(),
@@ -99,6 +111,7 @@ pub fn deployment(spec: &KubeDevopsInstallSpec, component: Component) -> Deploym
         node_selector: &spec.node_selector,
         tolerations: &spec.tolerations,
         extra_volumes,
+        extra_env,
     })
 }
 
@@ -120,7 +133,7 @@ pub fn hardened_deployment(w: &DeploymentParams) -> Deployment {
             protocol: Some("TCP".into()),
             ..Default::default()
         }]),
-        env: Some(downward_api_env()),
+        env: Some([downward_api_env(), w.extra_env.clone()].concat()),
         resources: Some(w.resources.clone()),
         liveness_probe: Some(probe("/healthz", w.port_name, w.scheme, 5, 10)),
         readiness_probe: Some(probe("/readyz", w.port_name, w.scheme, 3, 5)),

@@ -194,6 +194,13 @@ pub fn validate(spec: &KubeDevopsInstallSpec) -> Result<(), Vec<String>> {
             problems.push(format!("spec.networkPolicy.apiServerPorts: {port} is not a port"));
         }
     }
+    if let Some(endpoint) = &spec.tracing.otlp_endpoint
+        && (spec.tracing.otlp_port().is_none() || !endpoint.starts_with("http"))
+    {
+        problems.push(format!(
+            "spec.tracing.otlpEndpoint must be an http:// or https:// URL like http://otel-collector:4318, not {endpoint:?}"
+        ));
+    }
     if spec.image.repository.is_empty() || spec.image.repository.contains(char::is_whitespace) {
         problems.push(format!("spec.image.repository is not an image repository: {:?}", spec.image.repository));
     }

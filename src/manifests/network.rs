@@ -32,8 +32,15 @@ fn port(number: i32, protocol: &str) -> NetworkPolicyPort {
     NetworkPolicyPort { port: Some(IntOrString::Int(number)), protocol: Some(protocol.into()), ..Default::default() }
 }
 
-/// The policy of the pods labelled as `component`, serving on `serving_port`.
-pub fn network_policy(name: &str, component: &str, serving_port: i32, settings: &NetworkPolicySpec) -> NetworkPolicy {
+/// The policy of the pods labelled as `component`, serving on `serving_port`, and sending
+/// traces to `otlp_port` (any address: the collector's is not known, only its URL).
+pub fn network_policy(
+    name: &str,
+    component: &str,
+    serving_port: i32,
+    settings: &NetworkPolicySpec,
+    otlp_port: Option<u16>,
+) -> NetworkPolicy {
     let api_server = NetworkPolicyEgressRule {
         to: Some(
             settings
@@ -58,7 +65,15 @@ pub fn network_policy(name: &str, component: &str, serving_port: i32, settings: 
             pod_selector: Some(selector(component)),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
             ingress: Some(vec![NetworkPolicyIngressRule { from: None, ports: Some(vec![port(serving_port, "TCP")]) }]),
-            egress: Some(vec![api_server, dns]),
+            egress: Some(
+                [api_server, dns]
+                    .into_iter()
+                    .chain(
+                        otlp_port
+                            .map(|p| NetworkPolicyEgressRule { to: None, ports: Some(vec![port(p.into(), "TCP")]) }),
+                    )
+                    .collect(),
+            ),
         }),
     }
 }
@@ -70,7 +85,15 @@ pub fn network_policies(spec: &KubeDevopsInstallSpec) -> Vec<NetworkPolicy> {
     }
     enabled_components(spec)
         .into_iter()
-        .map(|c: Component| network_policy(&c.object_name(), c.name(), c.container_port(), &spec.network_policy))
+        .map(|c: Component| {
+            network_policy(
+                &c.object_name(),
+                c.name(),
+                c.container_port(),
+                &spec.network_policy,
+                spec.tracing.otlp_port(),
+            )
+        })
         .collect()
 }
 
@@ -95,6 +118,22 @@ mod tests {
         assert_eq!(cidrs, ["0.0.0.0/0", "::/0"]);
         assert!(egress[1].ports.as_ref().unwrap().contains(&port(53, "UDP")));
         assert_eq!(egress.len(), 2, "nothing else");
+    }
+
+    #[test]
+    fn an_otlp_endpoint_opens_its_port_to_every_component() {
+        let mut spec = KubeDevopsInstallSpec::default();
+        spec.tracing.otlp_endpoint = Some("http://otel-collector.observability:4318".into());
+        for policy in network_policies(&spec) {
+            let egress = policy.spec.unwrap().egress.unwrap();
+            assert_eq!(egress.len(), 3);
+            assert_eq!(egress[2], NetworkPolicyEgressRule { to: None, ports: Some(vec![port(4318, "TCP")]) });
+        }
+        // Without a port, the scheme's.
+        spec.tracing.otlp_endpoint = Some("https://traces.example.com/otlp".into());
+        assert_eq!(spec.tracing.otlp_port(), Some(443));
+        spec.tracing.otlp_endpoint = Some("http://collector".into());
+        assert_eq!(spec.tracing.otlp_port(), Some(80));
     }
 
     #[test]

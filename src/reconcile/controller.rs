@@ -242,6 +242,7 @@ enum Error {
 
 fn retry(policy: Arc<DevOpsPolicy>, error: &Error, context: Arc<Context>) -> Action {
     let Error::Kube(e) = error;
+    context.reconciles.add(1, &[KeyValue::new("result", "error")]);
     context.errors.add(1, &[KeyValue::new("reason", crate::metrics::error_reason(e))]);
     tracing::warn!(
         namespace = policy.namespace().unwrap_or_default(),
@@ -253,18 +254,33 @@ fn retry(policy: Arc<DevOpsPolicy>, error: &Error, context: Arc<Context>) -> Act
     Action::requeue(RETRY)
 }
 
-#[tracing::instrument(name = "reconcile", skip_all, fields(namespace = %policy.namespace().unwrap_or_default(), name = %policy.name_any()))]
+/// One reconcile of a policy, in a span naming it (a trace when traces are exported) whose
+/// `result` says what it came to.
+#[tracing::instrument(name = "reconcile", skip_all, fields(
+    kind = "DevOpsPolicy", namespace = %policy.namespace().unwrap_or_default(), name = %policy.name_any(),
+    result = tracing::field::Empty, otel.status_code = tracing::field::Empty, otel.status_description = tracing::field::Empty,
+))]
 async fn reconcile(policy: Arc<DevOpsPolicy>, context: Arc<Context>) -> Result<Action, Error> {
+    let outcome = reconcile_policy(&policy, &context).await;
+    if let Err(e) = &outcome {
+        crate::traces::record_error(e);
+    }
+    outcome
+}
+
+async fn reconcile_policy(policy: &DevOpsPolicy, context: &Context) -> Result<Action, Error> {
     if policy.finalizers().iter().any(|f| f == FINALIZER) {
         // Handed back: earlier versions held deletions of policies (and their namespaces)
         // until an operator ran. The change comes back as an event and is evaluated then.
-        release_finalizer(&policy, &context.client).await?;
+        release_finalizer(policy, &context.client).await?;
+        crate::traces::record_result("finalizer_released");
         return Ok(Action::await_change());
     }
     if policy.metadata.deletion_timestamp.is_some() {
+        crate::traces::record_result("deleting");
         return Ok(Action::await_change());
     }
-    evaluate(&policy, &context).await
+    evaluate(policy, context).await
 }
 
 /// Removes [`FINALIZER`] from `policy`: a merge patch of the other finalizers with the
@@ -288,10 +304,10 @@ async fn evaluate(policy: &DevOpsPolicy, context: &Context) -> Result<Action, Er
     let uid = policy.metadata.uid.clone().unwrap_or_default();
     let last = context.evaluated.lock().unwrap().get(&uid).copied();
     if let Some(wait) = next_evaluation(last.as_ref(), policy.metadata.generation, Instant::now(), context.interval) {
+        crate::traces::record_result("not_due");
         return Ok(Action::requeue(wait));
     }
     let started = Instant::now();
-    context.reconciles.add(1, &[]);
     let (namespace, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
     let now = Timestamp::now();
     let mut reported = None;
@@ -303,6 +319,7 @@ async fn evaluate(policy: &DevOpsPolicy, context: &Context) -> Result<Action, Er
         let (evaluation, owners) = {
             let pods = context.pods.read().unwrap_or_else(|e| e.into_inner());
             if !pods.synced() {
+                crate::traces::record_result("pods_not_synced");
                 return Ok(Action::requeue(CACHE_WAIT));
             }
             let evaluation = evaluate_policy(policy, pods.pods(&namespace).map(|p| (&*p.name, &p.facts)), now);
@@ -338,6 +355,8 @@ async fn evaluate(policy: &DevOpsPolicy, context: &Context) -> Result<Action, Er
     let evaluated = Evaluated { generation: policy.metadata.generation, at: started };
     context.evaluated.lock().unwrap().insert(uid, evaluated);
     context.duration.record(started.elapsed().as_secs_f64(), &[]);
+    context.reconciles.add(1, &[KeyValue::new("result", "evaluated")]);
+    crate::traces::record_result("evaluated");
     Ok(Action::requeue(context.interval))
 }
 

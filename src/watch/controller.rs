@@ -168,7 +168,7 @@ mod tests {
             ["namespace_health_score{namespace=\"blog\"} 100", "namespace_health_score{namespace=\"shop\"} 80"]
         );
         assert_eq!(lines(&text, "cluster_health_score "), ["cluster_health_score 90"]);
-        assert_eq!(lines(&text, "pods_tracked_total "), ["pods_tracked_total 4"]);
+        assert_eq!(lines(&text, "pods_tracked "), ["pods_tracked 4"]);
         assert!(text.contains("# TYPE namespace_health_score gauge"), "{text}");
 
         *current.lock().unwrap() = Some(scores(&[("shop", 70)]));

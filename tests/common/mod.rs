@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod e2e;
+pub mod otlp;
 pub mod structural;
 pub mod tools;
 

@@ -255,3 +255,20 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `promtool check metrics` of a `/metrics` body from `what` (skipped where promtool is not
+/// installed; scripts/test.sh installs it).
+pub fn promtool_check(what: &str, metrics: &str) {
+    let Some(promtool) = tool("promtool") else { return };
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), metrics.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "promtool check metrics of {what}'s /metrics:\n{report}");
+}

@@ -132,6 +132,10 @@ spec:
               valueFrom:
                 fieldRef:
                   fieldPath: status.podIP
+            {{- with $root.Values.tracing.otlpEndpoint }}
+            - name: OTEL_EXPORTER_OTLP_ENDPOINT
+              value: {{ . | quote }}
+            {{- end }}
           resources:
             {{- toYaml $root.Values.resources | nindent 12 }}
           livenessProbe:
@@ -238,6 +242,13 @@ spec:
         - {port: 53, protocol: TCP}
         - {port: 5353, protocol: UDP}
         - {port: 5353, protocol: TCP}
+    {{- with $root.Values.tracing.otlpEndpoint }}
+    {{- $url := urlParse . }}
+    {{- $port := ternary "443" "80" (eq $url.scheme "https") }}
+    {{- if regexMatch ":[0-9]+$" $url.host }}{{- $port = regexFind "[0-9]+$" $url.host }}{{- end }}
+    - ports:
+        - {port: {{ $port }}, protocol: TCP}
+    {{- end }}
 {{- end }}
 {{- end -}}
 
