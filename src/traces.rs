@@ -251,6 +251,33 @@ mod tests {
         assert_eq!(both.unwrap().unwrap().endpoint.0, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
     }
 
+    /// The trace id `span` records in, with a subscriber that records spans (exporting nowhere).
+    fn trace_of(headers: &[(&str, Option<&str>)]) -> String {
+        use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        use tracing_subscriber::layer::SubscriberExt;
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("admission");
+            continue_trace(&span, headers.iter().copied());
+            span.context().span().span_context().trace_id().to_string()
+        })
+    }
+
+    #[test]
+    fn an_admission_request_joins_the_trace_its_traceparent_names() {
+        let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let joined = trace_of(&[("Content-Type", Some("application/json")), ("Traceparent", Some(parent))]);
+        assert_eq!(joined, "0af7651916cd43dd8448eb211c80319c");
+        // Without one (or with one that does not parse), a trace of its own.
+        for headers in [vec![], vec![("traceparent", Some("00-zz-b7ad6b7169203331-01"))], vec![("traceparent", None)]] {
+            let own = trace_of(&headers);
+            assert!(own != joined && own.len() == 32 && own != "0".repeat(32), "{own}");
+        }
+    }
+
     #[test]
     fn protocols_and_exporters_this_build_lacks_are_refused_with_the_variable_named() {
         let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317");
