@@ -4,6 +4,12 @@
 
 /// The namespace every namespaced object lives in.
 pub const NAMESPACE: &str = "kube-devops";
+
+/// The namespace this process runs in: `$POD_NAMESPACE` (the downward API), else
+/// [`NAMESPACE`] (a process outside a pod).
+pub fn own_namespace() -> String {
+    std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()).unwrap_or_else(|| NAMESPACE.into())
+}
 /// The application name: the `app.kubernetes.io/name` label and the name of the shared RBAC
 /// objects (ServiceAccount, ClusterRole, ClusterRoleBinding, Role, RoleBinding).
 pub const APP: &str = "kube-devops";

@@ -24,7 +24,7 @@ use crate::api::{INSTALL_NAME, KubeDevopsInstall};
 use crate::events::{Events, Reason};
 use crate::leader;
 use crate::manifests::bootstrap::SERVICE_MONITOR_CRD;
-use crate::manifests::{APP, ClusterApis, NAMESPACE, Object, WEBHOOK_TLS_SECRET, webhook};
+use crate::manifests::{APP, ClusterApis, Object, WEBHOOK_TLS_SECRET, webhook};
 use crate::metrics::{LATENCY_BUCKETS, Metrics, catalog, counter, histogram};
 use futures::StreamExt;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
@@ -57,25 +57,29 @@ pub fn run(addr: String) -> anyhow::Result<()> {
         let writes = crate::cluster::client().await?;
         let metrics = Metrics::new()?;
         let meter = metrics.meter();
-        let lead = move || reconcile_while_leading(watches.clone(), writes.clone(), meter.clone());
+        // The components go where the operator runs: that is where OLM grants its Role.
+        let namespace = crate::labels::own_namespace();
+        tracing::info!(%namespace, "installing into the operator's namespace");
+        let lead = move || reconcile_while_leading(watches.clone(), writes.clone(), meter.clone(), namespace.clone());
         leader::serve_elected("operator", LEASE_NAME, &addr, metrics, lead, || {}).await
     })
 }
 
-async fn reconcile_while_leading(watches: kube::Client, writes: kube::Client, meter: Meter) {
+async fn reconcile_while_leading(watches: kube::Client, writes: kube::Client, meter: Meter, namespace: String) {
+    let ns = namespace.as_str();
     let all = watcher::Config::default();
     let named = |name: &str| watcher::Config::default().fields(&format!("metadata.name={name}"));
     Controller::new(Api::<KubeDevopsInstall>::all(watches.clone()), all.clone())
-        .watches(Api::<Deployment>::namespaced(watches.clone(), NAMESPACE), all.clone(), install)
-        .watches(Api::<Service>::namespaced(watches.clone(), NAMESPACE), all.clone(), install)
-        .watches(Api::<PodDisruptionBudget>::namespaced(watches.clone(), NAMESPACE), all.clone(), install)
-        .watches(Api::<NetworkPolicy>::namespaced(watches.clone(), NAMESPACE), all.clone(), install)
-        .watches(Api::<ConfigMap>::namespaced(watches.clone(), NAMESPACE), all.clone(), install)
-        .watches(Api::<ServiceAccount>::namespaced(watches.clone(), NAMESPACE), all.clone(), install)
+        .watches(Api::<Deployment>::namespaced(watches.clone(), ns), all.clone(), install)
+        .watches(Api::<Service>::namespaced(watches.clone(), ns), all.clone(), install)
+        .watches(Api::<PodDisruptionBudget>::namespaced(watches.clone(), ns), all.clone(), install)
+        .watches(Api::<NetworkPolicy>::namespaced(watches.clone(), ns), all.clone(), install)
+        .watches(Api::<ConfigMap>::namespaced(watches.clone(), ns), all.clone(), install)
+        .watches(Api::<ServiceAccount>::namespaced(watches.clone(), ns), all.clone(), install)
         // The only Secret, webhook configuration and RBAC objects it may read are its own.
-        .watches(Api::<Secret>::namespaced(watches.clone(), NAMESPACE), named(WEBHOOK_TLS_SECRET), install)
-        .watches(Api::<Role>::namespaced(watches.clone(), NAMESPACE), named(APP), install)
-        .watches(Api::<RoleBinding>::namespaced(watches.clone(), NAMESPACE), named(APP), install)
+        .watches(Api::<Secret>::namespaced(watches.clone(), ns), named(WEBHOOK_TLS_SECRET), install)
+        .watches(Api::<Role>::namespaced(watches.clone(), ns), named(APP), install)
+        .watches(Api::<RoleBinding>::namespaced(watches.clone(), ns), named(APP), install)
         .watches(Api::<ClusterRole>::all(watches.clone()), named(APP), install)
         .watches(Api::<ClusterRoleBinding>::all(watches.clone()), named(APP), install)
         .watches(
@@ -85,7 +89,7 @@ async fn reconcile_while_leading(watches: kube::Client, writes: kube::Client, me
         )
         .watches(Api::<CustomResourceDefinition>::all(watches.clone()), named(SERVICE_MONITOR_CRD), install)
         .watches(Api::<CustomResourceDefinition>::all(watches.clone()), named(POLICY_REPORT_CRD), install)
-        .run(reconcile, retry, Arc::new(Context::new(writes, &meter)))
+        .run(reconcile, retry, Arc::new(Context::new(writes, &meter, namespace.clone())))
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::warn!(error = %e, "reconcile");
@@ -112,6 +116,8 @@ pub enum Error {
 /// What a reconcile works with.
 pub struct Context {
     client: kube::Client,
+    /// Where the components are installed (the operator's own namespace).
+    namespace: String,
     applier: Applier,
     events: Events,
     reconciles: Counter<u64>,
@@ -120,9 +126,10 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context writing with `client` and recording its metrics into `meter`.
-    pub fn new(client: kube::Client, meter: &Meter) -> Context {
+    /// A context installing into `namespace` with `client`, recording its metrics into `meter`.
+    pub fn new(client: kube::Client, meter: &Meter, namespace: String) -> Context {
         Context {
+            namespace,
             applier: Applier::new(client.clone(), FIELD_MANAGER),
             events: Events::new(client.clone(), "kube-devops-operator"),
             client,
@@ -169,13 +176,14 @@ async fn reconcile_install(install: Arc<KubeDevopsInstall>, context: &Context) -
     }
     let started = std::time::Instant::now();
     let client = context.client.clone();
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
+    let namespace = context.namespace.as_str();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let current = secrets.get_opt(WEBHOOK_TLS_SECRET).await?;
     let now = Timestamp::now();
-    let tls = match current.as_ref().and_then(|s| reusable_tls(s, now)) {
+    let tls = match current.as_ref().and_then(|s| reusable_tls(s, now, namespace)) {
         Some(tls) => tls,
         None => {
-            let minted = with_previous_ca(webhook::generate_tls()?, current.as_ref(), now);
+            let minted = with_previous_ca(webhook::generate_tls_in(namespace)?, current.as_ref(), now);
             let note = format!("a new webhook CA and serving certificate, valid until {}", minted.not_after);
             context.events.publish(&*install, Reason::CertificateIssued, note).await;
             minted
@@ -186,7 +194,7 @@ async fn reconcile_install(install: Arc<KubeDevopsInstall>, context: &Context) -
     // Only ServiceMonitors without the Prometheus Operator's CRDs: retrying soon will not help
     // (the CRD's appearance starts a reconcile).
     let mut only_missing_crds = true;
-    for object in desired(&install, &tls, apis) {
+    for object in desired(&install, &tls, apis, namespace) {
         if let Err(e) = context.applier.apply(&object).await {
             let missing_crd = missing_service_monitor_crd(&object, &e);
             context.error(&if missing_crd { "MissingCRD".to_string() } else { crate::metrics::error_reason(&e) });
@@ -203,13 +211,13 @@ async fn reconcile_install(install: Arc<KubeDevopsInstall>, context: &Context) -
         }
     }
     // Reverse install order: the webhook configuration goes before the webhook it calls.
-    for gone in obsolete(&install.spec, apis).into_iter().rev() {
+    for gone in obsolete(&install.spec, apis, namespace).into_iter().rev() {
         if let Err(e) = context.applier.delete(&gone).await {
             context.error(&crate::metrics::error_reason(&e));
             problems.push(describe(&format!("{}/{}", gone.kind, gone.name), &e));
         }
     }
-    let deployments = Api::<Deployment>::namespaced(client.clone(), NAMESPACE)
+    let deployments = Api::<Deployment>::namespaced(client.clone(), namespace)
         .list(&ListParams::default().labels("app.kubernetes.io/name=kube-devops"))
         .await?
         .items;
@@ -280,6 +288,7 @@ mod tests {
     use super::*;
     use crate::api::install::IntegrationState;
     use crate::fixtures::cluster_with_crds;
+    use crate::manifests::NAMESPACE;
 
     const STRICT_MONITORS: &str = "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\n\
                                    metadata: {name: default}\nspec:\n  serviceMonitor: {enabled: true}\n";
@@ -293,7 +302,7 @@ mod tests {
         let client = cluster.client().await;
         let installs: Api<KubeDevopsInstall> = Api::all(client.clone());
         let metrics = Metrics::new().unwrap();
-        let context = Arc::new(Context::new(client, &metrics.meter()));
+        let context = Arc::new(Context::new(client, &metrics.meter(), NAMESPACE.to_string()));
 
         let action = reconcile(Arc::new(installs.get(INSTALL_NAME).await.unwrap()), context.clone()).await.unwrap();
         // Retrying soon would not help: the CRD's appearance starts a reconcile by itself.
@@ -351,7 +360,7 @@ mod tests {
         let client = cluster.client().await;
         let installs: Api<KubeDevopsInstall> = Api::all(client.clone());
         let metrics = Metrics::new().unwrap();
-        let context = Arc::new(Context::new(client, &metrics.meter()));
+        let context = Arc::new(Context::new(client, &metrics.meter(), NAMESPACE.to_string()));
         let state = |install: &KubeDevopsInstall| {
             let status = install.status.clone().unwrap();
             let degraded = status.conditions.iter().find(|c| c.type_ == "Degraded").unwrap().clone();

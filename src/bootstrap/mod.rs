@@ -11,6 +11,7 @@ pub mod controller;
 
 use crate::api::install::{ComponentStatus, ComponentsStatus, IntegrationState, IntegrationStatus};
 use crate::api::{KubeDevopsInstall, KubeDevopsInstallSpec, KubeDevopsInstallStatus};
+use crate::manifests::relocate::relocate;
 use crate::manifests::{self, ClusterApis, Component, Object, WebhookTls, webhook};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
@@ -50,9 +51,9 @@ impl ObjectRef {
 /// namespace is owned by the install, so deleting it removes the installation (garbage
 /// collection); the namespace is left alone, since it also holds the operator and whatever
 /// else its users put there.
-pub fn desired(install: &KubeDevopsInstall, tls: &WebhookTls, apis: ClusterApis) -> Vec<Object> {
+pub fn desired(install: &KubeDevopsInstall, tls: &WebhookTls, apis: ClusterApis, namespace: &str) -> Vec<Object> {
     let owner = install.controller_owner_ref(&());
-    let mut objects = manifests::all(&manifests::resolve(&install.spec, apis), tls);
+    let mut objects = relocate(manifests::all(&manifests::resolve(&install.spec, apis), tls), namespace);
     for object in objects.iter_mut().filter(|o| !matches!(o, Object::Namespace(_))) {
         object.meta_mut().owner_references = owner.clone().map(|o| vec![o]);
     }
@@ -62,7 +63,7 @@ pub fn desired(install: &KubeDevopsInstall, tls: &WebhookTls, apis: ClusterApis)
 /// Objects an installation can have that `spec` leaves out on a cluster serving `apis` (a
 /// component, the ServiceMonitors, the dashboard, PodDisruptionBudgets switched off or not
 /// needed): what to delete. Nothing of an API the cluster does not serve can exist.
-pub fn obsolete(spec: &KubeDevopsInstallSpec, apis: ClusterApis) -> Vec<ObjectRef> {
+pub fn obsolete(spec: &KubeDevopsInstallSpec, apis: ClusterApis, namespace: &str) -> Vec<ObjectRef> {
     let mut everything = spec.clone();
     for component in [&mut everything.watch.enabled, &mut everything.reconcile.enabled, &mut everything.webhook.enabled]
     {
@@ -76,9 +77,9 @@ pub fn obsolete(spec: &KubeDevopsInstallSpec, apis: ClusterApis) -> Vec<ObjectRe
     everything.replicas = everything.pdb.min_available + 1;
     (everything.watch.replicas, everything.reconcile.replicas, everything.webhook.replicas) = (None, None, None);
     let placeholder = WebhookTls::placeholder();
-    let wanted: Vec<ObjectRef> =
-        manifests::all(&manifests::resolve(spec, apis), &placeholder).iter().map(ObjectRef::of).collect();
-    manifests::all(&everything, &placeholder).iter().map(ObjectRef::of).filter(|o| !wanted.contains(o)).collect()
+    let refs = |objects: Vec<Object>| relocate(objects, namespace).iter().map(ObjectRef::of).collect::<Vec<_>>();
+    let wanted = refs(manifests::all(&manifests::resolve(spec, apis), &placeholder));
+    refs(manifests::all(&everything, &placeholder)).into_iter().filter(|o| !wanted.contains(o)).collect()
 }
 
 /// The integrations' part of the status: whether the ServiceMonitors are installed, and why
@@ -142,7 +143,7 @@ pub fn missing_apis(spec: &KubeDevopsInstallSpec, apis: ClusterApis) -> Vec<Stri
 /// The certificate in the webhook's Secret, when it can stay: CA, certificate and key all
 /// there, the certificate signed by the CA, matching the key, naming every DNS name of the
 /// webhook Service, and valid for at least 30 more days at `now`.
-pub fn reusable_tls(secret: &Secret, now: Timestamp) -> Option<WebhookTls> {
+pub fn reusable_tls(secret: &Secret, now: Timestamp, namespace: &str) -> Option<WebhookTls> {
     let data = secret.data.as_ref()?;
     let text = |key: &str| String::from_utf8(data.get(key)?.0.clone()).ok();
     let (ca_crt, tls_crt, tls_key) = (text("ca.crt")?, text("tls.crt")?, text("tls.key")?);
@@ -155,7 +156,7 @@ pub fn reusable_tls(secret: &Secret, now: Timestamp) -> Option<WebhookTls> {
         return None;
     }
     let names: Vec<String> = cert.subject_alt_names()?.iter().filter_map(|n| n.dnsname().map(String::from)).collect();
-    if !webhook::certificate_dns_names().iter().all(|n| names.contains(n)) {
+    if !webhook::certificate_dns_names_in(namespace).iter().all(|n| names.contains(n)) {
         return None;
     }
     let renew_by = openssl::asn1::Asn1Time::from_unix((now + RENEW_BEFORE).as_second() as _).ok()?;
@@ -242,6 +243,7 @@ pub fn status(
 mod tests {
     use super::*;
     use crate::api::INSTALL_NAME;
+    use crate::manifests::NAMESPACE;
     use k8s_openapi::ByteString;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
     use serde_json::json;
@@ -264,7 +266,7 @@ mod tests {
     #[test]
     fn everything_but_the_namespace_is_owned_by_the_install() {
         let tls = webhook::generate_tls().unwrap();
-        let objects = desired(&install(json!({})), &tls, SERVED);
+        let objects = desired(&install(json!({})), &tls, SERVED, NAMESPACE);
         assert!(objects.iter().any(|o| o.kind() == "ValidatingWebhookConfiguration"));
         assert!(objects.iter().any(|o| o.kind() == "ServiceMonitor"));
         for object in &objects {
@@ -284,9 +286,14 @@ mod tests {
 
     #[test]
     fn switching_parts_off_makes_their_objects_obsolete() {
-        assert_eq!(obsolete(&install(json!({})).spec, SERVED), [], "the default installation has everything");
+        assert_eq!(
+            obsolete(&install(json!({})).spec, SERVED, NAMESPACE),
+            [],
+            "the default installation has everything"
+        );
         let off = install(json!({"watch": {"enabled": false}, "grafanaDashboard": {"enabled": false}})).spec;
-        let names: Vec<String> = obsolete(&off, SERVED).iter().map(|o| format!("{}/{}", o.kind, o.name)).collect();
+        let names: Vec<String> =
+            obsolete(&off, SERVED, NAMESPACE).iter().map(|o| format!("{}/{}", o.kind, o.name)).collect();
         assert_eq!(
             names,
             [
@@ -298,25 +305,26 @@ mod tests {
                 "ServiceMonitor/kube-devops-watch"
             ]
         );
-        let policies_off = obsolete(&install(json!({"networkPolicy": {"enabled": false}})).spec, SERVED);
+        let policies_off = obsolete(&install(json!({"networkPolicy": {"enabled": false}})).spec, SERVED, NAMESPACE);
         assert_eq!(policies_off.iter().filter(|o| o.kind == "NetworkPolicy").count(), 3);
-        let webhook_off = obsolete(&install(json!({"webhook": {"enabled": false}})).spec, SERVED);
+        let webhook_off = obsolete(&install(json!({"webhook": {"enabled": false}})).spec, SERVED, NAMESPACE);
         assert!(webhook_off.iter().any(|o| o.kind == "ValidatingWebhookConfiguration"));
         assert!(webhook_off.iter().any(|o| o.kind == "Secret"));
-        let single = obsolete(&install(json!({"replicas": 1})).spec, SERVED);
+        let single = obsolete(&install(json!({"replicas": 1})).spec, SERVED, NAMESPACE);
         assert_eq!(single.iter().filter(|o| o.kind == "PodDisruptionBudget").count(), 3, "one replica: no PDB");
         // ServiceMonitors switched off go; where the cluster has none, there is nothing to delete.
-        let monitors_off = obsolete(&install(json!({"serviceMonitor": {"enabled": false}})).spec, SERVED);
+        let monitors_off = obsolete(&install(json!({"serviceMonitor": {"enabled": false}})).spec, SERVED, NAMESPACE);
         assert_eq!(monitors_off.iter().filter(|o| o.kind == "ServiceMonitor").count(), 3);
-        assert_eq!(obsolete(&install(json!({"serviceMonitor": {"enabled": false}})).spec, NOT_SERVED), []);
-        assert_eq!(obsolete(&install(json!({})).spec, NOT_SERVED), []);
+        assert_eq!(obsolete(&install(json!({"serviceMonitor": {"enabled": false}})).spec, NOT_SERVED, NAMESPACE), []);
+        assert_eq!(obsolete(&install(json!({})).spec, NOT_SERVED, NAMESPACE), []);
     }
 
     #[test]
     fn service_monitors_are_installed_when_served_unless_switched_off_and_the_status_says_why() {
         let tls = WebhookTls::placeholder();
-        let monitors =
-            |spec, apis| desired(&install(spec), &tls, apis).iter().filter(|o| o.kind() == "ServiceMonitor").count();
+        let monitors = |spec, apis| {
+            desired(&install(spec), &tls, apis, NAMESPACE).iter().filter(|o| o.kind() == "ServiceMonitor").count()
+        };
         let state = |spec, apis| integrations(&install(spec).spec, apis)[0].state;
         let automatic = json!({});
         assert_eq!(
@@ -350,7 +358,7 @@ mod tests {
         assert!(message.contains("wgpolicyk8s.io/v1alpha2"), "{message}");
         // The reconcile operator is told to write them.
         let args = |spec| -> Vec<String> {
-            desired(&install(spec), &WebhookTls::placeholder(), SERVED)
+            desired(&install(spec), &WebhookTls::placeholder(), SERVED, NAMESPACE)
                 .iter()
                 .filter_map(|o| match o {
                     Object::Deployment(d) if d.metadata.name.as_deref() == Some("kube-devops-reconcile") => {
@@ -373,23 +381,23 @@ mod tests {
     fn a_valid_certificate_is_kept_and_anything_else_replaced() {
         let tls = webhook::generate_tls().unwrap();
         let now = Timestamp::now();
-        assert_eq!(reusable_tls(&secret(&tls), now), Some(tls.clone()));
+        assert_eq!(reusable_tls(&secret(&tls), now, NAMESPACE), Some(tls.clone()));
         // Within 30 days of expiry (certificates last 365 days).
-        assert_eq!(reusable_tls(&secret(&tls), now + SignedDuration::from_hours(340 * 24)), None);
+        assert_eq!(reusable_tls(&secret(&tls), now + SignedDuration::from_hours(340 * 24), NAMESPACE), None);
         // Another CA, another key, a certificate for other names, missing keys.
         let other = webhook::generate_tls().unwrap();
         let mixed = WebhookTls { ca_crt: other.ca_crt.clone(), ..tls.clone() };
-        assert_eq!(reusable_tls(&secret(&mixed), now), None);
+        assert_eq!(reusable_tls(&secret(&mixed), now, NAMESPACE), None);
         let wrong_key = WebhookTls { tls_key: other.tls_key.clone(), ..tls.clone() };
-        assert_eq!(reusable_tls(&secret(&wrong_key), now), None);
+        assert_eq!(reusable_tls(&secret(&wrong_key), now, NAMESPACE), None);
         let elsewhere = WebhookTls::generate(&["other.default.svc".into()]).unwrap();
-        assert_eq!(reusable_tls(&secret(&elsewhere), now), None);
+        assert_eq!(reusable_tls(&secret(&elsewhere), now, NAMESPACE), None);
         let mut partial = secret(&tls);
         partial.data.as_mut().unwrap().remove("tls.key");
-        assert_eq!(reusable_tls(&partial, now), None);
+        assert_eq!(reusable_tls(&partial, now, NAMESPACE), None);
         let mut garbage = secret(&tls);
         garbage.data.as_mut().unwrap().insert("tls.crt".into(), ByteString(b"not PEM".to_vec()));
-        assert_eq!(reusable_tls(&garbage, now), None);
+        assert_eq!(reusable_tls(&garbage, now, NAMESPACE), None);
     }
 
     #[test]
@@ -403,7 +411,7 @@ mod tests {
         assert_eq!(cas[0].to_pem().unwrap(), new.ca_crt.as_bytes(), "the new CA first");
         assert_eq!(cas[1].to_pem().unwrap(), old.ca_crt.as_bytes());
         // The bundle is still a usable certificate set, and the next renewal drops the oldest.
-        assert_eq!(reusable_tls(&secret(&bundle), now), Some(bundle.clone()));
+        assert_eq!(reusable_tls(&secret(&bundle), now, NAMESPACE), Some(bundle.clone()));
         let next = with_previous_ca(webhook::generate_tls().unwrap(), Some(&secret(&bundle)), now);
         assert_eq!(X509::stack_from_pem(next.ca_crt.as_bytes()).unwrap().len(), 2);
         // An expired previous CA, or none, adds nothing.

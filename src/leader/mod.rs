@@ -40,7 +40,7 @@ impl Election {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Election {
             lease_name: lease_name.into(),
-            namespace: env("POD_NAMESPACE").unwrap_or_else(|| crate::labels::NAMESPACE.into()),
+            namespace: crate::labels::own_namespace(),
             identity: env("POD_NAME").or_else(|| env("HOSTNAME")).unwrap_or_else(|| format!("kube-devops-{component}")),
             component,
         }

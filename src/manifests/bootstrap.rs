@@ -190,34 +190,13 @@ mod tests {
     use crate::manifests::webhook::webhook_service_name;
     use crate::manifests::{Object, WebhookTls, all};
 
-    /// `(group, resource)` of each kind the installation consists of.
-    fn resource(kind: &str) -> (&'static str, &'static str) {
-        match kind {
-            "Namespace" => ("", "namespaces"),
-            "ServiceAccount" => ("", "serviceaccounts"),
-            "Secret" => ("", "secrets"),
-            "ConfigMap" => ("", "configmaps"),
-            "Service" => ("", "services"),
-            "ClusterRole" => (RBAC, "clusterroles"),
-            "ClusterRoleBinding" => (RBAC, "clusterrolebindings"),
-            "Role" => (RBAC, "roles"),
-            "RoleBinding" => (RBAC, "rolebindings"),
-            "Deployment" => ("apps", "deployments"),
-            "PodDisruptionBudget" => ("policy", "poddisruptionbudgets"),
-            "NetworkPolicy" => ("networking.k8s.io", "networkpolicies"),
-            "ServiceMonitor" => ("monitoring.coreos.com", "servicemonitors"),
-            "ValidatingWebhookConfiguration" => ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
-            other => panic!("unexpected kind {other}"),
-        }
-    }
-
     #[test]
     fn the_operator_may_write_every_object_it_installs_and_nothing_else_of_its_kinds() {
         let tls = WebhookTls { ca_crt: "CA".into(), tls_crt: "C".into(), tls_key: "K".into(), not_after: "T".into() };
         let objects: Vec<Object> = all(&KubeDevopsInstallSpec::default(), &tls);
         let cluster = cluster_rules();
         for object in &objects {
-            let (group, resource) = resource(&object.kind());
+            let (group, resource) = crate::manifests::objects::group_resource(&object.kind());
             let rules: &[Rule] = if object.namespace().is_some() { NAMESPACE_RULES } else { &cluster };
             assert_eq!(object.namespace().unwrap_or(NAMESPACE), NAMESPACE);
             assert!(allows(rules, group, resource, "get", Some(object.name())), "get {}", object.id());

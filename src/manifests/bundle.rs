@@ -5,9 +5,12 @@
 //!
 //! OLM installs the operator's Deployment from the CSV (`install.spec.deployments`), creates
 //! its ServiceAccount and grants `clusterPermissions` (the operator's ClusterRole rules) and
-//! `permissions` (its Role rules, in the install namespace: `kube-devops`, the suggested
-//! namespace). The operator then installs the components from a KubeDevopsInstall, with TLS
-//! of its own (OLM's webhook certificates are only for webhooks the CSV lists).
+//! `permissions` (its Role rules, in the namespace OLM installs it in: `kube-devops`, the
+//! suggested namespace, or any other). The operator then installs the components from a
+//! KubeDevopsInstall into that same namespace (see [`super::relocate`]), with TLS of its own
+//! (OLM's webhook certificates are only for webhooks the CSV lists). The install modes
+//! declared are the ones where that Role lands in the operator's namespace: OwnNamespace and
+//! AllNamespaces; SingleNamespace and MultiNamespace would grant it in other namespaces.
 
 use super::bootstrap::{self, OPERATOR};
 use super::rbac::Rule;
@@ -175,6 +178,68 @@ pub fn files() -> anyhow::Result<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifests::{ClusterApis, WebhookTls};
+
+    /// Whether the CSV's PolicyRules (JSON) allow `verb` on `group/resource` named `name`.
+    fn grants(rules: &Value, group: &str, resource: &str, verb: &str, name: &str) -> bool {
+        let has = |rule: &Value, key: &str, value: &str| {
+            rule[key].as_array().is_some_and(|values| values.iter().any(|v| v == value || v == "*"))
+        };
+        rules.as_array().unwrap().iter().any(|rule| {
+            has(rule, "apiGroups", group)
+                && has(rule, "resources", resource)
+                && has(rule, "verbs", verb)
+                && (rule.get("resourceNames").is_none() || has(rule, "resourceNames", name))
+        })
+    }
+
+    /// OLM grants `clusterPermissions` cluster-wide and `permissions` as a Role in the namespace
+    /// it installs the operator in (OwnNamespace and AllNamespaces alike; SingleNamespace and
+    /// MultiNamespace would put that Role in other namespaces). In each supported mode, the
+    /// operator, installing into its own namespace, may write every object it installs there,
+    /// and its own leader-election Lease.
+    #[test]
+    fn every_declared_install_mode_grants_what_the_operator_writes() {
+        let csv = cluster_service_version();
+        let supported: Vec<&str> = csv["spec"]["installModes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["supported"] == true)
+            .map(|m| m["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(supported, ["OwnNamespace", "AllNamespaces"]);
+        let strategy = &csv["spec"]["install"]["spec"];
+        let cluster_rules = &strategy["clusterPermissions"][0]["rules"];
+        let namespace_rules = &strategy["permissions"][0]["rules"];
+        let install = KubeDevopsInstall::new(INSTALL_NAME, KubeDevopsInstallSpec::default());
+        let apis = ClusterApis { service_monitors: true, policy_reports: true };
+        // Where OLM puts the operator: a namespace of the user's choosing, or the global one.
+        for namespace in ["team-a", "operators"] {
+            let objects = crate::bootstrap::desired(&install, &WebhookTls::placeholder(), apis, namespace);
+            assert!(objects.len() > 20);
+            for object in &objects {
+                let (group, resource) = crate::manifests::objects::group_resource(&object.kind());
+                let rules = match object.namespace() {
+                    Some(ns) => {
+                        assert_eq!(ns, namespace, "{} outside the operator's namespace", object.id());
+                        namespace_rules
+                    }
+                    None => cluster_rules,
+                };
+                for verb in ["get", "create", "patch", "delete"] {
+                    assert!(
+                        grants(rules, group, resource, verb, object.name()),
+                        "{verb} {} in {namespace}",
+                        object.id()
+                    );
+                }
+            }
+            for verb in ["get", "create", "update"] {
+                assert!(grants(namespace_rules, "coordination.k8s.io", "leases", verb, crate::bootstrap::LEASE_NAME));
+            }
+        }
+    }
 
     #[test]
     fn operator_sdk_file_names() {

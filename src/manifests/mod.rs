@@ -23,6 +23,7 @@ pub mod network;
 pub mod objects;
 pub mod pdb;
 pub mod rbac;
+pub mod relocate;
 pub mod services;
 pub mod tls;
 pub mod webhook;

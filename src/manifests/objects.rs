@@ -101,6 +101,27 @@ impl Object {
     }
 }
 
+/// `(group, resource)` of each kind an installation consists of, as RBAC names them.
+pub fn group_resource(kind: &str) -> (&'static str, &'static str) {
+    match kind {
+        "Namespace" => ("", "namespaces"),
+        "ServiceAccount" => ("", "serviceaccounts"),
+        "Secret" => ("", "secrets"),
+        "ConfigMap" => ("", "configmaps"),
+        "Service" => ("", "services"),
+        "ClusterRole" => ("rbac.authorization.k8s.io", "clusterroles"),
+        "ClusterRoleBinding" => ("rbac.authorization.k8s.io", "clusterrolebindings"),
+        "Role" => ("rbac.authorization.k8s.io", "roles"),
+        "RoleBinding" => ("rbac.authorization.k8s.io", "rolebindings"),
+        "Deployment" => ("apps", "deployments"),
+        "PodDisruptionBudget" => ("policy", "poddisruptionbudgets"),
+        "NetworkPolicy" => ("networking.k8s.io", "networkpolicies"),
+        "ServiceMonitor" => ("monitoring.coreos.com", "servicemonitors"),
+        "ValidatingWebhookConfiguration" => ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+        other => panic!("kube-devops installs no {other}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

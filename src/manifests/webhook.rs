@@ -49,7 +49,12 @@ pub fn webhook_service_name() -> String {
 
 /// The DNS names the serving certificate must cover: every name of the webhook Service.
 pub fn certificate_dns_names() -> Vec<String> {
-    let mut names = dns_names(&webhook_service_name(), NAMESPACE);
+    certificate_dns_names_in(NAMESPACE)
+}
+
+/// [`certificate_dns_names`] of an installation in `namespace` (see [`super::relocate`]).
+pub fn certificate_dns_names_in(namespace: &str) -> Vec<String> {
+    let mut names = dns_names(&webhook_service_name(), namespace);
     // The API server calls `<service>.<namespace>.svc`: make it the subject's CN.
     names.rotate_left(2);
     names
@@ -57,7 +62,12 @@ pub fn certificate_dns_names() -> Vec<String> {
 
 /// A new CA and serving certificate for the webhook Service.
 pub fn generate_tls() -> anyhow::Result<WebhookTls> {
-    WebhookTls::generate(&certificate_dns_names())
+    generate_tls_in(NAMESPACE)
+}
+
+/// [`generate_tls`] for an installation in `namespace`.
+pub fn generate_tls_in(namespace: &str) -> anyhow::Result<WebhookTls> {
+    WebhookTls::generate(&certificate_dns_names_in(namespace))
 }
 
 /// The `kubernetes.io/tls` Secret mounted at `/tls` in the webhook pods.
