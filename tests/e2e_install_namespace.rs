@@ -1,9 +1,11 @@
 //! End to end on the testkit API server: the bootstrap operator installed in a namespace other
 //! than `kube-devops`, as OLM does in both install modes the CSV declares (OwnNamespace: a
 //! namespace of the user's; AllNamespaces: the global operators namespace), with its namespaced
-//! permissions only there (the CSV's `permissions` become a Role in that namespace). It installs
-//! the components into its own namespace, with no request refused, and the webhook they run
-//! judges pods.
+//! permissions only there (the CSV's `permissions` become a Role in that namespace), on a
+//! cluster serving OpenShift's `security.openshift.io/v1`. It installs the components into its
+//! own namespace, with no request refused, their pods without pinned user, group or fsGroup
+//! (OpenShift assigns them) yet admitted by the namespace's Pod Security `restricted` level and
+//! Ready (the webhook reads its TLS Secret without fsGroup), and the webhook judges pods.
 
 mod common;
 
@@ -22,6 +24,7 @@ fn condition(install: &KubeDevopsInstall, kind: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_operator_installs_the_components_into_its_own_namespace() {
     let cluster = cluster_running_kube_devops();
+    apply_ok(&cluster, &common::e2e::openshift_security_crd().to_string());
     // config/default moved to another namespace, as `kustomize edit set namespace` does.
     let dir = tempfile::tempdir().unwrap();
     // kustomize takes only relative paths: from the temporary folder up to / and down again.
@@ -46,10 +49,23 @@ async fn the_operator_installs_the_components_into_its_own_namespace() {
     })
     .await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+    let restricted = cluster.kubectl(&["get", "namespace", NAMESPACE, "-o", "jsonpath={.metadata.labels}"]);
+    assert!(
+        String::from_utf8_lossy(&restricted.stdout).contains("\"pod-security.kubernetes.io/enforce\":\"restricted\"")
+    );
     for component in ["watch", "reconcile", "webhook"] {
         let deployment = deployments.get(&format!("kube-devops-{component}")).await.unwrap();
+        let pod = deployment.spec.as_ref().unwrap().template.spec.clone().unwrap();
+        let ids = pod.security_context.clone().unwrap();
+        assert_eq!((ids.run_as_user, ids.run_as_group, ids.fs_group), (None, None, None), "{component}");
+        assert_eq!(ids.run_as_non_root, Some(true));
+        let container = pod.containers[0].security_context.clone().unwrap();
+        assert_eq!((container.run_as_user, container.run_as_group), (None, None), "{component}");
         assert_eq!(deployment.status.and_then(|s| s.ready_replicas), Some(2), "{component} runs in {NAMESPACE}");
     }
+    let operator: Deployment = deployments.get("kube-devops-operator").await.unwrap();
+    let operator_ids = operator.spec.unwrap().template.spec.unwrap().security_context.unwrap();
+    assert_eq!((operator_ids.run_as_user, operator_ids.fs_group), (None, None), "the operator pins nothing either");
     let stray: Api<Deployment> = Api::namespaced(client.clone(), "kube-devops");
     assert!(stray.list(&Default::default()).await.map(|l| l.items.is_empty()).unwrap_or(true));
     let operator = format!("system:serviceaccount:{NAMESPACE}:kube-devops-operator");

@@ -214,7 +214,7 @@ import helm_python as helm
 config = helm.Config(kubeconfig_path=sys.argv[1], namespace="kube-devops")
 release = config.install(sys.argv[2], "kube-devops", {}, namespace="kube-devops", dry_run="server", create_namespace=True)
 kinds = [line[len("kind: "):] for line in release["manifest"].splitlines() if line.startswith("kind: ")]
-print(json.dumps({"kinds": kinds, "notes": release["notes"]}))
+print(json.dumps({"kinds": kinds, "notes": release["notes"], "pinned": "runAsUser: 1000" in release["manifest"]}))
 "#;
 
 /// `helm install` sees the cluster: with the default `serviceMonitor.enabled: auto` it renders
@@ -235,6 +235,31 @@ fn helm_install_renders_service_monitors_only_where_the_cluster_serves_them() {
     let monitored = install().unwrap();
     assert_eq!(monitors(&monitored), 3, "{monitored}");
     assert!(!monitored["notes"].as_str().unwrap().contains("ServiceMonitors"), "{monitored}");
+
+    // Likewise OpenShift's security API: the pods run as the platform assigns.
+    assert_eq!(monitored["pinned"], true, "{monitored}");
+    common::e2e::apply_ok(&cluster, &common::e2e::openshift_security_crd().to_string());
+    assert_eq!(install().unwrap()["pinned"], false);
+}
+
+/// Unpinned IDs (`pinIds`) render as an install file that sets them, and as `deploy` renders
+/// for a cluster serving OpenShift's security API: no runAsUser, runAsGroup or fsGroup, and a
+/// TLS Secret readable without fsGroup.
+#[test]
+fn unpinned_ids_match_an_install_file_and_the_openshift_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("install.yaml");
+    let spec = "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {name: default}\nspec:\n  \
+                pinIds: false\n";
+    std::fs::write(&file, spec).unwrap();
+    assert_same(&["pinIds=false"], &["-f", file.to_str().unwrap()]);
+    assert_same(&["pinIds=false"], &["--api-versions", "security.openshift.io/v1"]);
+    let Some(Ok(objects)) = helm_template(&chart(), &["pinIds=false"]) else { return };
+    let webhook = objects.iter().find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "kube-devops-webhook");
+    let pod = &webhook.unwrap()["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert!(pod["securityContext"].get("fsGroup").is_none() && pod["securityContext"].get("runAsUser").is_none());
+    assert_eq!(pod["volumes"][1]["secret"]["defaultMode"], 0o444);
 }
 
 #[test]

@@ -54,7 +54,10 @@ async fn the_operator_can_install_exactly_its_objects_and_nothing_else() {
 
     let tls = webhook::generate_tls().unwrap();
     let installation = all(
-        &resolve(&KubeDevopsInstallSpec::default(), ClusterApis { service_monitors: true, policy_reports: true }),
+        &resolve(
+            &KubeDevopsInstallSpec::default(),
+            ClusterApis { service_monitors: true, policy_reports: true, assigns_ids: false },
+        ),
         &tls,
     );
     assert!(installation.len() >= 20, "{} objects", installation.len());

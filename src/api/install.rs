@@ -75,6 +75,12 @@ pub struct KubeDevopsInstallSpec {
     /// OpenTelemetry traces of the components.
     #[serde(default)]
     pub tracing: TracingSpec,
+    /// Whether the pods run as UID and GID 1000 (`runAsUser`, `runAsGroup`, `fsGroup`), the
+    /// image's user. Unset: pinned, except on clusters serving `security.openshift.io/v1`,
+    /// where OpenShift assigns each namespace a UID range and refuses pods pinned outside it
+    /// (the pods run as whatever the platform assigns, still non-root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_ids: Option<bool>,
     /// Node labels the components' pods must match.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
@@ -98,6 +104,7 @@ impl Default for KubeDevopsInstallSpec {
             policy_reports: PolicyReportsSpec::default(),
             network_policy: NetworkPolicySpec::default(),
             tracing: TracingSpec::default(),
+            pin_ids: None,
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
         }

@@ -265,9 +265,18 @@ async fn cluster_apis(client: &kube::Client) -> Result<ClusterApis, kube::Error>
             established && crd.spec.versions.iter().any(|v| v.name == version && v.served)
         })
     };
+    // OpenShift's security API is served by its own API server, not a CRD: ask discovery.
+    let (group, version) = ClusterApis::OPENSHIFT_SECURITY_API.split_once('/').unwrap_or_default();
+    let assigns_ids = client
+        .list_api_groups()
+        .await?
+        .groups
+        .iter()
+        .any(|g| g.name == group && g.versions.iter().any(|v| v.version == version));
     Ok(ClusterApis {
         service_monitors: serves(crds.get_opt(SERVICE_MONITOR_CRD).await?, ClusterApis::SERVICE_MONITOR_API),
         policy_reports: serves(crds.get_opt(POLICY_REPORT_CRD).await?, ClusterApis::POLICY_REPORT_API),
+        assigns_ids,
     })
 }
 

@@ -281,8 +281,8 @@ mod tests {
         }
     }
 
-    const SERVED: ClusterApis = ClusterApis { service_monitors: true, policy_reports: true };
-    const NOT_SERVED: ClusterApis = ClusterApis { service_monitors: false, policy_reports: false };
+    const SERVED: ClusterApis = ClusterApis { service_monitors: true, policy_reports: true, assigns_ids: false };
+    const NOT_SERVED: ClusterApis = ClusterApis { service_monitors: false, policy_reports: false, assigns_ids: false };
 
     #[test]
     fn switching_parts_off_makes_their_objects_obsolete() {

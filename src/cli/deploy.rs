@@ -294,7 +294,7 @@ mod tests {
         let automatic = KubeDevopsInstallSpec::default();
         let note = automatic_settings_note(&automatic, ClusterApis::default(), true).unwrap();
         assert!(note.contains("--api-versions monitoring.coreos.com/v1"), "{note}");
-        let served = ClusterApis { service_monitors: true, policy_reports: false };
+        let served = ClusterApis { service_monitors: true, policy_reports: false, assigns_ids: false };
         assert_eq!(automatic_settings_note(&automatic, served, true), None);
         assert_eq!(automatic_settings_note(&automatic, ClusterApis::default(), false), None, "nothing left out");
         let mut explicit = automatic.clone();

@@ -133,6 +133,9 @@ pub fn deployment(image: &ImageSpec) -> Deployment {
         tolerations: &[],
         extra_volumes: Vec::new(),
         extra_env: Vec::new(),
+        // The same manifest serves every cluster (config/, the OLM bundle): the image's
+        // numeric user where IDs are free, the assigned one on OpenShift. It mounts no Secret.
+        pin_ids: false,
     })
 }
 

@@ -213,7 +213,7 @@ mod tests {
         let cluster_rules = &strategy["clusterPermissions"][0]["rules"];
         let namespace_rules = &strategy["permissions"][0]["rules"];
         let install = KubeDevopsInstall::new(INSTALL_NAME, KubeDevopsInstallSpec::default());
-        let apis = ClusterApis { service_monitors: true, policy_reports: true };
+        let apis = ClusterApis { service_monitors: true, policy_reports: true, assigns_ids: false };
         // Where OLM puts the operator: a namespace of the user's choosing, or the global one.
         for namespace in ["team-a", "operators"] {
             let objects = crate::bootstrap::desired(&install, &WebhookTls::placeholder(), apis, namespace);

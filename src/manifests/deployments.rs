@@ -1,4 +1,5 @@
-//! The components' Deployments: hardened pods (non-root UID 1000, read-only root filesystem,
+//! The components' Deployments: hardened pods (non-root UID 1000, or unpinned where the
+//! platform assigns IDs, see [`DeploymentParams::pin_ids`]; read-only root filesystem,
 //! no privilege escalation, every capability dropped, seccomp RuntimeDefault), requests and
 //! limits, health probes, the downward-API identity, replicas spread over nodes, and a
 //! writable `emptyDir` at `/tmp` only. The bootstrap operator's Deployment is built by the
@@ -53,19 +54,25 @@ pub struct DeploymentParams<'a> {
     pub extra_volumes: Vec<(Volume, String)>,
     /// Environment variables besides the pod's identity (`POD_NAME`, ...).
     pub extra_env: Vec<EnvVar>,
+    /// Run as [`RUN_AS_ID`] (user, group, fsGroup); else as the platform assigns (OpenShift).
+    pub pin_ids: bool,
 }
 
 /// The Deployment of one component.
 pub fn deployment(spec: &KubeDevopsInstallSpec, component: Component) -> Deployment {
     let settings = settings(spec, component);
+    // Unset only in a spec that was not resolved (`super::resolve`): pinned, as by default.
+    let pin_ids = spec.pin_ids.unwrap_or(true);
     let mut extra_volumes = Vec::new();
     if component == Component::Webhook {
         let tls = Volume {
             name: "tls".into(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(WEBHOOK_TLS_SECRET.into()),
-                // Group-readable: the pod's fsGroup is the container's GID.
-                default_mode: Some(0o440),
+                // Pinned: group-readable, the pod's fsGroup being the container's GID. Else the
+                // user is unknown until the platform assigns it: readable by any user of the
+                // pod (its only container).
+                default_mode: Some(if pin_ids { 0o440 } else { 0o444 }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -112,6 +119,7 @@ pub fn deployment(spec: &KubeDevopsInstallSpec, component: Component) -> Deploym
         tolerations: &spec.tolerations,
         extra_volumes,
         extra_env,
+        pin_ids,
     })
 }
 
@@ -137,7 +145,7 @@ pub fn hardened_deployment(w: &DeploymentParams) -> Deployment {
         resources: Some(w.resources.clone()),
         liveness_probe: Some(probe("/healthz", w.port_name, w.scheme, 5, 10)),
         readiness_probe: Some(probe("/readyz", w.port_name, w.scheme, 3, 5)),
-        security_context: Some(container_security_context()),
+        security_context: Some(container_security_context(w.pin_ids)),
         volume_mounts: Some(mounts),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Default::default()
@@ -145,7 +153,7 @@ pub fn hardened_deployment(w: &DeploymentParams) -> Deployment {
     let pod = PodSpec {
         service_account_name: Some(w.service_account.into()),
         automount_service_account_token: Some(true),
-        security_context: Some(pod_security_context()),
+        security_context: Some(pod_security_context(w.pin_ids)),
         containers: vec![container],
         volumes: Some(volumes),
         topology_spread_constraints: Some(vec![spread_over_nodes(w.component)]),
@@ -221,22 +229,24 @@ fn runtime_default() -> SeccompProfile {
     SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }
 }
 
-fn pod_security_context() -> PodSecurityContext {
+fn pod_security_context(pin_ids: bool) -> PodSecurityContext {
+    let id = pin_ids.then_some(RUN_AS_ID);
     PodSecurityContext {
         run_as_non_root: Some(true),
-        run_as_user: Some(RUN_AS_ID),
-        run_as_group: Some(RUN_AS_ID),
-        fs_group: Some(RUN_AS_ID),
+        run_as_user: id,
+        run_as_group: id,
+        fs_group: id,
         seccomp_profile: Some(runtime_default()),
         ..Default::default()
     }
 }
 
-fn container_security_context() -> SecurityContext {
+fn container_security_context(pin_ids: bool) -> SecurityContext {
+    let id = pin_ids.then_some(RUN_AS_ID);
     SecurityContext {
         run_as_non_root: Some(true),
-        run_as_user: Some(RUN_AS_ID),
-        run_as_group: Some(RUN_AS_ID),
+        run_as_user: id,
+        run_as_group: id,
         read_only_root_filesystem: Some(true),
         allow_privilege_escalation: Some(false),
         privileged: Some(false),

@@ -215,6 +215,9 @@ pub struct ClusterApis {
     pub service_monitors: bool,
     /// The Policy WG's `wgpolicyk8s.io/v1alpha2` PolicyReport.
     pub policy_reports: bool,
+    /// OpenShift's `security.openshift.io/v1` (SecurityContextConstraints): the platform
+    /// assigns the pods' user and group IDs.
+    pub assigns_ids: bool,
 }
 
 impl ClusterApis {
@@ -223,6 +226,8 @@ impl ClusterApis {
     pub const SERVICE_MONITOR_API: &str = "monitoring.coreos.com/v1";
     /// The group/version that serves PolicyReports.
     pub const POLICY_REPORT_API: &str = crate::api::policy_report::API_VERSION;
+    /// OpenShift's security API group/version.
+    pub const OPENSHIFT_SECURITY_API: &str = "security.openshift.io/v1";
 
     /// From a list of served APIs in Helm's `--api-versions` form (`group/version` or
     /// `group/version/Kind`).
@@ -236,6 +241,7 @@ impl ClusterApis {
         ClusterApis {
             service_monitors: serves(Self::SERVICE_MONITOR_API, "ServiceMonitor"),
             policy_reports: serves(Self::POLICY_REPORT_API, "PolicyReport"),
+            assigns_ids: serves(Self::OPENSHIFT_SECURITY_API, "SecurityContextConstraints"),
         }
     }
 }
@@ -246,6 +252,7 @@ impl ClusterApis {
 pub fn resolve(spec: &KubeDevopsInstallSpec, apis: ClusterApis) -> KubeDevopsInstallSpec {
     let mut resolved = spec.clone();
     resolved.service_monitor.enabled = Some(spec.service_monitor.wanted(apis.service_monitors));
+    resolved.pin_ids = Some(spec.pin_ids.unwrap_or(!apis.assigns_ids));
     resolved
 }
 
@@ -325,13 +332,13 @@ mod tests {
     #[test]
     fn service_monitors_follow_the_cluster_unless_the_spec_says_otherwise() {
         let with = ClusterApis::from_api_versions(&["apps/v1", "monitoring.coreos.com/v1"]);
-        assert_eq!(with, ClusterApis { service_monitors: true, policy_reports: false });
+        assert_eq!(with, ClusterApis { service_monitors: true, policy_reports: false, assigns_ids: false });
         assert_eq!(ClusterApis::from_api_versions(&["monitoring.coreos.com/v1/ServiceMonitor"]), with);
         let without =
             ClusterApis::from_api_versions(&["monitoring.coreos.com/v1alpha1", "monitoring.coreos.com/v1/Probe"]);
         assert_eq!(without, ClusterApis::default());
         let reports = ClusterApis::from_api_versions(&["wgpolicyk8s.io/v1alpha2/PolicyReport"]);
-        assert_eq!(reports, ClusterApis { service_monitors: false, policy_reports: true });
+        assert_eq!(reports, ClusterApis { service_monitors: false, policy_reports: true, assigns_ids: false });
         assert_eq!(ClusterApis::from_api_versions(&["wgpolicyk8s.io/v1beta1"]), ClusterApis::default());
         let mut spec = KubeDevopsInstallSpec::default();
         let monitors = |spec: &KubeDevopsInstallSpec, apis| {
@@ -345,6 +352,24 @@ mod tests {
         assert_eq!((monitors(&spec, with), monitors(&spec, without)), (3, 3), "always");
         spec.service_monitor.enabled = Some(false);
         assert_eq!((monitors(&spec, with), monitors(&spec, without)), (0, 0), "never");
+    }
+
+    #[test]
+    fn ids_are_pinned_unless_the_platform_assigns_them_or_the_spec_says_otherwise() {
+        let openshift = ClusterApis::from_api_versions(&["security.openshift.io/v1"]);
+        assert!(openshift.assigns_ids);
+        let pinned = |spec: &KubeDevopsInstallSpec, apis| {
+            let pod = deployments::deployment(&resolve(spec, apis), Component::Webhook).spec.unwrap().template.spec;
+            let ids = pod.unwrap().security_context.unwrap();
+            (ids.run_as_user, ids.fs_group)
+        };
+        let mut spec = KubeDevopsInstallSpec::default();
+        assert_eq!(pinned(&spec, ClusterApis::default()), (Some(1000), Some(1000)));
+        assert_eq!(pinned(&spec, openshift), (None, None));
+        spec.pin_ids = Some(true);
+        assert_eq!(pinned(&spec, openshift), (Some(1000), Some(1000)), "the spec wins");
+        spec.pin_ids = Some(false);
+        assert_eq!(pinned(&spec, ClusterApis::default()), (None, None));
     }
 
     #[test]

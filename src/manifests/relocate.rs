@@ -68,7 +68,7 @@ mod tests {
     fn installation() -> Vec<Object> {
         let mut spec = KubeDevopsInstallSpec::default();
         spec.service_monitor.enabled = Some(true);
-        let apis = crate::manifests::ClusterApis { service_monitors: true, policy_reports: false };
+        let apis = crate::manifests::ClusterApis { service_monitors: true, policy_reports: false, assigns_ids: false };
         all(&resolve(&spec, apis), &WebhookTls::placeholder())
     }
 

@@ -31,6 +31,18 @@ pub fn service_monitor_crd() -> serde_json::Value {
                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
 }
 
+/// OpenShift's SecurityContextConstraints CRD (security.openshift.io/v1): what makes a cluster
+/// serve the API group kube-devops detects OpenShift by.
+pub fn openshift_security_crd() -> serde_json::Value {
+    serde_json::json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "securitycontextconstraints.security.openshift.io"},
+        "spec": {"group": "security.openshift.io", "scope": "Cluster",
+            "names": {"plural": "securitycontextconstraints", "singular": "securitycontextconstraints",
+                "kind": "SecurityContextConstraints", "listKind": "SecurityContextConstraintsList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
+}
+
 /// A KubeDevopsInstall manifest with `spec` (YAML lines indented by two spaces).
 pub fn install_file(spec: &str) -> String {
     format!(

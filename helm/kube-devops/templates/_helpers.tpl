@@ -86,9 +86,11 @@ spec:
       {{- end }}
       securityContext:
         runAsNonRoot: true
+        {{- if include "kube-devops.pinIds" $root }}
         runAsUser: 1000
         runAsGroup: 1000
         fsGroup: 1000
+        {{- end }}
         seccompProfile:
           type: RuntimeDefault
       terminationGracePeriodSeconds: 30
@@ -158,8 +160,10 @@ spec:
             failureThreshold: 3
           securityContext:
             runAsNonRoot: true
+            {{- if include "kube-devops.pinIds" $root }}
             runAsUser: 1000
             runAsGroup: 1000
+            {{- end }}
             readOnlyRootFilesystem: true
             allowPrivilegeEscalation: false
             privileged: false
@@ -186,7 +190,11 @@ spec:
         - name: tls
           secret:
             secretName: {{ include "kube-devops.webhookSecret" $root }}
+            {{- if include "kube-devops.pinIds" $root }}
             defaultMode: 288 # 0440: group-readable, the pod's fsGroup is the container's GID
+            {{- else }}
+            defaultMode: 292 # 0444: the platform assigns the user, so any user of the pod may read
+            {{- end }}
         {{- end }}
 {{- end }}
 {{- end -}}
@@ -281,6 +289,18 @@ it only from --api-versions).
 {{- $enabled := toString .Values.serviceMonitor.enabled -}}
 {{- $served := or (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor") -}}
 {{- if or (eq $enabled "true") (and (eq $enabled "auto") $served) -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/*
+Non-empty when the pods run as UID/GID 1000: pinIds true, or auto and the cluster does not
+serve security.openshift.io/v1 (OpenShift assigns each namespace's IDs and refuses others).
+*/}}
+{{- define "kube-devops.pinIds" -}}
+{{- $pin := toString .Values.pinIds -}}
+{{- $openshift := or (.Capabilities.APIVersions.Has "security.openshift.io/v1") (.Capabilities.APIVersions.Has "security.openshift.io/v1/SecurityContextConstraints") -}}
+{{- if or (eq $pin "true") (and (eq $pin "auto") (not $openshift)) -}}
 true
 {{- end -}}
 {{- end }}
