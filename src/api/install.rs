@@ -29,7 +29,7 @@ pub const INSTALL_NAME: &str = "default";
     derive = "PartialEq",
     doc = "A kube-devops installation. Cluster-scoped singleton: the only accepted name is 'default'.",
     validation = Rule::new("self.metadata.name == 'default'").message("KubeDevopsInstall is a singleton: metadata.name must be 'default'").reason(kube::core::Reason::FieldValueForbidden),
-    printcolumn(name = "Version", type_ = "string", json_path = ".status.version", description = "Installed kube-devops version"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".status.version", description = "The kube-devops version every component runs"),
     printcolumn(name = "Available", type_ = "string", json_path = ".status.conditions[?(@.type==\"Available\")].status", description = "Every enabled component has its replicas ready"),
     printcolumn(name = "Progressing", type_ = "string", json_path = ".status.conditions[?(@.type==\"Progressing\")].status", description = "A rollout is under way"),
     printcolumn(name = "Degraded", type_ = "string", json_path = ".status.conditions[?(@.type==\"Degraded\")].status", description = "Something could not be reconciled"),
@@ -504,6 +504,17 @@ impl ImageSpec {
         match &self.tag {
             Some(tag) => format!("{}:{tag}", self.repository),
             None => format!("{}:v{}", self.repository, env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// The kube-devops version this image is: its tag without the leading `v` (`v0.4.0` is
+    /// 0.4.0; another tag is itself), or the operator's own version without a tag.
+    pub fn version(&self) -> String {
+        match &self.tag {
+            Some(tag) => {
+                tag.strip_prefix('v').filter(|v| v.starts_with(|c: char| c.is_ascii_digit())).unwrap_or(tag).into()
+            }
+            None => env!("CARGO_PKG_VERSION").into(),
         }
     }
 }

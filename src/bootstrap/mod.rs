@@ -174,7 +174,8 @@ pub fn with_previous_ca(new: WebhookTls, previous: Option<&Secret>, now: Timesta
     new.with_previous_ca(previous_ca, now)
 }
 
-/// The install's status: replicas of each enabled component, and the conditions
+/// The install's status: replicas of each enabled component, the version they all run, and
+/// the conditions
 /// Available (every enabled component has all its replicas ready), Progressing (a component
 /// is still rolling out) and Degraded (`problem`: the last reconcile could not apply
 /// everything). A condition keeps its lastTransitionTime while its status stays.
@@ -188,6 +189,7 @@ pub fn status(
     let generation = install.metadata.generation;
     let mut components = ComponentsStatus::default();
     let (mut not_ready, mut rolling) = (Vec::new(), Vec::new());
+    let wanted_image = install.spec.image.reference();
     for component in manifests::enabled_components(&install.spec) {
         let desired = manifests::settings(&install.spec, component).replicas;
         let deployment = deployments.iter().find(|d| d.metadata.name.as_deref() == Some(&component.object_name()));
@@ -200,7 +202,11 @@ pub fn status(
         if ready < desired {
             not_ready.push(format!("{} {ready}/{desired} ready", component.name()));
         }
-        if deployment.is_none() || !observed || updated < desired || ready < desired || total > desired {
+        // Until the operator's change of the image is applied, the Deployment is not up to date
+        // however settled it looks.
+        let image = deployment.and_then(|d| d.spec.as_ref()?.template.spec.as_ref()?.containers.first()?.image.clone());
+        let current = image.as_deref() == Some(wanted_image.as_str());
+        if deployment.is_none() || !current || !observed || updated < desired || ready < desired || total > desired {
             rolling.push(component.name());
         }
         let slot = match component {
@@ -233,7 +239,12 @@ pub fn status(
     KubeDevopsInstallStatus {
         conditions,
         observed_generation: generation,
-        version: Some(manifests::VERSION.into()),
+        // The version every component runs: the new one once the last rollout has finished,
+        // until then the one before.
+        version: match rolling.is_empty() {
+            true => Some(install.spec.image.version()),
+            false => install.status.as_ref().and_then(|s| s.version.clone()),
+        },
         components,
         integrations: integrations(&install.spec, apis),
     }
@@ -243,6 +254,7 @@ pub fn status(
 mod tests {
     use super::*;
     use crate::api::INSTALL_NAME;
+    use crate::api::install::ImageSpec;
     use crate::manifests::NAMESPACE;
     use k8s_openapi::ByteString;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -258,7 +270,13 @@ mod tests {
     }
 
     fn deployment(name: &str, replicas: i32, ready: i32) -> Deployment {
+        running(name, replicas, ready, &ImageSpec::default().reference())
+    }
+
+    /// A Deployment of `image` whose rollout has finished, with `ready` replicas ready.
+    fn running(name: &str, replicas: i32, ready: i32, image: &str) -> Deployment {
         serde_json::from_value(json!({"metadata": {"name": name, "generation": 1},
+            "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c", "image": image}]}}},
             "status": {"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas, "readyReplicas": ready}}))
         .unwrap()
     }
@@ -451,14 +469,33 @@ mod tests {
         let status = super::status(&kdi, &ready, None, SERVED, later + SignedDuration::from_secs(60));
         assert_eq!(condition(&status, "Available").last_transition_time, Time(later), "unchanged: kept");
         // A surge: the new pods are ready, an old one is still there.
-        let surging: Deployment =
-            serde_json::from_value(json!({"metadata": {"name": "kube-devops-webhook", "generation": 1},
-            "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 2, "readyReplicas": 3}}))
-            .unwrap();
+        let mut surging = deployment("kube-devops-webhook", 2, 3);
+        surging.status.as_mut().unwrap().replicas = Some(3);
         let status = super::status(&kdi, &[ready[0].clone(), surging], None, SERVED, later);
         assert_eq!(condition(&status, "Progressing").message, "rolling out: webhook");
         // A missing Deployment is neither ready nor up to date.
         let status = super::status(&kdi, &ready[..1], None, SERVED, later);
         assert_eq!(condition(&status, "Available").message, "webhook 0/2 ready");
+    }
+
+    #[test]
+    fn the_version_is_the_new_one_only_once_every_component_runs_it() {
+        let mut kdi = install(json!({}));
+        let old = ImageSpec::default().reference();
+        let names = ["kube-devops-watch", "kube-devops-reconcile", "kube-devops-webhook"];
+        let on = |images: [&str; 3]| names.iter().zip(images).map(|(n, i)| running(n, 2, 2, i)).collect::<Vec<_>>();
+        let now = Timestamp::now();
+        kdi.status = Some(status(&kdi, &on([&old, &old, &old]), None, SERVED, now));
+        assert_eq!(kdi.status.as_ref().unwrap().version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
+        // The install asks for v9.0.0: two components run it, the webhook not yet.
+        kdi.spec.image.tag = Some("v9.0.0".into());
+        let new = kdi.spec.image.reference();
+        let halfway = status(&kdi, &on([&new, &new, &old]), None, SERVED, now);
+        assert_eq!(halfway.version.as_deref(), Some(env!("CARGO_PKG_VERSION")), "still the old one");
+        assert_eq!(condition(&halfway, "Progressing").message, "rolling out: webhook");
+        let done = status(&kdi, &on([&new, &new, &new]), None, SERVED, now);
+        assert_eq!(done.version.as_deref(), Some("9.0.0"));
+        kdi.spec.image.tag = Some("main-4f2a".into());
+        assert_eq!(kdi.spec.image.version(), "main-4f2a", "a tag that is no version is shown as it is");
     }
 }

@@ -9,7 +9,7 @@ use super::labels::{labels, namespaced_meta, selector, selector_labels};
 use super::{APP, Component, TLS_MOUNT_PATH, WEBHOOK_TLS_SECRET, settings};
 use crate::api::KubeDevopsInstallSpec;
 use crate::api::install::{ImageSpec, PullPolicy};
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
     LocalObjectReference, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
@@ -169,6 +169,16 @@ pub fn hardened_deployment(w: &DeploymentParams) -> Deployment {
         spec: Some(DeploymentSpec {
             replicas: Some(w.replicas),
             selector: selector(w.component),
+            // One new replica at a time, an old one stopped only once a new one is ready: an
+            // upgrade never has fewer ready replicas than asked for (the webhook keeps
+            // answering, a standby is always there to take a lease).
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::Int(1)),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+            }),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels(w.component)),

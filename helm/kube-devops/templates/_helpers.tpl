@@ -71,6 +71,12 @@ spec:
   selector:
     matchLabels:
       {{- include "kube-devops.selectorLabels" . | nindent 6 }}
+  # One new replica at a time, an old one stopped only once a new one is ready.
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: 1
+      maxUnavailable: 0
   template:
     metadata:
       annotations:
