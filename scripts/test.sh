@@ -16,6 +16,12 @@ if ! command -v promtool >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
 fi
 
+# Debian's Chromium: the browser tests load the HTML report and the dashboard headless.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "==> installing chromium (headless browser tests)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+fi
+
 # Rust components used below.
 for component in rustfmt clippy; do
   if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod bootstrap;
 pub mod cli;
 pub mod cluster;
+pub mod dashboard;
 pub mod events;
 #[cfg(test)]
 pub mod fixtures;

@@ -21,11 +21,24 @@ pub enum AuditFormat {
     Yaml,
     /// wgpolicyk8s.io/v1alpha2 PolicyReports, one per namespace.
     Policyreport,
+    /// One self-contained HTML page (the dashboard's, offline).
+    Html,
 }
 
-/// Renders the report; errors are not part of the table (the CLI prints them to stderr).
-pub fn render(report: &AuditReport, format: AuditFormat) -> String {
+/// Renders the report of the workloads from `source` (files, or the cluster); errors are not
+/// part of the table (the CLI prints them to stderr).
+pub fn render(report: &AuditReport, format: AuditFormat, source: &str) -> String {
     let common = match format {
+        AuditFormat::Html => {
+            let page = crate::dashboard::Page {
+                title: "kube-devops report".into(),
+                source: source.into(),
+                generated: Timestamp::now(),
+                report: report.clone(),
+                policies: Vec::new(),
+            };
+            return crate::dashboard::html::render(&page);
+        }
         AuditFormat::Table => OutputFormat::Table,
         AuditFormat::Json => OutputFormat::Json,
         AuditFormat::Yaml => OutputFormat::Yaml,

@@ -18,7 +18,8 @@ pub fn audit(paths: &[PathBuf], opts: &AuditOptions) -> anyhow::Result<u8> {
     let mut report = AuditReport::build(source, &rules, &inputs.workloads, Timestamp::now());
     report.other_objects = inputs.others;
     report.errors = inputs.errors;
-    Ok(finish(&report, opts))
+    let read: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    Ok(finish(&report, opts, &read.join(", ")))
 }
 
 pub fn analyze(namespace: Option<&str>, opts: &AuditOptions) -> anyhow::Result<u8> {
@@ -39,13 +40,14 @@ pub fn analyze(namespace: Option<&str>, opts: &AuditOptions) -> anyhow::Result<u
         })
         .collect();
     let report = AuditReport::build(source, &rules, &workloads, Timestamp::now());
-    Ok(finish(&report, opts))
+    let scope = namespace.map(|n| format!("namespace {n} of the cluster")).unwrap_or_else(|| "the cluster".into());
+    Ok(finish(&report, opts, &scope))
 }
 
 /// Prints the report and errors, and picks the exit code: input errors beat a low score, so a
 /// CI gate never passes on input it could not read.
-fn finish(report: &AuditReport, opts: &AuditOptions) -> u8 {
-    crate::yaml::print(&render(report, opts.output));
+fn finish(report: &AuditReport, opts: &AuditOptions, source: &str) -> u8 {
+    crate::yaml::print(&render(report, opts.output, source));
     for e in &report.errors {
         eprintln!("error: {}: {}", e.source, e.message);
     }

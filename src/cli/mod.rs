@@ -112,6 +112,16 @@ pub enum Command {
         #[arg(long)]
         addr: Option<String>,
     },
+    /// The web dashboard: the cluster's scores, findings and DevOpsPolicies as a page, built
+    /// again on every load (read-only, like analyze; HTTP, with /healthz and /readyz).
+    Dashboard {
+        /// Address to listen on (default 0.0.0.0:8090, so kubectl port-forward reaches it).
+        #[arg(long)]
+        addr: Option<String>,
+        /// The built-in bundle pods are scored against (default baseline).
+        #[arg(long, value_enum, ignore_case = true, value_name = "NAME")]
+        bundle: Option<BundleName>,
+    },
     /// Installation manifests (pipe into kubectl apply -f -).
     Deploy {
         #[command(subcommand)]
@@ -131,7 +141,8 @@ pub struct AuditOptions {
     #[arg(long, value_enum, ignore_case = true, value_name = "NAME")]
     pub bundle: Option<BundleName>,
     /// Output format: `policyreport` prints one wgpolicyk8s.io/v1alpha2 PolicyReport per
-    /// namespace (YAML documents, ready for `kubectl apply`).
+    /// namespace (YAML documents, ready for `kubectl apply`); `html` one self-contained page
+    /// (`-o html > report.html`, opens without network).
     #[arg(short, long, value_enum, default_value_t = AuditFormat::Table)]
     pub output: AuditFormat,
     /// Exit with code 1 when the overall score is under N (0-100).
@@ -321,6 +332,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Reconcile { .. } => Some("reconcile"),
         Command::Operator { .. } => Some("operator"),
         Command::Webhook { .. } => Some("webhook"),
+        Command::Dashboard { .. } => Some("dashboard"),
         _ => None,
     };
     let _traces = server.and_then(|component| crate::logging::init(cli.log_format, component));
@@ -349,6 +361,11 @@ pub fn run(cli: Cli) -> u8 {
             let interval = std::time::Duration::from_secs(evaluation_interval);
             crate::reconcile::controller::run(addr, interval, policy_reports).map(|()| exit::OK)
         }
+        Command::Dashboard { addr, bundle } => crate::dashboard::server::serve(
+            addr.unwrap_or_else(crate::dashboard::server::default_addr),
+            bundle.unwrap_or(BundleName::Baseline),
+        )
+        .map(|()| exit::OK),
         Command::Operator { addr } => {
             crate::bootstrap::controller::run(addr.unwrap_or_else(|| crate::http::pod_addr(8081))).map(|()| exit::OK)
         }
