@@ -145,3 +145,38 @@ fn the_live_dashboard_shows_the_cluster_and_a_policy_trend() {
     server.kill().unwrap();
     let _ = server.wait();
 }
+
+/// `spec.dashboard.enabled`: the dashboard runs in the cluster under its own account, which
+/// may read what the page shows and nothing more; it answers on its pod (where the Service and
+/// `kubectl port-forward` reach it) and writes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_in_cluster_dashboard_reads_with_its_own_account_and_writes_nothing() {
+    let cluster = cluster_running_kube_devops();
+    let install = common::e2e::install_file(
+        "  watch: {enabled: false}\n  reconcile: {enabled: false}\n  webhook: {enabled: false}\n  \
+         serviceMonitor: {enabled: false}\n  dashboard: {enabled: true}\n",
+    );
+    apply_ok(&cluster, &common::e2e::render("generate-all", &install));
+    apply_ok(&cluster, CLUSTER);
+    common::e2e::wait_ready(&cluster, "kube-devops-dashboard", 1).await;
+    let out = cluster.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        "kube-devops",
+        "-l",
+        "app.kubernetes.io/component=dashboard",
+        "-o",
+        "jsonpath={.items[0].status.podIP}",
+    ]);
+    let ip = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let page = wait_for("the dashboard's page", 30, || common::e2e::http_get(&ip, 8090, "/"));
+    assert!(page.contains("<h1>kube-devops dashboard</h1>"), "{page}");
+    assert!(page.contains("<tr data-policy=\"shop/strict\">"), "it reads the policies");
+    let account = "system:serviceaccount:kube-devops:kube-devops-dashboard";
+    let requests: Vec<_> = cluster.requests().into_iter().filter(|r| r.user == account).collect();
+    assert!(requests.iter().any(|r| r.resource == "pods" && r.verb == "list"), "it read the pods itself");
+    assert!(requests.iter().all(|r| !r.is_write()), "read-only: {requests:?}");
+    let refused = common::e2e::refused(&cluster, account);
+    assert!(refused.is_empty(), "its RBAC covers what it reads: {refused:?}");
+}

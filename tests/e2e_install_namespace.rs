@@ -40,6 +40,11 @@ async fn the_operator_installs_the_components_into_its_own_namespace() {
     apply_ok(&cluster, &rendered);
     let out = cluster.kubectl(&["apply", "-k", common::repo_path("config/samples").to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // With the web dashboard, whose read-only ClusterRole the operator may only grant if it
+    // holds every permission in it.
+    let dashboard = r#"{"spec": {"dashboard": {"enabled": true}}}"#;
+    let out = cluster.kubectl(&["patch", "kubedevopsinstall", "default", "--type=merge", "-p", dashboard]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let client = cluster.client().await;
     let installs: Api<KubeDevopsInstall> = Api::all(client.clone());
@@ -63,6 +68,10 @@ async fn the_operator_installs_the_components_into_its_own_namespace() {
         assert_eq!((container.run_as_user, container.run_as_group), (None, None), "{component}");
         assert_eq!(deployment.status.and_then(|s| s.ready_replicas), Some(2), "{component} runs in {NAMESPACE}");
     }
+    let web = wait_until("the dashboard", 60, || async {
+        deployments.get("kube-devops-dashboard").await.ok()?.status?.ready_replicas.filter(|r| *r == 1)
+    });
+    web.await;
     let operator: Deployment = deployments.get("kube-devops-operator").await.unwrap();
     let operator_ids = operator.spec.unwrap().template.spec.unwrap().security_context.unwrap();
     assert_eq!((operator_ids.run_as_user, operator_ids.fs_group), (None, None), "the operator pins nothing either");

@@ -150,6 +150,23 @@ fn a_tracing_endpoint_matches_an_install_file_that_sets_it() {
     assert_eq!(policy["spec"]["egress"][2], json!({"ports": [{"port": 4318, "protocol": "TCP"}]}), "{policy}");
 }
 
+/// The web dashboard renders as an install file that turns it on does, with tracing and
+/// unpinned IDs applying to it too.
+#[test]
+fn the_dashboard_matches_an_install_file_that_turns_it_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("install.yaml");
+    let spec = "apiVersion: devops.stochastic.io/v1alpha1\nkind: KubeDevopsInstall\nmetadata: {name: default}\nspec:\n  \
+                dashboard: {enabled: true, bundle: restricted}\n  pinIds: false\n  tracing: {otlpEndpoint: 'http://c:4318'}\n";
+    std::fs::write(&file, spec).unwrap();
+    let set =
+        ["dashboard.enabled=true", "dashboard.bundle=restricted", "pinIds=false", "tracing.otlpEndpoint=http://c:4318"];
+    assert_same(&set, &["-f", file.to_str().unwrap()]);
+    let Some(Ok(objects)) = helm_template(&chart(), &["dashboard.enabled=true"]) else { return };
+    let dashboard = objects.iter().filter(|o| o["metadata"]["name"] == "kube-devops-dashboard").count();
+    assert_eq!(dashboard, 6, "ServiceAccount, ClusterRole, ClusterRoleBinding, Service, Deployment, NetworkPolicy");
+}
+
 /// Components can be left out, as an install file's `enabled: false` leaves them out.
 #[test]
 fn components_are_left_out_as_an_install_file_leaves_them_out() {

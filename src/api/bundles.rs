@@ -12,9 +12,25 @@ use std::fmt;
 pub const BUNDLE_LABEL: &str = "devops.stochastic.io/bundle";
 
 /// The built-in bundles (`--bundle`, case-insensitive on the command line).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[value(rename_all = "lower")]
+#[serde(rename_all = "lowercase")]
 pub enum BundleName {
+    #[default]
     Baseline,
     Restricted,
     Permissive,

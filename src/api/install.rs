@@ -72,6 +72,9 @@ pub struct KubeDevopsInstallSpec {
     /// NetworkPolicies for the components.
     #[serde(default)]
     pub network_policy: NetworkPolicySpec,
+    /// The web dashboard (off by default).
+    #[serde(default)]
+    pub dashboard: DashboardSpec,
     /// OpenTelemetry traces of the components.
     #[serde(default)]
     pub tracing: TracingSpec,
@@ -103,6 +106,7 @@ impl Default for KubeDevopsInstallSpec {
             grafana_dashboard: GrafanaDashboardSpec::default(),
             policy_reports: PolicyReportsSpec::default(),
             network_policy: NetworkPolicySpec::default(),
+            dashboard: DashboardSpec::default(),
             tracing: TracingSpec::default(),
             pin_ids: None,
             node_selector: BTreeMap::new(),
@@ -332,6 +336,19 @@ pub struct PolicyReportsSpec {
     /// without it the install is Degraded and nothing else changes.
     #[serde(default)]
     pub enabled: bool,
+}
+
+/// The web dashboard: `kube-devops dashboard` in the cluster, read-only, reached with
+/// `kubectl port-forward -n kube-devops svc/kube-devops-dashboard 8090`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardSpec {
+    /// Whether to run it (one replica, its own read-only RBAC, a Service).
+    #[serde(default)]
+    pub enabled: bool,
+    /// The built-in bundle it scores pods against.
+    #[serde(default)]
+    pub bundle: crate::api::bundles::BundleName,
 }
 
 /// Where the components send their traces.

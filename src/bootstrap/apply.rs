@@ -37,8 +37,16 @@ impl Applier {
     }
 
     /// Deletes `gone`; one that is not there (or whose kind is not served) is already done.
+    /// Looked up first: the parts switched off by default (the dashboard) are obsolete on
+    /// every reconcile, and an idle operator must not send writes for them.
     pub async fn delete(&self, gone: &ObjectRef) -> Result<(), kube::Error> {
         let api = self.api(&gone.api_version, &gone.kind, gone.namespace.as_deref());
+        match api.get_opt(&gone.name).await {
+            Ok(None) => return Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+            Err(e) => return Err(e),
+            Ok(Some(_)) => {}
+        }
         match api.delete(&gone.name, &DeleteParams::background()).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),

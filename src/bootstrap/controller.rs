@@ -24,7 +24,7 @@ use crate::api::{INSTALL_NAME, KubeDevopsInstall};
 use crate::events::{Events, Reason};
 use crate::leader;
 use crate::manifests::bootstrap::SERVICE_MONITOR_CRD;
-use crate::manifests::{APP, ClusterApis, Object, WEBHOOK_TLS_SECRET, webhook};
+use crate::manifests::{APP, ClusterApis, Object, WEBHOOK_TLS_SECRET, web, webhook};
 use crate::metrics::{LATENCY_BUCKETS, Metrics, catalog, counter, histogram};
 use futures::StreamExt;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
@@ -82,6 +82,8 @@ async fn reconcile_while_leading(watches: kube::Client, writes: kube::Client, me
         .watches(Api::<RoleBinding>::namespaced(watches.clone(), ns), named(APP), install)
         .watches(Api::<ClusterRole>::all(watches.clone()), named(APP), install)
         .watches(Api::<ClusterRoleBinding>::all(watches.clone()), named(APP), install)
+        .watches(Api::<ClusterRole>::all(watches.clone()), named(web::NAME), install)
+        .watches(Api::<ClusterRoleBinding>::all(watches.clone()), named(web::NAME), install)
         .watches(
             Api::<ValidatingWebhookConfiguration>::all(watches.clone()),
             named(&webhook::webhook_service_name()),

@@ -73,6 +73,7 @@ pub fn obsolete(spec: &KubeDevopsInstallSpec, apis: ClusterApis, namespace: &str
     everything.grafana_dashboard.enabled = true;
     everything.pdb.enabled = true;
     everything.network_policy.enabled = true;
+    everything.dashboard.enabled = true;
     // PodDisruptionBudgets exist only above minAvailable replicas.
     everything.replicas = everything.pdb.min_available + 1;
     (everything.watch.replicas, everything.reconcile.replicas, everything.webhook.replicas) = (None, None, None);
@@ -304,12 +305,23 @@ mod tests {
 
     #[test]
     fn switching_parts_off_makes_their_objects_obsolete() {
+        let dashboard = |spec| -> Vec<String> {
+            obsolete(&install(spec).spec, SERVED, NAMESPACE).iter().map(|o| format!("{}/{}", o.kind, o.name)).collect()
+        };
+        // The default installation has everything but the web dashboard.
         assert_eq!(
-            obsolete(&install(json!({})).spec, SERVED, NAMESPACE),
-            [],
-            "the default installation has everything"
+            dashboard(json!({})),
+            [
+                "ServiceAccount/kube-devops-dashboard",
+                "ClusterRole/kube-devops-dashboard",
+                "ClusterRoleBinding/kube-devops-dashboard",
+                "Service/kube-devops-dashboard",
+                "Deployment/kube-devops-dashboard",
+                "NetworkPolicy/kube-devops-dashboard"
+            ]
         );
-        let off = install(json!({"watch": {"enabled": false}, "grafanaDashboard": {"enabled": false}})).spec;
+        assert_eq!(dashboard(json!({"dashboard": {"enabled": true}})), Vec::<String>::new());
+        let off = install(json!({"watch": {"enabled": false}, "grafanaDashboard": {"enabled": false}, "dashboard": {"enabled": true}})).spec;
         let names: Vec<String> =
             obsolete(&off, SERVED, NAMESPACE).iter().map(|o| format!("{}/{}", o.kind, o.name)).collect();
         assert_eq!(
@@ -324,7 +336,7 @@ mod tests {
             ]
         );
         let policies_off = obsolete(&install(json!({"networkPolicy": {"enabled": false}})).spec, SERVED, NAMESPACE);
-        assert_eq!(policies_off.iter().filter(|o| o.kind == "NetworkPolicy").count(), 3);
+        assert_eq!(policies_off.iter().filter(|o| o.kind == "NetworkPolicy").count(), 4, "the dashboard's too");
         let webhook_off = obsolete(&install(json!({"webhook": {"enabled": false}})).spec, SERVED, NAMESPACE);
         assert!(webhook_off.iter().any(|o| o.kind == "ValidatingWebhookConfiguration"));
         assert!(webhook_off.iter().any(|o| o.kind == "Secret"));
@@ -333,8 +345,9 @@ mod tests {
         // ServiceMonitors switched off go; where the cluster has none, there is nothing to delete.
         let monitors_off = obsolete(&install(json!({"serviceMonitor": {"enabled": false}})).spec, SERVED, NAMESPACE);
         assert_eq!(monitors_off.iter().filter(|o| o.kind == "ServiceMonitor").count(), 3);
-        assert_eq!(obsolete(&install(json!({"serviceMonitor": {"enabled": false}})).spec, NOT_SERVED, NAMESPACE), []);
-        assert_eq!(obsolete(&install(json!({})).spec, NOT_SERVED, NAMESPACE), []);
+        let everything = json!({"serviceMonitor": {"enabled": false}, "dashboard": {"enabled": true}});
+        assert_eq!(obsolete(&install(everything).spec, NOT_SERVED, NAMESPACE), []);
+        assert_eq!(obsolete(&install(json!({"dashboard": {"enabled": true}})).spec, NOT_SERVED, NAMESPACE), []);
     }
 
     #[test]

@@ -43,7 +43,8 @@ const READ_WRITE: &[&str] = &["get", "list", "watch", "create", "patch", "delete
 const WEBHOOK_CONFIGURATION: &str = "kube-devops-webhook";
 /// The Deployment, Service, PodDisruptionBudget and ServiceMonitor of each component
 /// (`Component::object_name`, checked by a test).
-const COMPONENT_OBJECTS: &[&str] = &["kube-devops-watch", "kube-devops-reconcile", "kube-devops-webhook"];
+const COMPONENT_OBJECTS: &[&str] =
+    &["kube-devops-watch", "kube-devops-reconcile", "kube-devops-webhook", super::web::NAME];
 
 /// Cluster-wide, besides the components' own rules: the KubeDevopsInstall it reconciles
 /// (status, and finalizers for owner references that block deletion) and the cluster-scoped
@@ -54,7 +55,7 @@ pub const MANAGEMENT_CLUSTER_RULES: &[Rule] = &[
     Rule::new(&[GROUP], &["kubedevopsinstalls/status"], &["get", "patch", "update"]),
     Rule::new(&[GROUP], &["kubedevopsinstalls/finalizers"], &["update"]),
     Rule::new(&[""], &["namespaces"], &["get", "list", "watch", "create", "patch"]).named(&[NAMESPACE]),
-    Rule::new(&[RBAC], &["clusterroles", "clusterrolebindings"], READ_WRITE).named(&[APP]),
+    Rule::new(&[RBAC], &["clusterroles", "clusterrolebindings"], READ_WRITE).named(&[APP, super::web::NAME]),
     Rule::new(&["admissionregistration.k8s.io"], &["validatingwebhookconfigurations"], READ_WRITE)
         .named(&[WEBHOOK_CONFIGURATION]),
     // Whether the Prometheus Operator's ServiceMonitor CRD (automatic ServiceMonitors) and
@@ -72,7 +73,7 @@ pub const SERVICE_MONITOR_CRD: &str = "servicemonitors.monitoring.coreos.com";
 /// components get, which it must hold to grant it).
 pub const NAMESPACE_RULES: &[Rule] = &[
     Rule::new(&[""], &["serviceaccounts", "services", "configmaps"], READ),
-    Rule::new(&[""], &["serviceaccounts"], WRITE).named(&[APP]),
+    Rule::new(&[""], &["serviceaccounts"], WRITE).named(&[APP, super::web::NAME]),
     Rule::new(&[""], &["services"], WRITE).named(COMPONENT_OBJECTS),
     Rule::new(&[""], &["configmaps"], WRITE).named(&[super::dashboard::CONFIG_MAP]),
     Rule::new(&[""], &["secrets"], READ_WRITE).named(&[WEBHOOK_TLS_SECRET]),
@@ -196,7 +197,10 @@ mod tests {
     #[test]
     fn the_operator_may_write_every_object_it_installs_and_nothing_else_of_its_kinds() {
         let tls = WebhookTls { ca_crt: "CA".into(), tls_crt: "C".into(), tls_key: "K".into(), not_after: "T".into() };
-        let objects: Vec<Object> = all(&KubeDevopsInstallSpec::default(), &tls);
+        let mut spec = KubeDevopsInstallSpec::default();
+        spec.dashboard.enabled = true;
+        let objects: Vec<Object> = all(&spec, &tls);
+        assert!(objects.iter().any(|o| o.name() == crate::manifests::web::NAME));
         let cluster = cluster_rules();
         for object in &objects {
             let (group, resource) = crate::manifests::objects::group_resource(&object.kind());
@@ -221,6 +225,16 @@ mod tests {
         }
         for rule in rbac::NAMESPACE_RULES {
             assert!(NAMESPACE_RULES.contains(rule), "{rule:?}");
+        }
+        // The dashboard's read-only rules: held cluster-wide, so the operator may grant them.
+        for rule in crate::manifests::web::RULES {
+            for (group, resource, verb) in rule
+                .api_groups
+                .iter()
+                .flat_map(|g| rule.resources.iter().flat_map(move |r| rule.verbs.iter().map(move |v| (*g, *r, *v))))
+            {
+                assert!(allows(&cluster, group, resource, verb, None), "{verb} {resource}");
+            }
         }
         for rule in cluster.iter().chain(NAMESPACE_RULES) {
             assert!(!rule.verbs.iter().any(|v| ["escalate", "bind", "impersonate", "*"].contains(v)), "{rule:?}");
@@ -251,7 +265,8 @@ mod tests {
         assert_eq!(pod.containers[0].security_context.as_ref().unwrap().read_only_root_filesystem, Some(true));
         assert_eq!(spec.template.metadata.unwrap().labels.unwrap(), labels(COMPONENT));
         assert_eq!(WEBHOOK_CONFIGURATION, webhook_service_name());
-        let names: Vec<String> = crate::manifests::Component::ALL.iter().map(|c| c.object_name()).collect();
+        let mut names: Vec<String> = crate::manifests::Component::ALL.iter().map(|c| c.object_name()).collect();
+        names.push(crate::manifests::web::NAME.into());
         assert_eq!(COMPONENT_OBJECTS, names);
     }
 }

@@ -212,7 +212,9 @@ mod tests {
         let strategy = &csv["spec"]["install"]["spec"];
         let cluster_rules = &strategy["clusterPermissions"][0]["rules"];
         let namespace_rules = &strategy["permissions"][0]["rules"];
-        let install = KubeDevopsInstall::new(INSTALL_NAME, KubeDevopsInstallSpec::default());
+        let mut spec = KubeDevopsInstallSpec::default();
+        spec.dashboard.enabled = true;
+        let install = KubeDevopsInstall::new(INSTALL_NAME, spec);
         let apis = ClusterApis { service_monitors: true, policy_reports: true, assigns_ids: false };
         // Where OLM puts the operator: a namespace of the user's choosing, or the global one.
         for namespace in ["team-a", "operators"] {

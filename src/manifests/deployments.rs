@@ -94,16 +94,7 @@ pub fn deployment(spec: &KubeDevopsInstallSpec, component: Component) -> Deploym
         }
         Component::Watch => {}
     }
-    let extra_env = spec
-        .tracing
-        .otlp_endpoint
-        .iter()
-        .map(|endpoint| EnvVar {
-            name: "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
-            value: Some(endpoint.clone()),
-            ..Default::default()
-        })
-        .collect();
+    let extra_env = tracing_env(spec);
     hardened_deployment(&DeploymentParams {
         name: component.object_name(),
         component: component.name(),
@@ -121,6 +112,18 @@ pub fn deployment(spec: &KubeDevopsInstallSpec, component: Component) -> Deploym
         extra_env,
         pin_ids,
     })
+}
+
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` when the install sets `spec.tracing.otlpEndpoint`.
+pub fn tracing_env(spec: &KubeDevopsInstallSpec) -> Vec<EnvVar> {
+    let endpoint = spec.tracing.otlp_endpoint.iter();
+    endpoint
+        .map(|endpoint| EnvVar {
+            name: "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+            value: Some(endpoint.clone()),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// A hardened Deployment of the kube-devops image.

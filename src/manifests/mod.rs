@@ -26,6 +26,7 @@ pub mod rbac;
 pub mod relocate;
 pub mod services;
 pub mod tls;
+pub mod web;
 pub mod webhook;
 
 pub use monitoring::ServiceMonitor;
@@ -272,6 +273,7 @@ pub fn all(spec: &KubeDevopsInstallSpec, tls: &WebhookTls) -> Vec<Object> {
     objects.extend(pdb::pod_disruption_budgets(spec).into_iter().map(Object::from));
     objects.extend(network::network_policies(spec).into_iter().map(Object::from));
     objects.extend(monitoring::service_monitors(spec).into_iter().map(Object::from));
+    objects.extend(web::objects(spec));
     if spec.webhook.enabled {
         objects.push(webhook::validating_webhook_configuration(spec, tls).into());
     }

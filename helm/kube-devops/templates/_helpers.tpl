@@ -56,7 +56,8 @@ labels:
 
 {{/*
 A component's Deployment; call with (dict "root" $ "component" "watch" "port" 8080
-"portName" "http" "scheme" "HTTP" "args" (list "watch") "tls" false).
+"portName" "http" "scheme" "HTTP" "args" (list "watch") "tls" false), and optionally
+"replicas" and "serviceAccount" (default replicaCount and the components' account).
 */}}
 {{- define "kube-devops.deployment" -}}
 {{- $root := .root -}}
@@ -67,7 +68,7 @@ kind: Deployment
 metadata:
   {{- include "kube-devops.metadata" (dict "root" $root "component" .component "name" $name) | nindent 2 }}
 spec:
-  replicas: {{ $root.Values.replicaCount }}
+  replicas: {{ .replicas | default $root.Values.replicaCount }}
   selector:
     matchLabels:
       {{- include "kube-devops.selectorLabels" . | nindent 6 }}
@@ -84,7 +85,7 @@ spec:
       labels:
         {{- include "kube-devops.labels" . | nindent 8 }}
     spec:
-      serviceAccountName: {{ include "kube-devops.serviceAccountName" $root }}
+      serviceAccountName: {{ .serviceAccount | default (include "kube-devops.serviceAccountName" $root) }}
       automountServiceAccountToken: true
       {{- with $root.Values.image.pullSecrets }}
       imagePullSecrets:
