@@ -23,7 +23,7 @@ const USAGE: &str =
                                 'verb=update resource=leases status=500 every=3'; keys: verb,
                                 resource, agent (part of the User-Agent), status, every, latency,
                                 times
-  --latency DURATION            delay every request (e.g. 200ms)
+  --latency DURATION            delay every request (e.g. 200ms, or 100ms..300ms)
   --drop-watches-every DURATION end every open watch this often (clients resume)
   --compact-every DURATION      forget the change history this often (resumes get 410 Gone)
 
@@ -75,7 +75,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<Option
             "--fault" => faults
                 .push(testkit::observe::Fault::parse(&value("--fault")?).map_err(|e| anyhow::anyhow!("--fault: {e}"))?),
             "--latency" => {
-                faults.push(testkit::observe::Fault::latency(None, None, duration("--latency", value("--latency")?)?))
+                let text = value("--latency")?;
+                faults.push(
+                    testkit::observe::Fault::parse(&format!("latency={text}"))
+                        .map_err(|e| anyhow::anyhow!("--latency: {e}"))?,
+                )
             }
             "--drop-watches-every" => drop_watches_every = Some(duration(&arg, value("--drop-watches-every")?)?),
             "--compact-every" => compact_every = Some(duration(&arg, value("--compact-every")?)?),

@@ -46,6 +46,9 @@ pub struct Fault {
     pub status: u16,
     /// Delay before the request is served.
     pub latency: Duration,
+    /// Up to this much more delay, spread evenly over the matching requests (`latency=100ms..
+    /// 300ms`: between 100 and 300 ms), as a busy server's answers vary.
+    pub latency_spread: Duration,
     /// How many more requests this fault applies to (None = unlimited).
     pub remaining: Option<u32>,
     pub(crate) seen: u32,
@@ -89,7 +92,7 @@ impl Fault {
                 }
                 "every" => every = Some(number(value)?.max(1)),
                 "times" => fault.remaining = Some(number(value)?),
-                "latency" => fault.latency = parse_duration(value)?,
+                "latency" => (fault.latency, fault.latency_spread) = parse_latency(value)?,
                 other => {
                     return Err(format!(
                         "unknown key {other:?} (verb, resource, agent, status, every, latency, times)"
@@ -143,12 +146,26 @@ pub(crate) fn apply_faults(faults: &mut [Fault], verb: &str, resource: &str, use
         if let Some(r) = &mut f.remaining {
             *r -= 1;
         }
-        outcome.delay += f.latency;
+        // A fixed sequence that covers the spread evenly (Weyl's), repeatable for a test.
+        let fraction = (f64::from(f.seen) * 0.618_033_988_749_895).fract();
+        outcome.delay += f.latency + f.latency_spread.mul_f64(fraction);
         if f.fail_every > 0 && f.seen % f.fail_every == 0 && outcome.fail_with.is_none() {
             outcome.fail_with = Some(f.status);
         }
     }
     outcome
+}
+
+/// A latency, `200ms`, or a range, `100ms..300ms`: (least, spread above it).
+pub fn parse_latency(text: &str) -> Result<(Duration, Duration), String> {
+    match text.split_once("..") {
+        None => Ok((parse_duration(text)?, Duration::ZERO)),
+        Some((low, high)) => {
+            let (low, high) = (parse_duration(low)?, parse_duration(high)?);
+            let spread = high.checked_sub(low).ok_or_else(|| format!("{text:?}: the range must not decrease"))?;
+            Ok((low, spread))
+        }
+    }
 }
 
 /// `200ms`, `10s`, `1.5s`, `2m`.
@@ -169,6 +186,15 @@ mod parse_tests {
     use super::*;
 
     #[test]
+    fn a_latency_range_spreads_the_delays_over_it() {
+        let mut faults = [Fault::parse("latency=100ms..300ms").unwrap()];
+        let delays: Vec<Duration> = (0..200).map(|_| apply_faults(&mut faults, "get", "pods", "x").delay).collect();
+        assert!(delays.iter().all(|d| (Duration::from_millis(100)..=Duration::from_millis(300)).contains(d)));
+        let below = delays.iter().filter(|d| **d < Duration::from_millis(200)).count();
+        assert!((80..=120).contains(&below), "half below the middle: {below}");
+    }
+
+    #[test]
     fn faults_are_read_as_the_command_line_writes_them() {
         let f = Fault::parse("verb=update resource=leases status=500 every=3").unwrap();
         assert_eq!(
@@ -185,6 +211,9 @@ mod parse_tests {
         for bad in ["status=200", "every=2", "verb", "colour=red", "latency=5h"] {
             assert!(Fault::parse(bad).is_err(), "{bad}");
         }
+        let f = Fault::parse("latency=100ms..300ms").unwrap();
+        assert_eq!((f.latency, f.latency_spread), (Duration::from_millis(100), Duration::from_millis(200)));
+        assert!(Fault::parse("latency=300ms..100ms").is_err());
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
     }
