@@ -30,6 +30,11 @@ fn chromium() -> Option<PathBuf> {
 /// Runs headless Chromium on `url` with `action` (`--dump-dom`, or `--screenshot=FILE`);
 /// returns its stdout. The flags keep it off the network and out of the machine's profile.
 fn headless(chromium: &Path, url: &str, action: &str) -> String {
+    headless_at(chromium, url, action, "1280,1600")
+}
+
+/// [`headless`] in a window of `size` (`WIDTH,HEIGHT`).
+fn headless_at(chromium: &Path, url: &str, action: &str, size: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new(chromium)
         .args([
@@ -42,9 +47,9 @@ fn headless(chromium: &Path, url: &str, action: &str) -> String {
             "--disable-component-update",
             "--disable-sync",
             "--hide-scrollbars",
-            "--window-size=1280,1600",
             "--virtual-time-budget=3000",
         ])
+        .arg(format!("--window-size={size}"))
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(action)
         .arg(url)
@@ -101,6 +106,11 @@ fn the_offline_report_renders_and_filters_in_a_browser() {
     assert!(filtered.contains("<tr class=\"finding hidden\" data-severity=\"high\""), "a high finding is hidden");
     assert!(!filtered.contains("<tr class=\"finding hidden\" data-severity=\"low\""), "no low finding is hidden");
     screenshot(&chromium, &url, "report.png");
+    // On a phone: the same content, the findings one column each.
+    let dir = common::repo_path("target/screenshots");
+    let phone = dir.join("report-phone.png");
+    headless_at(&chromium, &format!("{url}#severity=high"), &format!("--screenshot={}", phone.display()), "390,844");
+    assert!(std::fs::read(&phone).unwrap().starts_with(b"\x89PNG"));
 }
 
 const CLUSTER: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n\

@@ -94,3 +94,31 @@ fn a_policy_shows_its_mode_status_and_score_trend() {
     assert!(html.contains("<td>enforce</td>"));
     assert!(!render(&page(SHOP, Vec::new())).contains("id=\"policies\""), "offline: no policy section");
 }
+
+/// WCAG's contrast ratio of a `#rrggbb` colour against white.
+fn contrast_with_white(hex: &str) -> f64 {
+    let channel = |i: usize| {
+        let c = f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap()) / 255.0;
+        if c <= 0.03928 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+    };
+    let luminance = 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
+    1.05 / (luminance + 0.05)
+}
+
+#[test]
+fn every_colour_of_text_and_badges_reads_at_4_5_to_1_on_white() {
+    // Text colours on the white page, and the white text of the badges on them.
+    let css = include_str!("../page.css");
+    let root = &css[..css.find('}').unwrap()];
+    let colours: Vec<(&str, &str)> = root
+        .split(';')
+        .filter_map(|d| d.trim().trim_start_matches(":root {").trim().split_once(':'))
+        .map(|(name, value)| (name.trim(), value.trim()))
+        .filter(|(name, _)| *name != "--bg" && *name != "--line" && *name != "--head")
+        .collect();
+    assert!(colours.len() >= 7, "{colours:?}");
+    for (name, value) in colours {
+        let ratio = contrast_with_white(value);
+        assert!(ratio >= 4.5, "{name} {value}: {ratio:.2}:1");
+    }
+}
