@@ -37,7 +37,6 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
@@ -47,8 +46,15 @@ use std::time::Duration;
 /// Everything is applied again this often, also without a change (a safety net: every object
 /// is watched; the certificate is checked for renewal too).
 pub const RESYNC: Duration = Duration::from_secs(3600);
-/// After a failed reconcile.
-const RETRY: Duration = Duration::from_secs(30);
+/// After a failed reconcile: 1 s, doubling with each failure in a row, at most 30 s (a busy
+/// API server gets fewer requests; a passing fault costs seconds, not half a minute).
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// The pause before the next try after `failures` failed reconciles in a row (1 and more).
+pub fn retry_after(failures: u32) -> Duration {
+    RETRY_FIRST.saturating_mul(1 << failures.saturating_sub(1).min(5)).min(RETRY_MAX)
+}
 
 /// Runs the bootstrap operator until SIGTERM/SIGINT.
 pub fn run(addr: String) -> anyhow::Result<()> {
@@ -69,28 +75,28 @@ async fn reconcile_while_leading(watches: kube::Client, writes: kube::Client, me
     let ns = namespace.as_str();
     let all = watcher::Config::default();
     let named = |name: &str| watcher::Config::default().fields(&format!("metadata.name={name}"));
-    Controller::new(Api::<KubeDevopsInstall>::all(watches.clone()), all.clone())
-        .watches(Api::<Deployment>::namespaced(watches.clone(), ns), all.clone(), install)
-        .watches(Api::<Service>::namespaced(watches.clone(), ns), all.clone(), install)
-        .watches(Api::<PodDisruptionBudget>::namespaced(watches.clone(), ns), all.clone(), install)
-        .watches(Api::<NetworkPolicy>::namespaced(watches.clone(), ns), all.clone(), install)
-        .watches(Api::<ConfigMap>::namespaced(watches.clone(), ns), all.clone(), install)
-        .watches(Api::<ServiceAccount>::namespaced(watches.clone(), ns), all.clone(), install)
+    let c = &watches;
+    let changes = futures::stream::select_all([
+        changes(Api::<Deployment>::namespaced(c.clone(), ns), all.clone()),
+        changes(Api::<Service>::namespaced(c.clone(), ns), all.clone()),
+        changes(Api::<PodDisruptionBudget>::namespaced(c.clone(), ns), all.clone()),
+        changes(Api::<NetworkPolicy>::namespaced(c.clone(), ns), all.clone()),
+        changes(Api::<ConfigMap>::namespaced(c.clone(), ns), all.clone()),
+        changes(Api::<ServiceAccount>::namespaced(c.clone(), ns), all.clone()),
         // The only Secret, webhook configuration and RBAC objects it may read are its own.
-        .watches(Api::<Secret>::namespaced(watches.clone(), ns), named(WEBHOOK_TLS_SECRET), install)
-        .watches(Api::<Role>::namespaced(watches.clone(), ns), named(APP), install)
-        .watches(Api::<RoleBinding>::namespaced(watches.clone(), ns), named(APP), install)
-        .watches(Api::<ClusterRole>::all(watches.clone()), named(APP), install)
-        .watches(Api::<ClusterRoleBinding>::all(watches.clone()), named(APP), install)
-        .watches(Api::<ClusterRole>::all(watches.clone()), named(web::NAME), install)
-        .watches(Api::<ClusterRoleBinding>::all(watches.clone()), named(web::NAME), install)
-        .watches(
-            Api::<ValidatingWebhookConfiguration>::all(watches.clone()),
-            named(&webhook::webhook_service_name()),
-            install,
-        )
-        .watches(Api::<CustomResourceDefinition>::all(watches.clone()), named(SERVICE_MONITOR_CRD), install)
-        .watches(Api::<CustomResourceDefinition>::all(watches.clone()), named(POLICY_REPORT_CRD), install)
+        changes(Api::<Secret>::namespaced(c.clone(), ns), named(WEBHOOK_TLS_SECRET)),
+        changes(Api::<Role>::namespaced(c.clone(), ns), named(APP)),
+        changes(Api::<RoleBinding>::namespaced(c.clone(), ns), named(APP)),
+        changes(Api::<ClusterRole>::all(c.clone()), named(APP)),
+        changes(Api::<ClusterRoleBinding>::all(c.clone()), named(APP)),
+        changes(Api::<ClusterRole>::all(c.clone()), named(web::NAME)),
+        changes(Api::<ClusterRoleBinding>::all(c.clone()), named(web::NAME)),
+        changes(Api::<ValidatingWebhookConfiguration>::all(c.clone()), named(&webhook::webhook_service_name())),
+        changes(Api::<CustomResourceDefinition>::all(c.clone()), named(SERVICE_MONITOR_CRD)),
+        changes(Api::<CustomResourceDefinition>::all(c.clone()), named(POLICY_REPORT_CRD)),
+    ]);
+    Controller::new(Api::<KubeDevopsInstall>::all(watches.clone()), all.clone())
+        .reconcile_all_on(changes)
         .run(reconcile, retry, Arc::new(Context::new(writes, &meter, namespace.clone())))
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -100,11 +106,27 @@ async fn reconcile_while_leading(watches: kube::Client, writes: kube::Client, me
         .await;
 }
 
-/// Every watched object maps to the one install, so reconciles of it never run side by side
-/// (an owner reference from a namespaced object would name it with a namespace: a key of its
-/// own).
-fn install<T>(_: T) -> Option<ObjectRef<KubeDevopsInstall>> {
-    Some(ObjectRef::new(INSTALL_NAME))
+/// A signal for every change of the objects `api` and `config` select, and after every relist:
+/// an object deleted while the watch was down (or resumed from a compacted history, 410 Gone)
+/// shows in no event, only in a relist that no longer has it, and must be put back too.
+fn changes<K>(api: Api<K>, config: watcher::Config) -> futures::stream::BoxStream<'static, ()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    use kube::runtime::WatchStreamExt;
+    watcher(api, config)
+        .default_backoff()
+        .filter_map(|event| async move {
+            match event {
+                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone) => Some(()),
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => None,
+                Err(e) => {
+                    tracing::debug!(error = %e, "watching the installation's objects; retrying");
+                    None
+                }
+            }
+        })
+        .boxed()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +142,8 @@ pub struct Context {
     client: kube::Client,
     /// Where the components are installed (the operator's own namespace).
     namespace: String,
+    /// Failed (or degraded) reconciles in a row, for the retry's back-off.
+    failures: std::sync::atomic::AtomicU32,
     applier: Applier,
     events: Events,
     reconciles: Counter<u64>,
@@ -132,6 +156,7 @@ impl Context {
     pub fn new(client: kube::Client, meter: &Meter, namespace: String) -> Context {
         Context {
             namespace,
+            failures: Default::default(),
             applier: Applier::new(client.clone(), FIELD_MANAGER),
             events: Events::new(client.clone(), "kube-devops-operator"),
             client,
@@ -139,6 +164,11 @@ impl Context {
             errors: counter(meter, &catalog::INSTALL_RECONCILE_ERRORS),
             duration: histogram(meter, &catalog::INSTALL_RECONCILE_DURATION, LATENCY_BUCKETS),
         }
+    }
+
+    /// One more failure in a row: how long to wait before trying again.
+    fn failed(&self) -> Duration {
+        retry_after(self.failures.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1)
     }
 
     fn error(&self, reason: &str) {
@@ -152,8 +182,9 @@ fn retry(_: Arc<KubeDevopsInstall>, error: &Error, context: Arc<Context>) -> Act
         Error::Kube(e) => crate::metrics::error_reason(e),
         Error::Other(_) => "Other".to_string(),
     });
-    tracing::warn!(error = %error, retry_seconds = RETRY.as_secs(), "reconcile failed, retrying");
-    Action::requeue(RETRY)
+    let wait = context.failed();
+    tracing::warn!(error = %error, retry_seconds = wait.as_secs(), "reconcile failed, retrying");
+    Action::requeue(wait)
 }
 
 /// Makes the cluster match `install`, and says when to look again.
@@ -246,8 +277,9 @@ async fn reconcile_install(install: Arc<KubeDevopsInstall>, context: &Context) -
     if let Some(problem) = problem {
         tracing::warn!(%problem, "not everything could be applied");
         context.events.publish(&*install, Reason::ApplyFailed, problem.clone()).await;
-        return Ok(Action::requeue(if only_missing_crds { RESYNC } else { RETRY }));
+        return Ok(Action::requeue(if only_missing_crds { RESYNC } else { context.failed() }));
     }
+    context.failures.store(0, std::sync::atomic::Ordering::Release);
     Ok(Action::requeue(RESYNC))
 }
 
@@ -297,6 +329,12 @@ fn describe(what: &str, error: &kube::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_back_off_from_a_second_to_half_a_minute() {
+        let waits: Vec<u64> = (1..=8).map(|n| retry_after(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30, 30]);
+    }
     use crate::api::install::IntegrationState;
     use crate::fixtures::cluster_with_crds;
     use crate::manifests::NAMESPACE;

@@ -109,7 +109,7 @@ impl Kubelet {
             .name("testkit-kubelet".into())
             .spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("kubelet runtime");
-                let mut node = Node::default();
+                let mut node = Node { addresses: Addresses::for_next_node(), ..Node::default() };
                 while !flag.load(Ordering::Relaxed) {
                     sync(&state, &root, &mut node, &rt);
                     std::thread::sleep(Duration::from_millis(100));
@@ -149,9 +149,23 @@ struct Addresses {
     next: u32,
 }
 
+/// Kubelets started by this process so far: each starts handing out addresses in a /16 of its
+/// own, so clusters that run side by side (tests in parallel) never give two pods the same
+/// address (a server listening on `$POD_IP:port` would find it taken).
+static NODES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 impl Addresses {
     const FIRST: u32 = u32::from_be_bytes([127, 0, 0, 2]);
     const LAST: u32 = u32::from_be_bytes([127, 255, 255, 254]);
+
+    /// The addresses of the next kubelet of this process: from 127.N.0.1 for the Nth, and from
+    /// a block that differs between processes too (by process id), for test binaries run at once.
+    fn for_next_node() -> Addresses {
+        let node = NODES.fetch_add(1, Ordering::Relaxed);
+        // The first keeps 127.0.x.x (what a single cluster always used); the others 1-254.
+        let block = if node == 0 { 0 } else { 1 + (std::process::id() % 16 * 16 + node - 1) % 254 };
+        Addresses { next: block << 16, ..Addresses::default() }
+    }
 
     fn mark(&mut self, ip: &str) {
         if let Ok(ip) = ip.parse::<Ipv4Addr>() {
@@ -523,6 +537,8 @@ mod tests {
         assert_eq!(taken[253], "127.0.1.1", ".255 and .0 are skipped");
         let distinct: std::collections::HashSet<&String> = taken.iter().collect();
         assert_eq!(distinct.len(), 600);
+        let (first, second) = (Addresses::for_next_node(), Addresses::for_next_node());
+        assert_ne!(first.next >> 16, second.next >> 16, "two nodes of a process hand out different blocks");
         addresses.release("127.0.0.7");
         addresses.mark("127.0.2.90");
         let next: Vec<String> = (0..200).map(|_| addresses.allocate().unwrap()).collect();
