@@ -169,17 +169,7 @@ async fn the_in_cluster_dashboard_reads_with_its_own_account_and_writes_nothing(
     apply_ok(&cluster, &common::e2e::render("generate-all", &install));
     apply_ok(&cluster, CLUSTER);
     common::e2e::wait_ready(&cluster, "kube-devops-dashboard", 1).await;
-    let out = cluster.kubectl(&[
-        "get",
-        "pods",
-        "-n",
-        "kube-devops",
-        "-l",
-        "app.kubernetes.io/component=dashboard",
-        "-o",
-        "jsonpath={.items[0].status.podIP}",
-    ]);
-    let ip = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let ip = common::e2e::component_pod_ips(&cluster, "dashboard").remove(0);
     let page = wait_for("the dashboard's page", 30, || common::e2e::http_get(&ip, 8090, "/"));
     assert!(page.contains("<h1>kube-devops dashboard</h1>"), "{page}");
     assert!(page.contains("<tr data-policy=\"shop/strict\">"), "it reads the policies");

@@ -72,39 +72,27 @@ async fn the_bootstrap_operator_converges_heals_and_keeps_one_leader_through_fau
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    let peak = peak_rate(&component_requests(&cluster), 10);
-    eprintln!("busiest component pod with faults: {peak:.1} requests/s over 10 s");
-    assert!(peak <= PEAK_RATE, "a component sent {peak:.1} requests/s over 10 s");
+    bounded_then_idle(cluster, chaos.unwrap(), "operator", 15).await;
+}
 
-    chaos.unwrap().stop();
-    let idle = tokio::task::spawn_blocking(move || {
-        let idle = wait_idle(&cluster, 15, 75);
-        drop(cluster);
-        idle
-    })
-    .await
-    .unwrap();
-    eprintln!("idle (Lease renewals only for 15 s) {idle:?} after the faults stopped");
+/// While the faults last, no component pod sent more than [`PEAK_RATE`] requests a second (over
+/// any 10 s); once they stop, the components write only Lease renewals for `quiet` seconds
+/// within 75 s. Prints the figures.
+async fn bounded_then_idle(cluster: TestCluster, chaos: chaos::Chaos, what: &str, quiet: u64) {
+    let requests = component_requests(&cluster);
+    let peak = peak_rate(&requests, 10);
+    eprintln!("{what}: busiest pod with faults {peak:.1} requests/s over 10 s; {} requests in all", requests.len());
+    assert!(peak <= PEAK_RATE, "a component pod sent {peak:.1} requests/s over 10 s");
+    chaos.stop();
+    let idle = tokio::task::spawn_blocking(move || wait_idle(&cluster, quiet, 75)).await.unwrap();
+    eprintln!("{what}: idle (Lease renewals only for {quiet} s) {idle:?} after the faults stopped");
 }
 
 /// How many replicas of `component` report `kube_devops_leader 1` on their /metrics.
 fn leaders(cluster: &TestCluster, component: &str, port: u16) -> usize {
-    let out = cluster.kubectl(&[
-        "get",
-        "pods",
-        "-n",
-        "kube-devops",
-        "-l",
-        &format!("app.kubernetes.io/component={component}"),
-        "-o",
-        "jsonpath={.items[*].status.podIP}",
-    ]);
-    let ips = String::from_utf8_lossy(&out.stdout).to_string();
+    let ips = common::e2e::component_pod_ips(cluster, component);
     let series = format!("kube_devops_leader{{component=\"{component}\"}}");
-    ips.split_whitespace()
-        .filter_map(|ip| http_get(ip, port, "/metrics"))
-        .filter(|m| sample(m, &series) == Some(1.0))
-        .count()
+    ips.iter().filter_map(|ip| http_get(ip, port, "/metrics")).filter(|m| sample(m, &series) == Some(1.0)).count()
 }
 
 const SHOP: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n\
@@ -168,15 +156,7 @@ async fn the_reconcile_operator_records_each_change_once_through_faults() {
     history.sort_by(|a, b| a.spec.timestamp.cmp(&b.spec.timestamp));
     let recorded: Vec<u32> = history.iter().map(|r| r.spec.total_violations).collect();
     assert_eq!(recorded, scores.iter().map(|v| v.unwrap()).collect::<Vec<_>>(), "one result per change, no duplicates");
-    let peak = peak_rate(&component_requests(&cluster), 10);
-    eprintln!(
-        "reconcile: busiest pod with faults {peak:.1} requests/s over 10 s; {} requests in all",
-        component_requests(&cluster).len()
-    );
-    assert!(peak <= PEAK_RATE, "{peak:.1} requests/s");
-    chaos.stop();
-    let idle = tokio::task::spawn_blocking(move || wait_idle(&cluster, 10, 75)).await.unwrap();
-    eprintln!("reconcile idle {idle:?} after the faults stopped");
+    bounded_then_idle(cluster, chaos, "reconcile", 10).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -204,12 +184,7 @@ async fn the_watch_controller_scores_as_analyze_does_through_faults() {
         assert_eq!(leaders(&cluster, "watch", 8080), 1, "one leader");
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
-    let peak = peak_rate(&component_requests(&cluster), 10);
-    eprintln!("watch: busiest pod with faults {peak:.1} requests/s over 10 s");
-    assert!(peak <= PEAK_RATE, "{peak:.1} requests/s");
-    chaos.stop();
-    let idle = tokio::task::spawn_blocking(move || wait_idle(&cluster, 10, 75)).await.unwrap();
-    eprintln!("watch idle {idle:?} after the faults stopped");
+    bounded_then_idle(cluster, chaos, "watch", 10).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -244,10 +219,5 @@ async fn the_webhook_answers_from_its_cache_through_faults() {
         started.elapsed(),
         changed.elapsed()
     );
-    let peak = peak_rate(&component_requests(&cluster), 10);
-    eprintln!("webhook: busiest pod with faults {peak:.1} requests/s over 10 s");
-    assert!(peak <= PEAK_RATE, "{peak:.1} requests/s");
-    chaos.stop();
-    let idle = tokio::task::spawn_blocking(move || wait_idle(&cluster, 10, 75)).await.unwrap();
-    eprintln!("webhook idle {idle:?} after the faults stopped");
+    bounded_then_idle(cluster, chaos, "webhook", 10).await;
 }

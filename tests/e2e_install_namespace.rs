@@ -9,17 +9,14 @@
 
 mod common;
 
+use common::e2e::condition;
+
 use common::e2e::{apply_ok, cluster_running_kube_devops, refused, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
 use kube_devops::api::KubeDevopsInstall;
 
 const NAMESPACE: &str = "operators";
-
-fn condition(install: &KubeDevopsInstall, kind: &str) -> Option<String> {
-    let status = install.status.as_ref()?;
-    status.conditions.iter().find(|c| c.type_ == kind).map(|c| c.status.clone())
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_operator_installs_the_components_into_its_own_namespace() {

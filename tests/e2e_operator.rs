@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::e2e::condition;
+
 use common::e2e::{
     apply_ok, cluster_running_kube_devops, http_get, install_file, lease_holder, refused, sample, wait_until,
 };
@@ -22,11 +24,6 @@ use kube::discovery::ApiResource;
 use kube_devops::api::KubeDevopsInstall;
 use kube_devops::api::install::IntegrationState;
 use std::time::Instant;
-
-fn condition(install: &KubeDevopsInstall, kind: &str) -> Option<String> {
-    let status = install.status.as_ref()?;
-    status.conditions.iter().find(|c| c.type_ == kind).map(|c| c.status.clone())
-}
 
 fn service_monitor_resource() -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk("monitoring.coreos.com", "v1", "ServiceMonitor"))

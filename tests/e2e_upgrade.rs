@@ -7,10 +7,12 @@
 
 mod common;
 
+use common::e2e::condition;
+
 use common::e2e::{apply_ok, cluster_running_kube_devops, install_file, lease_holder, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use kube_devops::api::KubeDevopsInstall;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,11 +21,6 @@ use std::time::Instant;
 
 const REPOSITORY: &str = kube_devops::api::install::DEFAULT_IMAGE_REPOSITORY;
 const COMPONENTS: [&str; 3] = ["watch", "reconcile", "webhook"];
-
-fn condition(install: &KubeDevopsInstall, kind: &str) -> Option<String> {
-    let status = install.status.as_ref()?;
-    status.conditions.iter().find(|c| c.type_ == kind).map(|c| c.status.clone())
-}
 
 /// The images of the pods of a component that are not terminating.
 async fn images(pods: &Api<Pod>, component: &str) -> Vec<String> {
@@ -55,25 +52,8 @@ async fn an_upgrade_rolls_every_component_with_no_failed_admission_call() {
     apply_ok(&cluster, "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n");
 
     // Admission calls one after the other (dry runs, judged by the webhook) while it upgrades.
-    let pods_in_shop: Api<Pod> = Api::namespaced(client.clone(), "shop");
-    let probe: Pod = serde_json::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"generateName": "probe-"}, "spec": {"containers": [{"name": "web", "image": "nginx:1.27.3"}]}}))
-    .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let caller = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let (mut calls, mut failures) = (0, Vec::new());
-            while !stop.load(Ordering::Relaxed) {
-                calls += 1;
-                if let Err(e) = pods_in_shop.create(&PostParams { dry_run: true, ..Default::default() }, &probe).await {
-                    failures.push(e.to_string());
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            (calls, failures)
-        })
-    };
+    let caller = common::e2e::admission_calls(client.clone(), "shop", stop.clone());
 
     // The upgrade: the operator's new image, and the install asking for the same version.
     let new = "9.9.9";

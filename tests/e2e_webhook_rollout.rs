@@ -6,8 +6,6 @@
 mod common;
 
 use common::e2e::{apply_ok, cluster_running_kube_devops, install_file, render, wait_ready};
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, PostParams};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -23,28 +21,9 @@ async fn admission_never_fails_while_the_webhook_rolls_out() {
     wait_ready(&cluster, "kube-devops-webhook", 2).await;
     apply_ok(&cluster, "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n");
 
-    // Admission calls, one after the other, for as long as the rollout takes (dry runs: the
-    // webhook judges them, nothing is stored).
-    let pods: Api<Pod> = Api::namespaced(cluster.client().await, "shop");
-    let pod: Pod = serde_json::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"generateName": "probe-"},
-        "spec": {"containers": [{"name": "web", "image": "nginx:1.27.3"}]}}))
-    .unwrap();
+    // Admission calls, one after the other, for as long as the rollout takes.
     let stop = Arc::new(AtomicBool::new(false));
-    let caller = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let (mut calls, mut failures) = (0, Vec::new());
-            while !stop.load(Ordering::Relaxed) {
-                calls += 1;
-                if let Err(e) = pods.create(&PostParams { dry_run: true, ..Default::default() }, &pod).await {
-                    failures.push(e.to_string());
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            (calls, failures)
-        })
-    };
+    let caller = common::e2e::admission_calls(cluster.client().await, "shop", stop.clone());
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 
     let started = Instant::now();

@@ -14,6 +14,18 @@ pub struct SourcedWorkload {
 }
 
 impl SourcedWorkload {
+    /// The workloads of a cluster's pods, each sourced as `pod/<namespace>/<name>` (what
+    /// `analyze` and the live dashboard score).
+    pub fn from_pods(pods: Vec<k8s_openapi::api::core::v1::Pod>) -> Vec<SourcedWorkload> {
+        pods.into_iter()
+            .filter_map(Workload::from_pod)
+            .map(|workload| SourcedWorkload {
+                source: format!("pod/{}/{}", workload.namespace_or_default(), workload.name),
+                workload,
+            })
+            .collect()
+    }
+
     /// The workload's namespace and what is evaluated of it (for [`crate::governance::assess`]).
     pub fn subject(&self) -> Option<(&str, &crate::governance::PodFacts)> {
         Some((self.workload.namespace_or_default(), &self.workload.facts))

@@ -144,6 +144,8 @@ pub struct Context {
     namespace: String,
     /// Failed (or degraded) reconciles in a row, for the retry's back-off.
     failures: std::sync::atomic::AtomicU32,
+    /// Whether the cluster serves OpenShift's security API, once discovered.
+    assigns_ids: tokio::sync::OnceCell<bool>,
     applier: Applier,
     events: Events,
     reconciles: Counter<u64>,
@@ -157,6 +159,7 @@ impl Context {
         Context {
             namespace,
             failures: Default::default(),
+            assigns_ids: Default::default(),
             applier: Applier::new(client.clone(), FIELD_MANAGER),
             events: Events::new(client.clone(), "kube-devops-operator"),
             client,
@@ -222,7 +225,7 @@ async fn reconcile_install(install: Arc<KubeDevopsInstall>, context: &Context) -
             minted
         }
     };
-    let apis = cluster_apis(&client).await?;
+    let apis = cluster_apis(&client, &context.assigns_ids).await?;
     let mut problems = Vec::new();
     // Only ServiceMonitors without the Prometheus Operator's CRDs: retrying soon will not help
     // (the CRD's appearance starts a reconcile).
@@ -285,7 +288,10 @@ async fn reconcile_install(install: Arc<KubeDevopsInstall>, context: &Context) -
 
 /// What the cluster serves of the installation's optional APIs: the ServiceMonitor and
 /// PolicyReport CRDs are there, Established, and serve the version kube-devops writes.
-async fn cluster_apis(client: &kube::Client) -> Result<ClusterApis, kube::Error> {
+async fn cluster_apis(
+    client: &kube::Client,
+    assigns_ids: &tokio::sync::OnceCell<bool>,
+) -> Result<ClusterApis, kube::Error> {
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
     let serves = |crd: Option<CustomResourceDefinition>, api: &str| {
         crd.is_some_and(|crd| {
@@ -299,14 +305,17 @@ async fn cluster_apis(client: &kube::Client) -> Result<ClusterApis, kube::Error>
             established && crd.spec.versions.iter().any(|v| v.name == version && v.served)
         })
     };
-    // OpenShift's security API is served by its own API server, not a CRD: ask discovery.
+    // OpenShift's security API is served by its own API server, not a CRD: ask discovery, once
+    // (a cluster does not become OpenShift, nor stop being it).
     let (group, version) = ClusterApis::OPENSHIFT_SECURITY_API.split_once('/').unwrap_or_default();
-    let assigns_ids = client
-        .list_api_groups()
-        .await?
-        .groups
-        .iter()
-        .any(|g| g.name == group && g.versions.iter().any(|v| v.version == version));
+    let assigns_ids = *assigns_ids
+        .get_or_try_init(|| async {
+            let groups = client.list_api_groups().await?.groups;
+            Ok::<_, kube::Error>(
+                groups.iter().any(|g| g.name == group && g.versions.iter().any(|v| v.version == version)),
+            )
+        })
+        .await?;
     Ok(ClusterApis {
         service_monitors: serves(crds.get_opt(SERVICE_MONITOR_CRD).await?, ClusterApis::SERVICE_MONITOR_API),
         policy_reports: serves(crds.get_opt(POLICY_REPORT_CRD).await?, ClusterApis::POLICY_REPORT_API),

@@ -7,7 +7,6 @@ use crate::audit::input::{Inputs, SourcedWorkload};
 use crate::audit::render::render;
 use crate::audit::report::{AuditReport, PolicySource};
 use crate::governance::Rules;
-use crate::workload::Workload;
 use anyhow::{Context, anyhow, bail};
 use k8s_openapi::jiff::Timestamp;
 use std::path::{Path, PathBuf};
@@ -31,14 +30,7 @@ pub fn analyze(namespace: Option<&str>, opts: &AuditOptions) -> anyhow::Result<u
             .await
             .map_err(|e| anyhow!("cannot list pods from the cluster: {e}"))
     })?;
-    let workloads: Vec<SourcedWorkload> = pods
-        .into_iter()
-        .filter_map(Workload::from_pod)
-        .map(|workload| SourcedWorkload {
-            source: format!("pod/{}/{}", workload.namespace_or_default(), workload.name),
-            workload,
-        })
-        .collect();
+    let workloads = SourcedWorkload::from_pods(pods);
     let report = AuditReport::build(source, &rules, &workloads, Timestamp::now());
     let scope = namespace.map(|n| format!("namespace {n} of the cluster")).unwrap_or_else(|| "the cluster".into());
     Ok(finish(&report, opts, &scope))

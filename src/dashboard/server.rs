@@ -10,7 +10,6 @@ use crate::api::{DevOpsPolicy, PolicyAuditResult};
 use crate::audit::input::SourcedWorkload;
 use crate::audit::report::{AuditReport, PolicySource};
 use crate::governance::Rules;
-use crate::workload::Workload;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use k8s_openapi::jiff::Timestamp;
@@ -89,14 +88,7 @@ async fn index(state: web::Data<State>) -> HttpResponse {
 /// The page for the cluster now.
 async fn page(client: &kube::Client, bundle: BundleName) -> anyhow::Result<Page> {
     let pods = crate::cluster::list_pods(client.clone(), None).await.context("listing pods")?;
-    let workloads: Vec<SourcedWorkload> = pods
-        .into_iter()
-        .filter_map(Workload::from_pod)
-        .map(|workload| SourcedWorkload {
-            source: format!("pod/{}/{}", workload.namespace_or_default(), workload.name),
-            workload,
-        })
-        .collect();
+    let workloads = SourcedWorkload::from_pods(pods);
     let rules = Rules::from_spec(&Bundle::of(bundle).spec);
     let report = AuditReport::build(PolicySource::bundle(bundle), &rules, &workloads, Timestamp::now());
     let policies = Api::<DevOpsPolicy>::all(client.clone()).list(&ListParams::default()).await;

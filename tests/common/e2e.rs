@@ -147,3 +147,52 @@ pub fn lease_holder(cluster: &TestCluster, name: &str) -> Option<(String, String
 pub fn refused(cluster: &TestCluster, user: &str) -> Vec<testkit::observe::RequestRecord> {
     cluster.requests().into_iter().filter(|r| r.user == user && r.code == 403).collect()
 }
+
+/// The status of the condition `kind` of a KubeDevopsInstall (`True`, `False`), if it has one.
+pub fn condition(install: &kube_devops::api::KubeDevopsInstall, kind: &str) -> Option<String> {
+    let status = install.status.as_ref()?;
+    status.conditions.iter().find(|c| c.type_ == kind).map(|c| c.status.clone())
+}
+
+/// The IPs of the pods of `component` in kube-devops.
+pub fn component_pod_ips(cluster: &TestCluster, component: &str) -> Vec<String> {
+    let selector = format!("app.kubernetes.io/component={component}");
+    let out = cluster.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        "kube-devops",
+        "-l",
+        &selector,
+        "-o",
+        "jsonpath={.items[*].status.podIP}",
+    ]);
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect()
+}
+
+/// Admission calls to `namespace`, one after the other every 20 ms (dry-run creates of a
+/// compliant pod: the webhook judges them, nothing is stored), until `stop` is set; the task
+/// returns how many were made and the errors of those that failed.
+pub fn admission_calls(
+    client: kube::Client,
+    namespace: &str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods: kube::Api<Pod> = kube::Api::namespaced(client, namespace);
+    let probe: Pod = serde_json::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"generateName": "probe-"}, "spec": {"containers": [{"name": "web", "image": "nginx:1.27.3"}]}}))
+    .unwrap();
+    tokio::spawn(async move {
+        let (mut calls, mut failures) = (0, Vec::new());
+        let params = kube::api::PostParams { dry_run: true, ..Default::default() };
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            calls += 1;
+            if let Err(e) = pods.create(&params, &probe).await {
+                failures.push(e.to_string());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (calls, failures)
+    })
+}
